@@ -1,0 +1,95 @@
+"""One typed settings object, read from the environment (and an optional ``.env`` file).
+
+Every setting has the name of its environment variable; ``.env.example`` lists them all.
+Money amounts are in US dollars, weights are fractions of portfolio equity.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipelines.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of every stage. Read once per process via :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Where state lives. Empty WAREHOUSE_URL means: start the embedded PostgreSQL under home.
+    home: Path = Field(PROJECT_ROOT / ".mltrade", validation_alias="MLTRADE_HOME")
+    warehouse_url: str = ""
+    warehouse_pool_size: int = Field(5, ge=1)
+    warehouse_statement_timeout_ms: int = Field(120_000, ge=0)
+    mlflow_tracking_uri: str = ""
+
+    # Market data
+    data_source: Literal["sample", "yahoo", "alpaca"] = "sample"
+    universe: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+    # Model
+    model_name: str = "mltrade-returns"
+    train_window_days: int = Field(180, ge=20)
+
+    # Portfolio and risk
+    strategy: str = "ml_mean_variance"
+    risk_aversion: float = Field(5.0, gt=0)
+    max_weight: float = Field(0.05, gt=0, le=1)
+    cash_buffer: float = Field(0.02, ge=0, lt=1)
+    min_order_notional: float = Field(100.0, ge=0)
+    max_order_notional: float = Field(100_000.0, gt=0)
+    max_orders_per_run: int = Field(600, ge=1)
+    initial_capital: float = Field(1_000_000.0, gt=0)
+    commission_per_share: float = Field(0.0, ge=0)
+    slippage_bps: float = Field(5.0, ge=0)
+
+    # Broker
+    broker: Literal["simulated", "alpaca"] = "simulated"
+    trading_mode: Literal["paper", "live"] = "paper"
+    live_trading_confirmed: bool = False
+    alpaca_api_key: SecretStr = SecretStr("")
+    alpaca_secret_key: SecretStr = SecretStr("")
+    alpaca_data_feed: Literal["iex", "sip"] = "iex"
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _split_universe(cls, value: object) -> object:
+        """Accept ``UNIVERSE=AAPL,MSFT`` as well as a list."""
+        if isinstance(value, str):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _live_needs_confirmation(self) -> Settings:
+        if self.trading_mode == "live" and not self.live_trading_confirmed:
+            raise ValueError(
+                "TRADING_MODE=live needs LIVE_TRADING_CONFIRMED=true as well; "
+                "leave TRADING_MODE=paper unless you mean to trade real money"
+            )
+        return self
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking URI: MLFLOW_TRACKING_URI, or a SQLite store under ``home``."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; a bad value raises :class:`ConfigurationError` naming it."""
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigurationError(f"invalid configuration: {exc}") from exc

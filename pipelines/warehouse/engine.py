@@ -1,0 +1,49 @@
+"""SQLAlchemy engines for the warehouse: pooled, with a statement timeout."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlalchemy as sa
+
+from pipelines.config import Settings, get_settings
+from pipelines.errors import WarehouseError
+from pipelines.warehouse import embedded
+
+
+def warehouse_url(settings: Settings | None = None) -> str:
+    """``WAREHOUSE_URL``, or the embedded server's URL (starting it if needed)."""
+    settings = settings or get_settings()
+    url = settings.warehouse_url
+    if not url:
+        return embedded.start(settings.home / "postgres")
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
+    """A pooled engine whose sessions time out statements after the configured limit."""
+    settings = settings or get_settings()
+    engine = sa.create_engine(
+        url,
+        pool_size=settings.warehouse_pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": f"-c statement_timeout={settings.warehouse_statement_timeout_ms}"},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        safe = engine.url.render_as_string(hide_password=True)
+        raise WarehouseError(
+            f"cannot reach the warehouse at {safe}: {exc.orig}. Check WAREHOUSE_URL, "
+            "or unset it to use the embedded PostgreSQL."
+        ) from exc
+    return engine
+
+
+@lru_cache(maxsize=4)
+def get_engine(url: str | None = None) -> sa.Engine:
+    """The process-wide engine for ``url`` (default: :func:`warehouse_url`)."""
+    return create_engine(url or warehouse_url())

@@ -1,0 +1,86 @@
+"""Shared fixtures: a throwaway warehouse database on a real PostgreSQL server.
+
+By default the server is an embedded PostgreSQL under a temporary ``MLTRADE_HOME`` (MLflow and
+Airflow state go there too). With ``WAREHOUSE_URL`` set (e.g. the machine's server at
+127.0.0.1:5432), a database ``mltrade_test_<random>`` is created on that server and dropped
+at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+_TEST_HOME = Path(os.environ.get("MLTRADE_TEST_HOME", f"/tmp/mltrade-test-{os.getpid()}"))
+os.environ["MLTRADE_HOME"] = str(_TEST_HOME)
+os.environ.setdefault("AIRFLOW_HOME", str(_TEST_HOME / "airflow"))
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from pipelines.config import get_settings  # noqa: E402  (reads the environment set above)
+from pipelines.warehouse import embedded  # noqa: E402
+from pipelines.warehouse.engine import create_engine  # noqa: E402
+from pipelines.warehouse.migrate import upgrade  # noqa: E402
+
+_DATA_TABLES = (
+    "order_events, fills, orders, target_weights, plans, predictions, features, quarantine, "
+    "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs"
+)
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def warehouse_url() -> Iterator[str]:
+    """URL of a fresh, migrated database for this test session."""
+    name = f"mltrade_test_{uuid.uuid4().hex[:8]}"
+    external = os.environ.get("WAREHOUSE_URL", "")
+    if external:
+        admin = _libpq(external)
+        embedded.ensure_database(admin, name)
+        url = embedded.sqlalchemy_url(admin, name)
+    else:
+        url = embedded.start(_TEST_HOME / "postgres")
+        admin = _libpq(url)
+        embedded.ensure_database(admin, name)
+        url = embedded.sqlalchemy_url(admin, name)
+    os.environ["WAREHOUSE_URL"] = url
+    get_settings.cache_clear()
+    yield url
+    if external:
+        os.environ["WAREHOUSE_URL"] = external
+    with psycopg.connect(_libpq(embedded.sqlalchemy_url(admin, "postgres")), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if not external:
+        embedded.stop(_TEST_HOME / "postgres")
+
+
+@pytest.fixture(scope="session")
+def engine(warehouse_url: str) -> Iterator[sa.Engine]:
+    eng = create_engine(warehouse_url, get_settings())
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def warehouse(engine: sa.Engine) -> sa.Engine:
+    """The session's engine with every data table emptied first."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture
+def settings(warehouse_url: str):
+    """Fresh settings read from the environment (use monkeypatch.setenv before requesting)."""
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
