@@ -1,0 +1,72 @@
+"""NYSE sessions from pandas-market-calendars: no hand-written holiday lists.
+
+A *session* is an exchange trading day, named by its date in New York (``session_date``).
+Times returned are UTC; a bar's ``ts`` is its session's close (13:00 New York on early closes).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+import pandas as pd
+
+EXCHANGE = "NYSE"
+EXCHANGE_TZ = "America/New_York"
+
+
+@lru_cache(maxsize=1)
+def _calendar():
+    import pandas_market_calendars as mcal
+
+    return mcal.get_calendar(EXCHANGE)
+
+
+@lru_cache(maxsize=256)
+def schedule(start: date, end: date) -> pd.DataFrame:
+    """Sessions in ``[start, end]``: index = session date, columns ``open``/``close`` in UTC."""
+    frame = _calendar().schedule(start_date=start, end_date=end)
+    frame = frame.rename(columns={"market_open": "open", "market_close": "close"})
+    frame.index = pd.Index([ts.date() for ts in frame.index], name="session_date")
+    return frame[["open", "close"]]
+
+
+def sessions(start: date, end: date) -> list[date]:
+    """Session dates in ``[start, end]``, ascending."""
+    return list(schedule(start, end).index)
+
+
+def is_session(day: date) -> bool:
+    return day in schedule(day, day).index
+
+
+def session_close(day: date) -> pd.Timestamp:
+    """The close of session ``day`` in UTC; raises ValueError when ``day`` is not a session."""
+    frame = schedule(day, day)
+    if frame.empty:
+        raise ValueError(f"{day} is not an {EXCHANGE} session")
+    return frame["close"].iloc[0]
+
+
+def session_open(day: date) -> pd.Timestamp:
+    """The open of session ``day`` in UTC; raises ValueError when ``day`` is not a session."""
+    frame = schedule(day, day)
+    if frame.empty:
+        raise ValueError(f"{day} is not an {EXCHANGE} session")
+    return frame["open"].iloc[0]
+
+
+def previous_session(day: date) -> date:
+    """The last session strictly before ``day``."""
+    earlier = sessions(day - timedelta(days=10), day - timedelta(days=1))
+    return earlier[-1]
+
+
+def next_session(day: date) -> date:
+    """The first session strictly after ``day``."""
+    return sessions(day + timedelta(days=1), day + timedelta(days=10))[0]
+
+
+def exchange_date(moment: datetime) -> date:
+    """The New York calendar date of an aware datetime."""
+    return pd.Timestamp(moment).tz_convert(EXCHANGE_TZ).date()
