@@ -70,3 +70,11 @@ def next_session(day: date) -> date:
 def exchange_date(moment: datetime) -> date:
     """The New York calendar date of an aware datetime."""
     return pd.Timestamp(moment).tz_convert(EXCHANGE_TZ).date()
+
+
+def sessions_closing_in(start: datetime, end: datetime) -> list[date]:
+    """Sessions whose close falls in ``[start, end)``: the sessions an Airflow data interval covers."""
+    frame = schedule(exchange_date(start), exchange_date(end))
+    closes = frame["close"]
+    mask = (closes >= pd.Timestamp(start)) & (closes < pd.Timestamp(end))
+    return list(frame.index[mask])

@@ -9,6 +9,7 @@ at the end of the session.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ import sqlalchemy as sa
 _TEST_HOME = Path(os.environ.get("MLTRADE_TEST_HOME", f"/tmp/mltrade-test-{os.getpid()}"))
 os.environ["MLTRADE_HOME"] = str(_TEST_HOME)
 os.environ.setdefault("AIRFLOW_HOME", str(_TEST_HOME / "airflow"))
+_DAGS = Path(__file__).resolve().parents[1] / "dags"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
+sys.path.append(str(_DAGS))  # as Airflow's dags-folder bundle does for shared DAG modules
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 from pipelines.config import get_settings  # noqa: E402  (reads the environment set above)

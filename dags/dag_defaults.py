@@ -1,0 +1,45 @@
+"""What the mltrade DAGs share: assets, default task arguments, and date resolution.
+
+Cheap to import: no database, connection or network access at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from airflow.sdk import Asset
+
+# Assets name warehouse tables and the model registry; a producer's success triggers consumers.
+BARS = Asset(name="bars", uri="postgres://warehouse:5432/mltrade/public/bars")
+FEATURES = Asset(name="features", uri="postgres://warehouse:5432/mltrade/public/features")
+MODEL = Asset(name="model", uri="mlflow://registry/mltrade-returns")
+ORDERS = Asset(name="orders", uri="postgres://warehouse:5432/mltrade/public/orders")
+
+EXCHANGE_TZ = "America/New_York"
+START_DATE = datetime(2009, 8, 21)  # first session of the offline sample data
+
+DEFAULT_ARGS = {
+    "owner": "mltrade",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+def as_date(value: object) -> date | None:
+    """A trigger-form value ('2010-08-20', '', None) as a date."""
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def sessions_of_interval(params: dict, start: datetime, end: datetime) -> tuple[date, date] | None:
+    """``[first, last]`` session to work on: the trigger form's range, else the data interval's."""
+    from pipelines import calendar
+
+    first, last = as_date(params.get("start")), as_date(params.get("end"))
+    if first and last:
+        return first, last
+    covered = calendar.sessions_closing_in(start, end)
+    return (covered[0], covered[-1]) if covered else None

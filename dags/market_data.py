@@ -1,0 +1,41 @@
+"""Collect, validate and load daily bars after the NYSE close.
+
+Scheduled runs load the sessions that closed in their data interval; a run triggered with
+``start``/``end`` loads that range in one go (how history is backfilled).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from dag_defaults import BARS, DEFAULT_ARGS, EXCHANGE_TZ, START_DATE, sessions_of_interval
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("30 16 * * 1-5", timezone=EXCHANGE_TZ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mltrade", "market-data"],
+    params={
+        "start": Param(None, type=["null", "string"], format="date", description="first session (YYYY-MM-DD)"),
+        "end": Param(None, type=["null", "string"], format="date", description="last session (YYYY-MM-DD)"),
+    },
+    doc_md=__doc__,
+)
+def market_data():
+    @task(outlets=[BARS])
+    def ingest(params=None, data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from pipelines import jobs
+
+        span = sessions_of_interval(params, data_interval_start, data_interval_end)
+        if span is None:
+            raise AirflowSkipException("no NYSE session closed in this data interval")
+        return jobs.ingest_bars(span[0], span[1], run_id)
+
+    ingest()
+
+
+market_data()

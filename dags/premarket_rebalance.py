@@ -1,0 +1,86 @@
+"""Pre-market rebalance on NYSE sessions: predict, optimize, gate, submit, reconcile.
+
+The run's session is the New York date of its data interval end (08:00 before the open) or
+the ``session_date`` given in the trigger form. Holidays and weekends are skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from dag_defaults import DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, START_DATE, as_date
+
+# Order submission is never retried blindly by Airflow: a rerun goes through the
+# exactly-once path (ledger first, then ask the broker by client_order_id).
+MONEY_ARGS = {**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(minutes=10)}
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 8 * * 1-5", timezone=EXCHANGE_TZ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=MONEY_ARGS,
+    tags=["mltrade", "trading"],
+    params={"session_date": Param(None, type=["null", "string"], format="date",
+                                  description="session to trade; empty = the run's date")},
+    doc_md=__doc__,
+)
+def premarket_rebalance():
+    @task
+    def session(params=None, data_interval_end=None) -> str:
+        from pipelines import calendar
+
+        day = as_date(params.get("session_date")) or calendar.exchange_date(data_interval_end)
+        if not calendar.is_session(day):
+            raise AirflowSkipException(f"{day} is not an NYSE session")
+        return day.isoformat()
+
+    @task
+    def reconcile_before() -> dict:
+        from pipelines import jobs
+
+        return jobs.reconcile()
+
+    @task
+    def predict(day: str, run_id=None) -> dict:
+        from pipelines import jobs
+
+        return jobs.predict(as_date(day), run_id)
+
+    @task
+    def optimize(day: str, prediction: dict, run_id=None) -> dict:
+        from pipelines import jobs
+
+        return jobs.plan(as_date(day), prediction["model_name"], prediction["model_version"], run_id)
+
+    @task(retries=0)
+    def risk_gate(plan_key: dict) -> dict:
+        from pipelines import jobs
+
+        return jobs.risk_check(plan_key)
+
+    @task(outlets=[ORDERS])
+    def submit(plan_key: dict, run_id=None) -> dict:
+        from pipelines import jobs
+
+        return jobs.submit(plan_key, run_id)
+
+    @task
+    def reconcile_after() -> dict:
+        from pipelines import jobs
+
+        return jobs.reconcile()
+
+    day = session()
+    checked = reconcile_before()
+    prediction = predict(day)
+    day >> checked >> prediction
+    plan_key = optimize(day, prediction)
+    sent = submit(plan_key)
+    risk_gate(plan_key) >> sent >> reconcile_after()
+
+premarket_rebalance()

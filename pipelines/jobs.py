@@ -1,0 +1,130 @@
+"""Stage entry points shared by the DAGs, the CLI and the demo.
+
+Each job takes plain values (dates, ids), opens the warehouse, runs one stage, and returns a
+small JSON-able summary: Airflow passes these keys and counts between tasks, never frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipelines import calendar
+from pipelines.config import get_settings
+from pipelines.errors import WarehouseError
+from pipelines.warehouse import get_engine
+from pipelines.warehouse.migrate import discover
+
+
+def warehouse() -> sa.Engine:
+    """The warehouse engine, refusing to run against a schema with pending migrations."""
+    engine = get_engine()
+    with engine.connect() as conn:
+        try:
+            applied = set(conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars())
+        except sa.exc.ProgrammingError:
+            applied = set()
+    pending = [m.path.name for m in discover() if m.version not in applied]
+    if pending:
+        raise WarehouseError(f"warehouse schema is behind ({', '.join(pending)}): run `mltrade db upgrade`")
+    return engine
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) else value
+
+
+def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None = None) -> dict:
+    """Collect, validate and load daily bars for sessions in ``[start, end]``."""
+    from pipelines.ingest import ingest
+    from pipelines.sources import get_source
+
+    settings = get_settings()
+    summary = ingest(
+        warehouse(), get_source(settings), start, end,
+        symbols or settings.universe or None, run_id, settings.max_quarantine_fraction,
+    )
+    return _plain(summary)
+
+
+def build_features(start: date | None, end: date | None, run_id: str) -> dict:
+    """(Re)compute the feature set for sessions in ``[start, end]`` (default: all bars)."""
+    from pipelines.features.store import build_features as build
+
+    rows = build(warehouse(), start, end, run_id=run_id)
+    return {"rows": rows, "start": start, "end": end}
+
+
+def train_model(as_of: date, run_id: str) -> dict:
+    """Train on the window ending at ``as_of``; register it (@challenger, @champion if first)."""
+    from pipelines.models.training import train
+
+    ref = train(warehouse(), get_settings(), as_of, run_id)
+    return _plain(ref)
+
+
+def rebalance_inputs(session_date: date) -> date:
+    """The session whose close a rebalance for ``session_date`` trades on (the one before)."""
+    return calendar.previous_session(session_date)
+
+
+def predict(session_date: date, run_id: str) -> dict:
+    """Expected returns from @champion, made at the close before ``session_date``."""
+    from pipelines.models.inference import predict as run_predict
+
+    ref, rows = run_predict(warehouse(), get_settings(), rebalance_inputs(session_date), run_id)
+    return {"model_name": ref.name, "model_version": ref.version, "rows": rows}
+
+
+def plan(session_date: date, model_name: str, model_version: str, run_id: str) -> dict:
+    """Target weights for ``session_date`` (an existing plan is returned unchanged)."""
+    from pipelines.portfolio.planner import build_plan
+
+    ref = build_plan(warehouse(), get_settings(), session_date, model_name, model_version, run_id)
+    return _plain(ref)
+
+
+def _plan_ref(plan_key: dict):
+    from pipelines.portfolio.planner import PlanRef
+
+    return PlanRef(plan_key["strategy"], date.fromisoformat(str(plan_key["session_date"])),
+                   int(plan_key["plan_version"]))
+
+
+def risk_check(plan_key: dict) -> dict:
+    """Pre-trade gate on the plan; raises RiskLimitBreached (and records why) when blocked."""
+    from pipelines.risk.gate import check_plan
+
+    report = check_plan(warehouse(), get_settings(), _plan_ref(plan_key))
+    return _plain(report)
+
+
+def submit(plan_key: dict, run_id: str) -> dict:
+    """Send the approved plan's orders, exactly once each."""
+    from pipelines.execution.brokers import get_broker
+    from pipelines.execution.orders import submit_plan
+
+    engine, settings = warehouse(), get_settings()
+    summary = submit_plan(engine, settings, _plan_ref(plan_key), get_broker(settings, engine), run_id)
+    return _plain(summary)
+
+
+def reconcile() -> dict:
+    """Let the broker report fills, update the ledger, and compare it with the broker."""
+    from pipelines.execution.brokers import get_broker
+    from pipelines.execution.reconcile import reconcile as run_reconcile
+
+    engine, settings = warehouse(), get_settings()
+    return _plain(run_reconcile(engine, get_broker(settings, engine), settings))
+
+
+def portfolio_summary(as_of: date) -> dict:
+    """Cash, positions at ``as_of``'s close, equity and P&L."""
+    from pipelines.execution.brokers import get_broker
+    from pipelines.execution.reconcile import portfolio_summary as summarize
+
+    engine, settings = warehouse(), get_settings()
+    return summarize(engine, get_broker(settings, engine), as_of)
