@@ -14,8 +14,12 @@ from dag_defaults import BARS, DEFAULT_ARGS, FEATURES, START_DATE, as_date
     default_args=DEFAULT_ARGS,
     tags=["mltrade", "features"],
     params={
-        "start": Param(None, type=["null", "string"], format="date", description="first session; empty = all"),
-        "end": Param(None, type=["null", "string"], format="date", description="last session; empty = all"),
+        "start": Param(
+            None, type=["null", "string"], format="date", description="first session; empty = all"
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date", description="last session; empty = all"
+        ),
     },
     doc_md=__doc__,
 )

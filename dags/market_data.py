@@ -6,8 +6,8 @@ Scheduled runs load the sessions that closed in their data interval; a run trigg
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 from dag_defaults import BARS, DEFAULT_ARGS, EXCHANGE_TZ, START_DATE, sessions_of_interval
 
@@ -20,8 +20,12 @@ from dag_defaults import BARS, DEFAULT_ARGS, EXCHANGE_TZ, START_DATE, sessions_o
     default_args=DEFAULT_ARGS,
     tags=["mltrade", "market-data"],
     params={
-        "start": Param(None, type=["null", "string"], format="date", description="first session (YYYY-MM-DD)"),
-        "end": Param(None, type=["null", "string"], format="date", description="last session (YYYY-MM-DD)"),
+        "start": Param(
+            None, type=["null", "string"], format="date", description="first session (YYYY-MM-DD)"
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date", description="last session (YYYY-MM-DD)"
+        ),
     },
     doc_md=__doc__,
 )

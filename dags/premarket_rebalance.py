@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 from dag_defaults import DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, START_DATE, as_date
 
@@ -25,8 +25,14 @@ MONEY_ARGS = {**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(minut
     max_active_runs=1,
     default_args=MONEY_ARGS,
     tags=["mltrade", "trading"],
-    params={"session_date": Param(None, type=["null", "string"], format="date",
-                                  description="session to trade; empty = the run's date")},
+    params={
+        "session_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="session to trade; empty = the run's date",
+        )
+    },
     doc_md=__doc__,
 )
 def premarket_rebalance():
@@ -55,7 +61,9 @@ def premarket_rebalance():
     def optimize(day: str, prediction: dict, run_id=None) -> dict:
         from pipelines import jobs
 
-        return jobs.plan(as_date(day), prediction["model_name"], prediction["model_version"], run_id)
+        return jobs.plan(
+            as_date(day), prediction["model_name"], prediction["model_version"], run_id
+        )
 
     @task(retries=0)
     def risk_gate(plan_key: dict) -> dict:
@@ -82,5 +90,6 @@ def premarket_rebalance():
     plan_key = optimize(day, prediction)
     sent = submit(plan_key)
     risk_gate(plan_key) >> sent >> reconcile_after()
+
 
 premarket_rebalance()

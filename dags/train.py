@@ -14,8 +14,14 @@ from dag_defaults import DEFAULT_ARGS, EXCHANGE_TZ, MODEL, START_DATE, as_date
     max_active_runs=1,
     default_args={**DEFAULT_ARGS, "retries": 1},
     tags=["mltrade", "models"],
-    params={"as_of": Param(None, type=["null", "string"], format="date",
-                           description="train on data through this date; empty = the run's date")},
+    params={
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="train on data through this date; empty = the run's date",
+        )
+    },
     doc_md=__doc__,
 )
 def train():

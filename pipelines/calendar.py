@@ -73,7 +73,7 @@ def exchange_date(moment: datetime) -> date:
 
 
 def sessions_closing_in(start: datetime, end: datetime) -> list[date]:
-    """Sessions whose close falls in ``[start, end)``: the sessions an Airflow data interval covers."""
+    """Sessions whose close falls in ``[start, end)``: those an Airflow data interval covers."""
     frame = schedule(exchange_date(start), exchange_date(end))
     closes = frame["close"]
     mask = (closes >= pd.Timestamp(start)) & (closes < pd.Timestamp(end))

@@ -6,6 +6,7 @@ small JSON-able summary: Airflow passes these keys and counts between tasks, nev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date
 from typing import Any
@@ -29,7 +30,9 @@ def warehouse() -> sa.Engine:
             applied = set()
     pending = [m.path.name for m in discover() if m.version not in applied]
     if pending:
-        raise WarehouseError(f"warehouse schema is behind ({', '.join(pending)}): run `mltrade db upgrade`")
+        raise WarehouseError(
+            f"warehouse schema is behind ({', '.join(pending)}): run `mltrade db upgrade`"
+        )
     return engine
 
 
@@ -44,8 +47,13 @@ def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None =
 
     settings = get_settings()
     summary = ingest(
-        warehouse(), get_source(settings), start, end,
-        symbols or settings.universe or None, run_id, settings.max_quarantine_fraction,
+        warehouse(),
+        get_source(settings),
+        start,
+        end,
+        symbols or settings.universe or None,
+        run_id,
+        settings.max_quarantine_fraction,
     )
     return _plain(summary)
 
@@ -90,8 +98,11 @@ def plan(session_date: date, model_name: str, model_version: str, run_id: str) -
 def _plan_ref(plan_key: dict):
     from pipelines.portfolio.planner import PlanRef
 
-    return PlanRef(plan_key["strategy"], date.fromisoformat(str(plan_key["session_date"])),
-                   int(plan_key["plan_version"]))
+    return PlanRef(
+        plan_key["strategy"],
+        date.fromisoformat(str(plan_key["session_date"])),
+        int(plan_key["plan_version"]),
+    )
 
 
 def risk_check(plan_key: dict) -> dict:
@@ -108,7 +119,9 @@ def submit(plan_key: dict, run_id: str) -> dict:
     from pipelines.execution.orders import submit_plan
 
     engine, settings = warehouse(), get_settings()
-    summary = submit_plan(engine, settings, _plan_ref(plan_key), get_broker(settings, engine), run_id)
+    summary = submit_plan(
+        engine, settings, _plan_ref(plan_key), get_broker(settings, engine), run_id
+    )
     return _plain(summary)
 
 
@@ -128,3 +141,34 @@ def portfolio_summary(as_of: date) -> dict:
 
     engine, settings = warehouse(), get_settings()
     return summarize(engine, get_broker(settings, engine), as_of)
+
+
+REBALANCE_STEPS = (
+    "reconcile before",
+    "predict",
+    "optimize",
+    "risk gate",
+    "submit",
+    "reconcile after",
+)
+
+
+def rebalance(
+    session_date: date, run_id: str, on_step: Callable[[str], None] = lambda _: None
+) -> dict:
+    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it."""
+    result: dict[str, Any] = {"reconcile before": reconcile()}
+    on_step("reconcile before")
+    prediction = result["predict"] = predict(session_date, run_id)
+    on_step("predict")
+    plan_key = result["optimize"] = plan(
+        session_date, prediction["model_name"], prediction["model_version"], run_id
+    )
+    on_step("optimize")
+    result["risk gate"] = risk_check(plan_key)
+    on_step("risk gate")
+    result["submit"] = submit(plan_key, run_id)
+    on_step("submit")
+    result["reconcile after"] = reconcile()
+    on_step("reconcile after")
+    return result

@@ -30,8 +30,10 @@ def stage_run(engine: sa.Engine, run_id: str, stage: str, **params: Any) -> Iter
     """Record a stage's start, then its success (with ``summary``) or its failure."""
     with engine.begin() as conn:
         row_id = conn.execute(
-            sa.text("INSERT INTO pipeline_runs (run_id, stage, status, params) "
-                    "VALUES (:r, :s, 'running', CAST(:p AS jsonb)) RETURNING id"),
+            sa.text(
+                "INSERT INTO pipeline_runs (run_id, stage, status, params) "
+                "VALUES (:r, :s, 'running', CAST(:p AS jsonb)) RETURNING id"
+            ),
             {"r": run_id, "s": stage, "p": json.dumps(params, default=str)},
         ).scalar_one()
     run = StageRun(run_id, stage)
@@ -49,7 +51,9 @@ def stage_run(engine: sa.Engine, run_id: str, stage: str, **params: Any) -> Iter
 def _finish(engine: sa.Engine, row_id: int, status: str, summary: dict, error: str | None) -> None:
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE pipeline_runs SET status = :st, summary = CAST(:su AS jsonb), "
-                    "error = :e, finished_at = now() WHERE id = :id"),
+            sa.text(
+                "UPDATE pipeline_runs SET status = :st, summary = CAST(:su AS jsonb), "
+                "error = :e, finished_at = now() WHERE id = :id"
+            ),
             {"st": status, "su": json.dumps(summary, default=str), "e": error, "id": row_id},
         )

@@ -46,7 +46,9 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
             raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
         version = int(prefix)
         if version in found:
-            raise MigrationError(f"{path.name} and {found[version].path.name} share version {version}")
+            raise MigrationError(
+                f"{path.name} and {found[version].path.name} share version {version}"
+            )
         found[version] = Migration(version, path)
     return [found[v] for v in sorted(found)]
 
@@ -58,7 +60,9 @@ def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
         conn.execute(sa.text(_LEDGER))
         # One upgrader at a time: concurrent Airflow tasks may all call upgrade().
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mltrade.migrations'))"))
-        applied = dict(conn.execute(sa.text("SELECT version, checksum FROM schema_migrations")).all())
+        applied = dict(
+            conn.execute(sa.text("SELECT version, checksum FROM schema_migrations")).all()
+        )
         for migration in discover(sql_dir):
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
@@ -69,8 +73,10 @@ def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
                 continue
             conn.exec_driver_sql(migration.path.read_text())
             conn.execute(
-                sa.text("INSERT INTO schema_migrations (version, filename, checksum) "
-                        "VALUES (:v, :f, :c)"),
+                sa.text(
+                    "INSERT INTO schema_migrations (version, filename, checksum) "
+                    "VALUES (:v, :f, :c)"
+                ),
                 {"v": migration.version, "f": migration.path.name, "c": migration.checksum},
             )
             applied_now.append(migration.version)

@@ -24,5 +24,14 @@ def test_changed_applied_migration_is_refused(engine: sa.Engine, tmp_path) -> No
 
 def test_core_tables_exist(engine: sa.Engine) -> None:
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"bars", "quarantine", "features", "predictions", "target_weights", "orders",
-            "fills", "positions", "pipeline_runs"} <= tables
+    assert {
+        "bars",
+        "quarantine",
+        "features",
+        "predictions",
+        "target_weights",
+        "orders",
+        "fills",
+        "positions",
+        "pipeline_runs",
+    } <= tables
