@@ -172,3 +172,34 @@ def rebalance(
     result["reconcile after"] = reconcile()
     on_step("reconcile after")
     return result
+
+
+def demo_summary(as_of: date) -> dict:
+    """What the demo prints: rows per stage, the champion, the latest plan, orders and P&L."""
+    from pipelines.models import registry
+
+    engine, settings = warehouse(), get_settings()
+    with engine.connect() as conn:
+        count = {
+            table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("bars", "quarantine", "features", "predictions", "orders", "fills")
+        }
+        latest = conn.execute(
+            sa.text(
+                "SELECT w.symbol, round(w.weight::numeric, 4) FROM target_weights w "
+                "JOIN (SELECT max(session_date) AS d FROM plans WHERE strategy = :s) p "
+                "ON w.session_date = p.d WHERE w.strategy = :s ORDER BY w.weight DESC LIMIT 5"
+            ),
+            {"s": settings.strategy},
+        ).all()
+        orders = dict(conn.execute(sa.text("SELECT status, count(*) FROM orders GROUP BY 1")).all())
+    return {
+        "rows": count,
+        "model": {
+            "name": settings.model_name,
+            "champion": registry.get_alias_version(settings, settings.model_name, "champion"),
+        },
+        "top_weights": {symbol: float(weight) for symbol, weight in latest},
+        "orders_by_status": orders,
+        "portfolio": portfolio_summary(as_of),
+    }
