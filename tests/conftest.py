@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 _TEST_HOME = Path(os.environ.get("MLTRADE_TEST_HOME", f"/tmp/mltrade-test-{os.getpid()}"))
 os.environ["MLTRADE_HOME"] = str(_TEST_HOME)
-os.environ.setdefault("AIRFLOW_HOME", str(_TEST_HOME / "airflow"))
+os.environ["AIRFLOW_HOME"] = str(_TEST_HOME / "airflow")
 _DAGS = Path(__file__).resolve().parents[1] / "dags"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
 sys.path.append(str(_DAGS))  # as Airflow's dags-folder bundle does for shared DAG modules
