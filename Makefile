@@ -37,12 +37,17 @@ lint: install
 	$(BIN)/ruff check pipelines dags plugins tests benchmarks
 	$(BIN)/mypy pipelines
 
-airflow: install
+AIRFLOW_PORT ?= 8080
+airflow: install  ## the Airflow UI and scheduler on http://localhost:$(AIRFLOW_PORT)
 	$(BIN)/mltrade db upgrade
+	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	$(BIN)/airflow standalone
 
-mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLTRADE_HOME)/mlflow/mlflow.db --port 5000
+MLFLOW_PORT ?= 5000
+mlflow-ui: install  ## the MLflow UI on the local store, http://localhost:$(MLFLOW_PORT)
+	mkdir -p $(MLTRADE_HOME)/mlflow
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLTRADE_HOME)/mlflow/mlflow.db --port $(MLFLOW_PORT)
 
 stop:
 	-$(BIN)/mltrade db stop
