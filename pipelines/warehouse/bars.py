@@ -1,0 +1,57 @@
+"""Bars in the warehouse: bulk upsert through COPY, and reads.
+
+The upsert streams rows with ``COPY`` into a temporary table, then merges them with
+``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
+not change is not touched (its ``ingested_at`` stays), so re-loading an interval is a no-op.
+All of it happens in the caller's transaction: a crash leaves no partial batch.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.sources.base import BAR_COLUMNS
+
+_VALUES = ("session_date", "open", "high", "low", "close", "volume", "source")
+_COLUMNS = ("symbol", "ts", *_VALUES)
+
+_MERGE = f"""
+INSERT INTO bars ({", ".join(_COLUMNS)})
+SELECT {", ".join(_COLUMNS)} FROM bars_incoming
+ON CONFLICT (symbol, ts) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _VALUES)}, ingested_at = now()
+WHERE ({", ".join(f"bars.{c}" for c in _VALUES)})
+      IS DISTINCT FROM ({", ".join(f"excluded.{c}" for c in _VALUES)})
+"""
+
+
+def upsert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
+    """Merge validated bars into ``bars``; return how many rows were inserted or changed."""
+    if frame.empty:
+        return 0
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS bars_incoming "
+        "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    rows = frame[list(BAR_COLUMNS)].assign(source=source)[list(_COLUMNS)]
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY bars_incoming ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows.itertuples(index=False, name=None):
+            copy.write_row(row)
+    return conn.exec_driver_sql(_MERGE).rowcount
+
+
+def read_bars(engine: sa.Engine, start: date, end: date,
+              symbols: list[str] | None = None) -> pd.DataFrame:
+    """Bars for sessions in ``[start, end]``, ordered by symbol then time."""
+    query = ("SELECT symbol, ts, session_date, open, high, low, close, volume FROM bars "
+             "WHERE session_date BETWEEN :start AND :end")
+    params: dict = {"start": start, "end": end}
+    if symbols is not None:
+        query += " AND symbol = ANY(:symbols)"
+        params["symbols"] = list(symbols)
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(query + " ORDER BY symbol, ts"), conn, params=params)

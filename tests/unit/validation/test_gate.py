@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from pipelines.validation import validate_bars
+
+
+def _bars(n: int = 6) -> pd.DataFrame:
+    """n good bars of one symbol on consecutive 2010 sessions."""
+    sessions = pd.bdate_range("2010-03-01", periods=n)
+    return pd.DataFrame({
+        "symbol": "AAA",
+        "ts": [pd.Timestamp(d.date().isoformat() + " 21:00", tz="UTC") for d in sessions],
+        "session_date": [d.date() for d in sessions],
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0,
+    })
+
+
+@pytest.mark.parametrize(("column", "value", "rule", "reason"), [
+    ("open", math.nan, "open_not_null", "open is missing"),
+    ("close", -1.0, "close_positive", "close -1.0 is not a price"),
+    ("low", 0.0, "low_positive", "low 0.0 is not a price"),
+    ("high", math.inf, "high_positive", "high inf is not a price"),
+    ("high", 8.0, "high_ge_low", "high 8.0 < low 9.0"),
+    ("high", 10.2, "high_ge_close", "high 10.2 < close 10.5"),
+    ("low", 10.2, "open_ge_low", "open 10.0 < low 10.2"),
+    ("volume", -5.0, "volume_non_negative", "volume -5.0"),
+    ("ts", pd.NaT, "ts_not_null", "not an NYSE session"),
+])
+def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None:
+    frame = _bars()
+    frame[column] = frame[column].astype(object) if column == "ts" else frame[column]
+    frame.loc[2, column] = value
+    result = validate_bars(frame)
+    assert len(result.rejected) == 1 and len(result.valid) == 5
+    bad = result.rejected.iloc[0]
+    assert bad["session_date"] == frame.loc[2, "session_date"]
+    assert bad["expectation"] == rule
+    assert reason in bad["reason"]
+
+
+def test_duplicates_are_all_held_back_and_the_rest_kept() -> None:
+    frame = pd.concat([_bars(), _bars().iloc[[3]]], ignore_index=True)
+    result = validate_bars(frame)
+    assert set(result.rejected["expectation"]) == {"unique_symbol_ts"}
+    assert len(result.rejected) == 2 and len(result.valid) == 5
+
+
+def test_first_failed_rule_names_the_row_and_nothing_is_lost() -> None:
+    frame = _bars()
+    frame.loc[1, ["open", "high"]] = [math.nan, 8.0]
+    frame.loc[4, "volume"] = -1.0
+    result = validate_bars(frame)
+    assert len(result.valid) + len(result.rejected) == len(frame)
+    assert dict(zip(result.rejected.index, result.rejected["expectation"], strict=True)) == {
+        1: "open_not_null", 4: "volume_non_negative"}
+    assert result.failure_fraction == pytest.approx(2 / 6)
+
+
+def test_clean_frame_passes_untouched() -> None:
+    frame = _bars()
+    result = validate_bars(frame)
+    assert result.rejected.empty
+    pd.testing.assert_frame_equal(result.valid, frame)
