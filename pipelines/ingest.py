@@ -35,8 +35,15 @@ class IngestSummary:
     rows_quarantined: int
 
 
-def ingest(engine: sa.Engine, source: MarketDataSource, start: date, end: date,
-           symbols: list[str] | None, run_id: str, max_failure_fraction: float) -> IngestSummary:
+def ingest(
+    engine: sa.Engine,
+    source: MarketDataSource,
+    start: date,
+    end: date,
+    symbols: list[str] | None,
+    run_id: str,
+    max_failure_fraction: float,
+) -> IngestSummary:
     """Load sessions ``[start, end]`` of ``symbols`` (None: the source's universe)."""
     with stage_run(engine, run_id, "ingest", source=source.name, start=start, end=end) as run:
         frame = source.fetch_daily_bars(start, end, symbols)
@@ -55,8 +62,11 @@ def ingest(engine: sa.Engine, source: MarketDataSource, start: date, end: date,
         with engine.begin() as conn:
             loaded = upsert_bars(conn, result.valid, source.name)
         summary = IngestSummary(source.name, start, end, len(frame), loaded, quarantined)
-        run.summary = {"rows_fetched": len(frame), "rows_loaded": loaded,
-                       "rows_rejected": len(result.rejected)}
+        run.summary = {
+            "rows_fetched": len(frame),
+            "rows_loaded": loaded,
+            "rows_rejected": len(result.rejected),
+        }
     return summary
 
 
@@ -80,25 +90,55 @@ def _quarantine(conn: sa.Connection, rejected: pd.DataFrame, source: str, run_id
         raw = {c: _json_value(record.get(c)) for c in BAR_COLUMNS}
         raw_json = json.dumps(raw, sort_keys=True)
         digest = hashlib.sha256(f"{source}|{raw_json}|{record['expectation']}".encode()).hexdigest()
-        rows.append({
-            "h": digest, "src": source, "sym": raw["symbol"], "d": raw["session_date"],
-            "exp": record["expectation"], "reason": record["reason"], "raw": raw_json, "r": run_id,
-        })
+        rows.append(
+            {
+                "h": digest,
+                "src": source,
+                "sym": raw["symbol"],
+                "d": raw["session_date"],
+                "exp": record["expectation"],
+                "reason": record["reason"],
+                "raw": raw_json,
+                "r": run_id,
+            }
+        )
     if not rows:
         return 0
-    result = conn.execute(sa.text(
-        "INSERT INTO quarantine (row_hash, source, symbol, session_date, expectation, reason, "
-        "raw, run_id) VALUES (:h, :src, :sym, CAST(:d AS date), :exp, :reason, "
-        "CAST(:raw AS jsonb), :r) ON CONFLICT (row_hash) DO NOTHING"), rows)
+    result = conn.execute(
+        sa.text(
+            "INSERT INTO quarantine (row_hash, source, symbol, session_date, expectation, reason, "
+            "raw, run_id) VALUES (:h, :src, :sym, CAST(:d AS date), :exp, :reason, "
+            "CAST(:raw AS jsonb), :r) ON CONFLICT (row_hash) DO NOTHING"
+        ),
+        rows,
+    )
     return result.rowcount
 
 
-def _record_validation(conn: sa.Connection, result: ValidationResult, source: str, run_id: str,
-                       start: date, end: date, passed: bool) -> None:
-    conn.execute(sa.text(
-        "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, rows_checked, "
-        "rows_failed, success, summary) VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, "
-        "CAST(:summary AS jsonb))"),
-        {"r": run_id, "s": source, "suite": result.summary.get("suite", "bars"), "a": start,
-         "b": end, "n": result.summary.get("rows", 0), "f": len(result.rejected), "ok": passed,
-         "summary": json.dumps(result.summary)})
+def _record_validation(
+    conn: sa.Connection,
+    result: ValidationResult,
+    source: str,
+    run_id: str,
+    start: date,
+    end: date,
+    passed: bool,
+) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, rows_checked, "
+            "rows_failed, success, summary) VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, "
+            "CAST(:summary AS jsonb))"
+        ),
+        {
+            "r": run_id,
+            "s": source,
+            "suite": result.summary.get("suite", "bars"),
+            "a": start,
+            "b": end,
+            "n": result.summary.get("rows", 0),
+            "f": len(result.rejected),
+            "ok": passed,
+            "summary": json.dumps(result.summary),
+        },
+    )

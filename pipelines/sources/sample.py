@@ -28,16 +28,18 @@ def _load() -> pd.DataFrame:
     raw = pd.read_csv(files(PACKAGE) / "data" / "SP500_ind.csv")
     session_date = pd.to_datetime(raw["Date"].astype(str), format="%Y%m%d").dt.date
     closes = calendar.schedule(FIRST_SESSION, LAST_SESSION)["close"]
-    frame = pd.DataFrame({
-        "symbol": raw["Symbol"].astype(str),
-        "ts": session_date.map(closes),  # a date that is no session stays NaT for the gate
-        "session_date": session_date,
-        "open": raw["Open"].astype(float),
-        "high": raw["High"].astype(float),
-        "low": raw["Low"].astype(float),
-        "close": raw["Close"].astype(float),
-        "volume": raw["Volume"].astype(float) * SHARES_PER_LOT,
-    })
+    frame = pd.DataFrame(
+        {
+            "symbol": raw["Symbol"].astype(str),
+            "ts": session_date.map(closes),  # a date that is no session stays NaT for the gate
+            "session_date": session_date,
+            "open": raw["Open"].astype(float),
+            "high": raw["High"].astype(float),
+            "low": raw["Low"].astype(float),
+            "close": raw["Close"].astype(float),
+            "volume": raw["Volume"].astype(float) * SHARES_PER_LOT,
+        }
+    )
     return frame[list(BAR_COLUMNS)]
 
 

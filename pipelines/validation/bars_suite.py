@@ -27,15 +27,19 @@ class Rule:
 
 
 def _not_null(column: str, what: str) -> Rule:
-    return Rule(f"{column}_not_null", gxe.ExpectColumnValuesToNotBeNull(column=column),
-                lambda row: f"{column} is missing ({what})")
+    return Rule(
+        f"{column}_not_null",
+        gxe.ExpectColumnValuesToNotBeNull(column=column),
+        lambda row: f"{column} is missing ({what})",
+    )
 
 
 def _positive_price(column: str) -> Rule:
     return Rule(
         f"{column}_positive",
-        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True,
-                                          max_value=MAX_PRICE),
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column, min_value=0, strict_min=True, max_value=MAX_PRICE
+        ),
         lambda row: f"{column} {row[column]} is not a price in (0, {MAX_PRICE:g}] USD",
     )
 
@@ -55,16 +59,22 @@ def rules() -> list[Rule]:
         _not_null("ts", "the date is not an NYSE session"),
         *(_not_null(c, "no value") for c in ("open", "high", "low", "close", "volume")),
         *(_positive_price(c) for c in ("open", "high", "low", "close")),
-        Rule("volume_non_negative",
-             gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0, max_value=1e13),
-             lambda row: f"volume {row['volume']} is negative or not finite"),
+        Rule(
+            "volume_non_negative",
+            gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0, max_value=1e13),
+            lambda row: f"volume {row['volume']} is negative or not finite",
+        ),
         _at_least("high", "low"),
         _at_least("high", "open"),
         _at_least("high", "close"),
         _at_least("open", "low"),
         _at_least("close", "low"),
-        Rule("unique_symbol_ts",
-             gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "ts"]),
-             lambda row: f"duplicate bar for {row['symbol']} at {row['ts']}: which one is right "
-                         "is unknown, so every copy is held back"),
+        Rule(
+            "unique_symbol_ts",
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "ts"]),
+            lambda row: (
+                f"duplicate bar for {row['symbol']} at {row['ts']}: which one is right "
+                "is unknown, so every copy is held back"
+            ),
+        ),
     ]

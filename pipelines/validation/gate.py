@@ -67,8 +67,10 @@ def validate_bars(frame: pd.DataFrame) -> ValidationResult:
     rejected = frame.loc[bad].copy()
     by_name = {rule.name: rule for rule in suite_rules}
     rejected["expectation"] = expectation[bad]
-    rejected["reason"] = [by_name[name].reason(row) for name, (_, row)
-                          in zip(rejected["expectation"], rejected.iterrows(), strict=True)]
+    rejected["reason"] = [
+        by_name[name].reason(row)
+        for name, (_, row) in zip(rejected["expectation"], rejected.iterrows(), strict=True)
+    ]
     summary = {
         "suite": f"{SUITE_NAME}_v{SUITE_VERSION}",
         "rows": len(frame),

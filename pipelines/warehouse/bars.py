@@ -44,11 +44,14 @@ def upsert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
     return conn.exec_driver_sql(_MERGE).rowcount
 
 
-def read_bars(engine: sa.Engine, start: date, end: date,
-              symbols: list[str] | None = None) -> pd.DataFrame:
+def read_bars(
+    engine: sa.Engine, start: date, end: date, symbols: list[str] | None = None
+) -> pd.DataFrame:
     """Bars for sessions in ``[start, end]``, ordered by symbol then time."""
-    query = ("SELECT symbol, ts, session_date, open, high, low, close, volume FROM bars "
-             "WHERE session_date BETWEEN :start AND :end")
+    query = (
+        "SELECT symbol, ts, session_date, open, high, low, close, volume FROM bars "
+        "WHERE session_date BETWEEN :start AND :end"
+    )
     params: dict = {"start": start, "end": end}
     if symbols is not None:
         query += " AND symbol = ANY(:symbols)"

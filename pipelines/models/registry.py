@@ -1,0 +1,115 @@
+"""The MLflow tracking store and model registry — the only module that imports ``mlflow``.
+
+Aliases, not the deprecated stages: ``challenger`` (newest trained), ``champion`` (used for
+trading), ``previous_champion`` (kept for rollback). Every version carries the tags that make
+it reproducible: feature set and version, data window, code version and a training key.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import xgboost
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+import mlflow
+import pipelines
+from mlflow import MlflowClient
+from pipelines.config import PROJECT_ROOT, Settings
+
+EXPERIMENT = "mltrade"
+
+
+def _client(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store; create the experiment on first use."""
+    uri = settings.mlflow_uri
+    if uri.startswith("sqlite:///"):
+        settings.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifacts.as_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    return MlflowClient(uri)
+
+
+def code_version() -> str:
+    """The package version and, in a git checkout, the commit."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = "unknown"
+    return f"{pipelines.__version__}+{sha}"
+
+
+def log_xgboost(
+    settings: Settings,
+    model_name: str,
+    model: xgboost.XGBRegressor,
+    input_example: Any,
+    params: dict,
+    metrics: dict,
+    tags: dict[str, str],
+) -> str:
+    """Log and register a fitted XGBoost model; return the new version number."""
+    _client(settings)
+    tags = {**tags, "code_version": code_version()}
+    with mlflow.start_run(run_name=f"{model_name}-{tags.get('train_end', '')}", tags=tags):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        info = mlflow.xgboost.log_model(
+            model,
+            name="model",
+            registered_model_name=model_name,
+            signature=infer_signature(input_example, model.predict(input_example)),
+            input_example=input_example,
+            # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
+            pip_requirements=[f"xgboost=={xgboost.__version__}"],
+        )
+    client = MlflowClient(settings.mlflow_uri)
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+    return version
+
+
+def find_version(settings: Settings, model_name: str, training_key: str) -> str | None:
+    """The version registered with this training key, if any."""
+    client = _client(settings)
+    try:
+        found = client.search_model_versions(
+            f"name = '{model_name}' and tags.training_key = '{training_key}'"
+        )
+    except MlflowException:
+        return None
+    versions = [int(v.version) for v in found]
+    return str(max(versions)) if versions else None
+
+
+def version_tags(settings: Settings, model_name: str, version: str) -> dict[str, str]:
+    return dict(_client(settings).get_model_version(model_name, version).tags)
+
+
+def get_alias_version(settings: Settings, model_name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when the alias (or the model) does not exist."""
+    try:
+        return str(_client(settings).get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(settings: Settings, model_name: str, alias: str, version: str) -> None:
+    _client(settings).set_registered_model_alias(model_name, alias, version)
+
+
+def load_xgboost(settings: Settings, model_name: str, version: str) -> xgboost.XGBRegressor:
+    _client(settings)
+    return mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
