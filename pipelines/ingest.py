@@ -126,8 +126,8 @@ def _record_validation(
 ) -> None:
     conn.execute(
         sa.text(
-            "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, rows_checked, "
-            "rows_failed, success, summary) VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, "
+            "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, "
+            "rows_checked, rows_failed, success, summary) VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, "
             "CAST(:summary AS jsonb))"
         ),
         {

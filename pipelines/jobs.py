@@ -107,9 +107,11 @@ def _plan_ref(plan_key: dict):
 
 def risk_check(plan_key: dict) -> dict:
     """Pre-trade gate on the plan; raises RiskLimitBreached (and records why) when blocked."""
+    from pipelines.execution.brokers import get_broker
     from pipelines.risk.gate import check_plan
 
-    report = check_plan(warehouse(), get_settings(), _plan_ref(plan_key))
+    engine, settings = warehouse(), get_settings()
+    report = check_plan(engine, settings, _plan_ref(plan_key), get_broker(settings, engine))
     return _plain(report)
 
 
@@ -140,7 +142,7 @@ def portfolio_summary(as_of: date) -> dict:
     from pipelines.execution.reconcile import portfolio_summary as summarize
 
     engine, settings = warehouse(), get_settings()
-    return summarize(engine, get_broker(settings, engine), as_of)
+    return summarize(engine, get_broker(settings, engine), settings, as_of)
 
 
 REBALANCE_STEPS = (
@@ -176,7 +178,7 @@ def rebalance(
 
 def demo_summary(as_of: date) -> dict:
     """What the demo prints: rows per stage, the champion, the latest plan, orders and P&L."""
-    from pipelines.models import registry
+    from pipelines.models import CHAMPION, registry
 
     engine, settings = warehouse(), get_settings()
     with engine.connect() as conn:
@@ -197,7 +199,7 @@ def demo_summary(as_of: date) -> dict:
         "rows": count,
         "model": {
             "name": settings.model_name,
-            "champion": registry.get_alias_version(settings, settings.model_name, "champion"),
+            "champion": registry.get_alias_version(settings, settings.model_name, CHAMPION),
         },
         "top_weights": {symbol: float(weight) for symbol, weight in latest},
         "orders_by_status": orders,

@@ -1,0 +1,1 @@
+"""Execution: the orders ledger, brokers behind one Protocol, reconciliation."""

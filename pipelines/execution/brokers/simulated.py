@@ -1,0 +1,147 @@
+"""The simulated broker: a real implementation of the contract, its book in the warehouse.
+
+Market-on-open orders for session D fill at D's open from ``bars`` once that bar exists,
+moved against the trader by ``SLIPPAGE_BPS`` and charged ``COMMISSION_PER_SHARE``. Fill ids
+are ``{client_order_id}-1``; positions and cash are recomputed from all fills, so replaying a
+step changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from pipelines.config import Settings
+from pipelines.errors import BrokerError
+from pipelines.execution.brokers.base import BrokerOrder, OrderIntent
+
+NAME = "simulated"
+
+
+class SimulatedBroker:
+    name = NAME
+
+    def __init__(self, engine: sa.Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._slippage = settings.slippage_bps / 10_000
+        self._commission = settings.commission_per_share
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO broker_accounts (broker, initial_cash, cash) "
+                    "VALUES (:b, :c, :c) ON CONFLICT (broker) DO NOTHING"
+                ),
+                {"b": NAME, "c": settings.initial_capital},
+            )
+
+    def submit_order(self, intent: OrderIntent) -> BrokerOrder:
+        with self._engine.begin() as conn:
+            inserted = conn.execute(
+                sa.text(
+                    "INSERT INTO sim_broker_orders (broker_order_id, client_order_id, "
+                    "symbol, side, qty, session_date, status) VALUES (:id, :c, :s, :side, "
+                    ":q, :d, 'accepted') ON CONFLICT (client_order_id) DO NOTHING"
+                ),
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, intent.client_order_id)),
+                    "c": intent.client_order_id,
+                    "s": intent.symbol,
+                    "side": intent.side,
+                    "q": intent.qty,
+                    "d": intent.session_date,
+                },
+            ).rowcount
+        if not inserted:
+            raise BrokerError(f"client_order_id {intent.client_order_id} must be unique")
+        order = self.get_order_by_client_id(intent.client_order_id)
+        assert order is not None
+        return order
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT o.*, coalesce(f.qty, 0) AS filled FROM sim_broker_orders o "
+                    "LEFT JOIN fills f ON f.client_order_id = o.client_order_id "
+                    "WHERE o.client_order_id = :c"
+                ),
+                {"c": client_order_id},
+            ).one_or_none()
+        if row is None:
+            return None
+        return BrokerOrder(
+            row.broker_order_id,
+            row.client_order_id,
+            row.symbol,
+            row.side,
+            Decimal(row.qty),
+            row.status,
+            Decimal(row.filled),
+        )
+
+    def process_fills(self) -> int:
+        """Fill every accepted order whose session's open is known; return fills made."""
+        with self._engine.begin() as conn:
+            made = conn.execute(
+                sa.text("""
+                INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price,
+                                   commission, filled_at)
+                SELECT o.client_order_id || '-1', o.client_order_id, o.symbol, o.side, o.qty,
+                       b.open * (1 + CASE o.side WHEN 'buy' THEN :slip ELSE -:slip END),
+                       o.qty * :commission,
+                       (b.session_date + time '09:30') AT TIME ZONE 'America/New_York'
+                FROM sim_broker_orders o
+                JOIN bars b ON b.symbol = o.symbol AND b.session_date = o.session_date
+                WHERE o.status = 'accepted'
+                ON CONFLICT (fill_id) DO NOTHING"""),
+                {"slip": self._slippage, "commission": self._commission},
+            ).rowcount
+            conn.execute(
+                sa.text(
+                    "UPDATE sim_broker_orders o SET status = 'filled' FROM fills f "
+                    "WHERE f.client_order_id = o.client_order_id AND o.status = 'accepted'"
+                )
+            )
+            self._recompute_book(conn)
+        return made
+
+    def _recompute_book(self, conn: sa.Connection) -> None:
+        conn.execute(sa.text("DELETE FROM positions WHERE broker = :b"), {"b": NAME})
+        conn.execute(
+            sa.text("""
+            INSERT INTO positions (broker, symbol, qty, avg_price)
+            SELECT :b, f.symbol,
+                   sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END),
+                   coalesce(sum(CASE f.side WHEN 'buy' THEN f.qty * f.price ELSE 0 END)
+                     / nullif(sum(CASE f.side WHEN 'buy' THEN f.qty ELSE 0 END), 0), 0)
+            FROM fills f JOIN sim_broker_orders o USING (client_order_id)
+            GROUP BY f.symbol
+            HAVING sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) <> 0"""),
+            {"b": NAME},
+        )
+        conn.execute(
+            sa.text("""
+            UPDATE broker_accounts a SET cash = a.initial_cash - coalesce((
+                SELECT sum(CASE f.side WHEN 'buy' THEN f.qty * f.price ELSE -f.qty * f.price END
+                           + f.commission)
+                FROM fills f JOIN sim_broker_orders o USING (client_order_id)), 0)
+            WHERE a.broker = :b"""),
+            {"b": NAME},
+        )
+
+    def get_positions(self) -> dict[str, Decimal]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT symbol, qty FROM positions WHERE broker = :b"), {"b": NAME}
+            ).all()
+        return {symbol: Decimal(qty) for symbol, qty in rows}
+
+    def get_cash(self) -> float:
+        with self._engine.connect() as conn:
+            return float(
+                conn.execute(
+                    sa.text("SELECT cash FROM broker_accounts WHERE broker = :b"), {"b": NAME}
+                ).scalar_one()
+            )

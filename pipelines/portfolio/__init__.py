@@ -1,0 +1,1 @@
+"""Portfolio construction: risk model, optimizer, and the planner writing target weights."""
