@@ -35,7 +35,8 @@ from pipelines.warehouse.migrate import upgrade  # noqa: E402
 
 _DATA_TABLES = (
     "order_events, fills, orders, target_weights, plans, predictions, features, quarantine, "
-    "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs"
+    "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs, "
+    "sim_broker_orders"
 )
 
 
@@ -91,3 +92,18 @@ def settings(warehouse_url: str):
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def load_sample_bars(warehouse: sa.Engine):
+    """Load the real sample bars of some symbols (straight into ``bars``, no gate)."""
+    from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION, SampleSource
+    from pipelines.validation import validate_bars
+    from pipelines.warehouse.bars import upsert_bars
+
+    def load(symbols: list[str]) -> None:
+        frame = SampleSource().fetch_daily_bars(FIRST_SESSION, LAST_SESSION, symbols)
+        with warehouse.begin() as conn:
+            upsert_bars(conn, validate_bars(frame).valid, "sample")
+
+    return load

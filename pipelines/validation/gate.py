@@ -11,6 +11,11 @@ import logging
 from dataclasses import dataclass, field
 
 import great_expectations as gx
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
 import pandas as pd
 
 from pipelines.validation.bars_suite import SUITE_NAME, SUITE_VERSION, Rule, rules
@@ -33,7 +38,14 @@ class ValidationResult:
 
 def _run_suite(frame: pd.DataFrame, suite_rules: list[Rule]) -> dict[str, list[int]]:
     """Rule name -> positional indexes of the rows that fail it, computed by GX."""
-    context = gx.get_context(mode="ephemeral")
+    context = gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            progress_bars=ProgressBarsConfig(globally=False),
+            analytics_enabled=False,
+        ),
+    )
     batch_definition = (
         context.data_sources.add_pandas("bars")
         .add_dataframe_asset("bars_frame")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines import calendar
+from pipelines.features import FEATURE_SET, characteristics
+
+SESSIONS = calendar.sessions(date(2010, 1, 4), date(2010, 6, 30))
+
+
+def _panel(n_symbols: int = 4, n_sessions: int = 80, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = SESSIONS[:n_sessions]
+    rows = []
+    for k in range(n_symbols):
+        close = 20 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+        volume = rng.integers(1_000, 50_000, len(days)).astype(float)
+        rows += [{"symbol": f"S{k}", "session_date": d, "close": c, "volume": v}
+                 for d, c, v in zip(days, close, volume, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def test_raw_values_match_hand_computation() -> None:
+    bars = _panel()
+    raw = characteristics.raw_characteristics(bars)
+    last = SESSIONS[79]
+    one = bars[bars.symbol == "S2"].set_index("session_date")
+    close, volume = one["close"].to_numpy(), one["volume"].to_numpy()
+    ret = close[1:] / close[:-1] - 1
+    log_ret = np.log(close[1:] / close[:-1])
+    got = raw.loc[(last, "S2")]
+    assert got["ret_5d"] == pytest.approx(close[-1] / close[-6] - 1)
+    assert got["ret_21d"] == pytest.approx(close[-1] / close[-22] - 1)
+    assert got["mom_63d_skip5"] == pytest.approx(close[-6] / close[-64] - 1)
+    assert got["vol_21d"] == pytest.approx(np.std(log_ret[-21:], ddof=1))
+    assert got["vol_63d"] == pytest.approx(np.std(log_ret[-63:], ddof=1))
+    assert got["max_ret_21d"] == pytest.approx(ret[-21:].max())
+    assert got["log_dollar_volume_21d"] == pytest.approx(np.log(np.mean((close * volume)[-21:])))
+    amihud = np.mean(np.abs(ret[-21:]) / (close * volume)[-21:]) * 1e6
+    assert got["amihud_21d"] == pytest.approx(amihud)
+
+
+def test_rows_start_once_a_symbol_has_its_full_history() -> None:
+    raw = characteristics.raw_characteristics(_panel(n_sessions=70))
+    first = raw.index.get_level_values("session_date").min()
+    assert first == SESSIONS[characteristics.MIN_HISTORY - 1]
+    assert raw.notna().all().all()
+
+
+def test_ranks_span_minus_half_to_half_with_ties_and_missing() -> None:
+    raw = pd.DataFrame(
+        {"x": [3.0, 1.0, 2.0, 2.0, np.nan]},
+        index=pd.MultiIndex.from_product([[date(2010, 1, 4)], list("abcde")],
+                                         names=["session_date", "symbol"]))
+    ranked = characteristics.rank_cross_section(raw)["x"].tolist()
+    # ranks among the 4 present: a=4, b=1, c=d=2.5 -> (r-1)/3 - 0.5; missing -> 0.
+    assert ranked == pytest.approx([0.5, -0.5, 0.0, 0.0, 0.0])
+
+
+@settings(max_examples=8, deadline=None)
+@given(cut=st.integers(min_value=64, max_value=89))
+def test_point_in_time_truncation_changes_nothing_before_the_cut(cut: int) -> None:
+    bars = _panel(n_sessions=90, seed=3)
+    full = characteristics.compute(bars)
+    cutoff = SESSIONS[cut]
+    truncated = characteristics.compute(bars[bars.session_date <= cutoff])
+    before = full[full.index.get_level_values("session_date") <= cutoff]
+    pd.testing.assert_frame_equal(truncated, before)
+
+
+def test_feature_set_key_changes_with_its_definition() -> None:
+    changed = type(FEATURE_SET)(FEATURE_SET.name, FEATURE_SET.version,
+                                {**FEATURE_SET.definition, "min_history": 65})
+    assert changed.key != FEATURE_SET.key
+    assert FEATURE_SET.key.startswith(FEATURE_SET.version + ".")
