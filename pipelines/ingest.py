@@ -127,8 +127,8 @@ def _record_validation(
     conn.execute(
         sa.text(
             "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, "
-            "rows_checked, rows_failed, success, summary) VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, "
-            "CAST(:summary AS jsonb))"
+            "rows_checked, rows_failed, success, summary) "
+            "VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, CAST(:summary AS jsonb))"
         ),
         {
             "r": run_id,

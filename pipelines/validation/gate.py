@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass, field
 
 import great_expectations as gx
+import pandas as pd
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
-import pandas as pd
 
 from pipelines.validation.bars_suite import SUITE_NAME, SUITE_VERSION, Rule, rules
 

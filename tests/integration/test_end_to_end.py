@@ -63,8 +63,8 @@ def test_every_stage_wrote_its_data(demo_runs, engine: sa.Engine) -> None:
     assert first["model"]["champion"] is not None
     assert 0 < sum(first["top_weights"].values()) <= 1
     with engine.connect() as conn:
-        reasons = conn.execute(sa.text("SELECT count(*) FROM quarantine WHERE reason = ''")).scalar()
-        assert reasons == 0, "every quarantined row says why"
+        silent = conn.execute(sa.text("SELECT count(*) FROM quarantine WHERE reason = ''")).scalar()
+        assert silent == 0, "every quarantined row says why"
         sessions = conn.execute(sa.text("SELECT count(DISTINCT session_date) FROM plans")).scalar()
         assert sessions == len(demo.REBALANCE_SESSIONS)
         duplicates = conn.execute(sa.text(

@@ -33,7 +33,8 @@ def market(warehouse: sa.Engine, load_sample_bars) -> sa.Engine:
     with warehouse.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
-            "expected_return, feature_set_version, run_id) VALUES ('m', '1', :d, :s, :r, 'f', 't')"),
+            "expected_return, feature_set_version, run_id) "
+            "VALUES ('m', '1', :d, :s, :r, 'f', 't')"),
             [{"d": as_of, "s": s, "r": 0.0005 * (i % 7 - 3)} for i, s in enumerate(SYMBOLS)])
     return warehouse
 
