@@ -1,0 +1,85 @@
+"""Training, the MLflow registry and inference against a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.config import get_settings
+from pipelines.errors import ModelError
+from pipelines.features.store import build_features
+from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
+from pipelines.models.inference import predict
+from pipelines.models.training import promote, train
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T", "PFE", "MRK",
+           "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]
+AS_OF = date(2010, 8, 9)
+
+
+@pytest.fixture
+def trained(warehouse, load_sample_bars, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRADE_HOME", str(tmp_path))
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI; drop the last test's store.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    settings = get_settings()
+    load_sample_bars(SYMBOLS)
+    build_features(warehouse)
+    ref = train(warehouse, settings, AS_OF, "run-1")
+    yield warehouse, settings, ref
+    get_settings.cache_clear()
+
+
+def _predictions(engine: sa.Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text("SELECT * FROM predictions ORDER BY symbol"), conn)
+
+
+def test_first_model_is_challenger_and_champion_and_retraining_is_a_noop(trained) -> None:
+    engine, settings, ref = trained
+    assert ref.version == "1"
+    assert registry.get_alias_version(settings, ref.name, CHALLENGER) == "1"
+    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
+    tags = registry.version_tags(settings, ref.name, ref.version)
+    assert tags["train_end"] == "2010-08-06" and tags["feature_set_version"]
+    assert train(engine, settings, AS_OF, "run-2") == ref, "same inputs register nothing new"
+
+
+def test_a_new_window_is_a_challenger_until_promoted(trained) -> None:
+    engine, settings, ref = trained
+    newer = train(engine, settings, date(2010, 8, 13), "run-3")
+    assert newer.version == "2"
+    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
+    promote(settings, ref.name, newer.version)
+    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "2"
+    assert registry.get_alias_version(settings, ref.name, PREVIOUS_CHAMPION) == "1"
+
+
+def test_predictions_are_reproducible_and_rerun_identically(trained) -> None:
+    engine, settings, ref = trained
+    champion, rows = predict(engine, settings, AS_OF, "run-1")
+    assert champion == ref and rows == len(SYMBOLS)
+    first = _predictions(engine)
+    predict(engine, settings, AS_OF, "run-2")
+    pd.testing.assert_frame_equal(_predictions(engine), first)
+    assert first["expected_return"].std() > 0, "the model separates stocks"
+
+
+def test_inference_refuses_a_feature_set_mismatch(trained) -> None:
+    engine, settings, ref = trained
+    registry._client(settings).set_model_version_tag(ref.name, ref.version,
+                                                     "feature_set_version", "0.stale")
+    with pytest.raises(ModelError, match="retrain"):
+        predict(engine, settings, AS_OF, "run-1")
+
+
+def test_no_features_for_the_date_is_a_clear_error(trained) -> None:
+    engine, settings, _ = trained
+    with pytest.raises(ModelError, match="no features dated 2010-08-18"):
+        predict(engine, settings, date(2010, 8, 18), "run-1")
