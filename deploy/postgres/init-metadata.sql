@@ -1,0 +1,3 @@
+-- One PostgreSQL server holds Airflow's and MLflow's metadata, in separate databases.
+CREATE DATABASE airflow;
+CREATE DATABASE mlflow;
