@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import pytest
+
+from pipelines import calendar
+
+
+def test_holidays_and_weekends_are_not_sessions() -> None:
+    assert calendar.is_session(date(2010, 7, 2))
+    assert not calendar.is_session(date(2010, 7, 5))  # Independence Day observed
+    assert not calendar.is_session(date(2010, 7, 3))  # Saturday
+    assert calendar.previous_session(date(2010, 7, 6)) == date(2010, 7, 2)
+    assert calendar.next_session(date(2010, 7, 2)) == date(2010, 7, 6)
+
+
+def test_early_close_is_known() -> None:
+    assert calendar.session_close(date(2009, 11, 27)) == pd.Timestamp("2009-11-27 18:00", tz="UTC")
+    assert calendar.session_open(date(2009, 11, 27)) == pd.Timestamp("2009-11-27 14:30", tz="UTC")
+    with pytest.raises(ValueError, match="not an NYSE session"):
+        calendar.session_close(date(2009, 11, 26))
+
+
+def test_a_weekend_data_interval_covers_only_mondays_session() -> None:
+    # market_data's interval from Friday 16:30 New York to Monday 16:30 New York.
+    start = datetime(2010, 8, 13, 20, 30, tzinfo=timezone.utc)
+    end = datetime(2010, 8, 16, 20, 30, tzinfo=timezone.utc)
+    assert calendar.sessions_closing_in(start, end) == [date(2010, 8, 16)]
+
+
+def test_a_holiday_interval_covers_nothing() -> None:
+    start = datetime(2010, 7, 2, 20, 30, tzinfo=timezone.utc)  # Friday close + 30 min
+    end = datetime(2010, 7, 5, 20, 30, tzinfo=timezone.utc)  # Monday, a holiday
+    assert calendar.sessions_closing_in(start, end) == []
+
+
+def test_exchange_date_uses_new_york_time() -> None:
+    late = datetime(2010, 8, 17, 2, 0, tzinfo=timezone.utc)  # 22:00 on the 16th in New York
+    assert calendar.exchange_date(late) == date(2010, 8, 16)
