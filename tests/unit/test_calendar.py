@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -25,17 +25,17 @@ def test_early_close_is_known() -> None:
 
 def test_a_weekend_data_interval_covers_only_mondays_session() -> None:
     # market_data's interval from Friday 16:30 New York to Monday 16:30 New York.
-    start = datetime(2010, 8, 13, 20, 30, tzinfo=timezone.utc)
-    end = datetime(2010, 8, 16, 20, 30, tzinfo=timezone.utc)
+    start = datetime(2010, 8, 13, 20, 30, tzinfo=UTC)
+    end = datetime(2010, 8, 16, 20, 30, tzinfo=UTC)
     assert calendar.sessions_closing_in(start, end) == [date(2010, 8, 16)]
 
 
 def test_a_holiday_interval_covers_nothing() -> None:
-    start = datetime(2010, 7, 2, 20, 30, tzinfo=timezone.utc)  # Friday close + 30 min
-    end = datetime(2010, 7, 5, 20, 30, tzinfo=timezone.utc)  # Monday, a holiday
+    start = datetime(2010, 7, 2, 20, 30, tzinfo=UTC)  # Friday close + 30 min
+    end = datetime(2010, 7, 5, 20, 30, tzinfo=UTC)  # Monday, a holiday
     assert calendar.sessions_closing_in(start, end) == []
 
 
 def test_exchange_date_uses_new_york_time() -> None:
-    late = datetime(2010, 8, 17, 2, 0, tzinfo=timezone.utc)  # 22:00 on the 16th in New York
+    late = datetime(2010, 8, 17, 2, 0, tzinfo=UTC)  # 22:00 on the 16th in New York
     assert calendar.exchange_date(late) == date(2010, 8, 16)
