@@ -29,9 +29,11 @@ console = Console()
 DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
 
 
-def _date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
+def _optional_date(value: str | None, name: str) -> date | None:
+    return None if value is None else _date(value, name)
+
+
+def _date(value: str, name: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -83,9 +85,9 @@ def ingest(
     source: Annotated[str | None, typer.Option(help="sample | yahoo | alpaca")] = None,
 ) -> None:
     """Collect, validate and load daily bars for the sessions from START to END."""
-    first, last = _date(start, "--start"), _date(end, "--end")
-    if first is None or last is None:
+    if start is None or end is None:
         raise typer.BadParameter("--start and --end are required")
+    first, last = _date(start, "--start"), _date(end, "--end")
     if source:
         os.environ["DATA_SOURCE"] = source
         get_settings.cache_clear()
@@ -100,7 +102,9 @@ def features(start: DateOpt = None, end: DateOpt = None) -> None:
     with console.status("computing features"):
         _show(
             jobs.build_features(
-                _date(start, "--start"), _date(end, "--end"), _cli_run_id("features")
+                _optional_date(start, "--start"),
+                _optional_date(end, "--end"),
+                _cli_run_id("features"),
             )
         )
 
@@ -149,7 +153,7 @@ def kill_switch(
 @app.command()
 def summary(as_of: DateOpt = None) -> None:
     """Cash, positions, equity and P&L at a session's close."""
-    _show(jobs.portfolio_summary(_date(as_of, "--as-of") or date.today()))
+    _show(jobs.portfolio_summary(_optional_date(as_of, "--as-of") or date.today()))
 
 
 @app.command()

@@ -37,7 +37,7 @@ def warehouse() -> sa.Engine:
 
 
 def _plain(value: Any) -> Any:
-    return asdict(value) if is_dataclass(value) else value
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None = None) -> dict:
@@ -194,7 +194,9 @@ def demo_summary(as_of: date) -> dict:
             ),
             {"s": settings.strategy},
         ).all()
-        orders = dict(conn.execute(sa.text("SELECT status, count(*) FROM orders GROUP BY 1")).all())
+        orders: dict[str, int] = dict(
+            conn.execute(sa.text("SELECT status, count(*) FROM orders GROUP BY 1")).all()
+        )
     return {
         "rows": count,
         "model": {

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import RiskLimitBreached
-from pipelines.execution.brokers.base import Broker, BrokerOrder, OrderIntent
+from pipelines.execution.brokers.base import Broker, BrokerOrder, OrderIntent, Side
 from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.risk.kill_switch import assert_trading_allowed
 from pipelines.runlog import stage_run
@@ -77,7 +77,7 @@ def plan_orders(
         delta = target - int(held.get(symbol, 0))
         if delta == 0 or abs(delta) * prices[symbol] < settings.min_order_notional:
             continue
-        side = "buy" if delta > 0 else "sell"
+        side: Side = "buy" if delta > 0 else "sell"
         intents.append(
             OrderIntent(
                 client_order_id(plan.strategy, plan.session_date, plan.plan_version, symbol, side),

@@ -38,7 +38,7 @@ def reconcile(engine: sa.Engine, broker: Broker, settings: Settings) -> Reconcil
             ),
             {"b": broker.name, "st": list(OPEN_STATUSES)},
         ).all()
-        ledger_positions = dict(
+        ledger_positions: dict[str, Decimal] = dict(
             conn.execute(
                 sa.text(
                     "SELECT f.symbol, sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) "

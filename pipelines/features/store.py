@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from pipelines.features import FEATURE_SET, characteristics
 from pipelines.runlog import stage_run
+from pipelines.warehouse.engine import copy_rows
 
 # Calendar days of bars read before ``start`` so the first rows see their full lookback.
 _LOOKBACK_DAYS = 2 * characteristics.MIN_HISTORY
@@ -67,15 +68,23 @@ def _delete_interval(conn: sa.Connection, start: date | None, end: date | None) 
 
 
 def _copy_rows(conn: sa.Connection, frame: pd.DataFrame) -> int:
-    cursor = conn.connection.driver_connection.cursor()
     columns = list(frame.columns)
-    with cursor.copy(
+    rows = (
+        (
+            FEATURE_SET.name,
+            FEATURE_SET.key,
+            symbol,
+            session_date,
+            json.dumps(dict(zip(columns, values.round(12).tolist(), strict=True))),
+        )
+        for (session_date, symbol), values in zip(frame.index, frame.to_numpy(), strict=True)
+    )
+    copy_rows(
+        conn,
         "COPY features (feature_set, feature_set_version, symbol, session_date, "
-        '"values") FROM STDIN'
-    ) as copy:
-        for (session_date, symbol), values in zip(frame.index, frame.to_numpy(), strict=True):
-            payload = json.dumps(dict(zip(columns, values.round(12).tolist(), strict=True)))
-            copy.write_row((FEATURE_SET.name, FEATURE_SET.key, symbol, session_date, payload))
+        '"values") FROM STDIN',
+        rows,
+    )
     return len(frame)
 
 

@@ -48,5 +48,5 @@ def optimize(
         raise OptimizationError(f"solver {solver} failed: {exc}; try another solver") from exc
     if problem.status not in SOLVED:
         raise OptimizationError(f"solver status {problem.status}; no orders will be produced")
-    weights = np.clip(w.value, 0.0, max_weight)
+    weights = np.clip(np.asarray(w.value), 0.0, max_weight)
     return pd.Series(weights, index=risk.symbols, name="weight")

@@ -18,6 +18,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
+from pipelines.errors import ValidationGateError
 from pipelines.validation.bars_suite import SUITE_NAME, SUITE_VERSION, Rule, rules
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,15 @@ def _run_suite(frame: pd.DataFrame, suite_rules: list[Rule]) -> dict[str, list[i
     suite = context.suites.add(suite)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    return {
-        outcome.expectation_config.meta["rule"]: [
+    failing: dict[str, list[int]] = {}
+    for outcome in result.results:
+        config = outcome.expectation_config
+        if config is None or "rule" not in (config.meta or {}):  # fail closed
+            raise ValidationGateError("GX returned a result it cannot attribute to a rule")
+        failing[config.meta["rule"]] = [
             int(i) for i in outcome.result.get("unexpected_index_list") or []
         ]
-        for outcome in result.results
-    }
+    return failing
 
 
 def validate_bars(frame: pd.DataFrame) -> ValidationResult:

@@ -14,6 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.sources.base import BAR_COLUMNS
+from pipelines.warehouse.engine import copy_rows
 
 _VALUES = ("session_date", "open", "high", "low", "close", "volume", "source")
 _COLUMNS = ("symbol", "ts", *_VALUES)
@@ -37,10 +38,11 @@ def upsert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
         "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     rows = frame[list(BAR_COLUMNS)].assign(source=source)[list(_COLUMNS)]
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY bars_incoming ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows.itertuples(index=False, name=None):
-            copy.write_row(row)
+    copy_rows(
+        conn,
+        f"COPY bars_incoming ({', '.join(_COLUMNS)}) FROM STDIN",
+        rows.itertuples(index=False, name=None),
+    )
     return conn.exec_driver_sql(_MERGE).rowcount
 
 

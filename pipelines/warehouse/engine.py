@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -47,3 +48,13 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
 def get_engine(url: str | None = None) -> sa.Engine:
     """The process-wide engine for ``url`` (default: :func:`warehouse_url`)."""
     return create_engine(url or warehouse_url())
+
+
+def copy_rows(conn: sa.Connection, copy_sql: str, rows: Iterable[Sequence[object]]) -> None:
+    """Stream ``rows`` through ``COPY … FROM STDIN`` on the connection's open transaction."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise WarehouseError("COPY needs a live psycopg connection")
+    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)

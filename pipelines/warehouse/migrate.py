@@ -60,7 +60,7 @@ def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
         conn.execute(sa.text(_LEDGER))
         # One upgrader at a time: concurrent Airflow tasks may all call upgrade().
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mltrade.migrations'))"))
-        applied = dict(
+        applied: dict[int, str] = dict(
             conn.execute(sa.text("SELECT version, checksum FROM schema_migrations")).all()
         )
         for migration in discover(sql_dir):
