@@ -1,0 +1,198 @@
+"""Instrumented PCA (Kelly, Pruitt & Su 2019, "Characteristics are covariances").
+
+Model, for asset i with characteristics ``z_{i,t}`` (L-vector, known at t) and return
+``r_{i,t+1}``::
+
+    r_{i,t+1} = z_{i,t}' Γ_α + z_{i,t}' Γ_β f_{t+1} + ε_{i,t+1}
+
+Everything is estimated from the *managed-portfolio moments*, computed once::
+
+    x_{t+1} = Z_t' r_{t+1} / N_t      (L)        W_t = Z_t' Z_t / N_t      (L × L)
+
+after which no step costs anything in N. Alternating least squares on the pooled panel
+objective Σ_{i,t} ε² (each date weighted by N_t, as KPS and the reference package do):
+
+* factors, all dates at once: ``f_{t+1} = (Γ_β' W_t Γ_β)⁻¹ Γ_β' (x_{t+1} − W_t Γ_α)``;
+* Γ: ``Σ_t N_t (W_t ⊗ f̃ f̃') vec(Γ̃') = Σ_t N_t (x_{t+1} ⊗ f̃)`` with ``f̃ = [f; 1]`` when
+  the intercept is estimated (``Γ̃ = [Γ_β, Γ_α]``).
+
+Identification (KPS): ``Γ_β'Γ_β = I``, ``F'F`` diagonal with descending entries, positive
+factor means, and ``Γ_α`` orthogonal to ``Γ_β`` (the part of Γ_α inside span(Γ_β) is moved
+into the factors, which leaves every fitted value unchanged). Fits are therefore
+deterministic and comparable across runs and implementations.
+
+Conventions: arrays, not frames; ``dates`` index the characteristics' date t, and the factor
+stored for that row is ``f_{t+1}``; returns are simple returns in the units given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.errors import ModelError
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Managed-portfolio moments of a panel: ``x`` (T×L), ``w`` (T×L×L), ``counts`` (T)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class IPCAFit:
+    gamma_beta: np.ndarray  # L × K, orthonormal columns
+    gamma_alpha: np.ndarray | None  # L, or None for the restricted model (Γ_α = 0)
+    factors: np.ndarray  # T × K; row t is f_{t+1}
+    iterations: int
+    converged: bool
+
+    @property
+    def factor_mean(self) -> np.ndarray:
+        """λ: the mean factor, used for predictive fits and forecasts."""
+        return self.factors.mean(axis=0)
+
+    def expected_returns(self, z: np.ndarray) -> np.ndarray:
+        """Predictive fit ``z'(Γ_α + Γ_β λ)`` for rows of characteristics ``z`` (n × L)."""
+        loading = self.gamma_beta @ self.factor_mean
+        if self.gamma_alpha is not None:
+            loading = loading + self.gamma_alpha
+        return z @ loading
+
+
+def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) -> Moments:
+    """Managed-portfolio moments from stacked rows (characteristics, next returns, date ids)."""
+    z = np.asarray(z, dtype=float)
+    r = np.asarray(r, dtype=float)
+    if z.ndim != 2 or r.shape != (z.shape[0],) or date_codes.shape != r.shape:
+        raise ModelError("z must be n×L, r and date_codes length n")
+    if not (np.isfinite(z).all() and np.isfinite(r).all()):
+        raise ModelError("characteristics and returns must be finite: drop or fill missing rows")
+    counts = np.bincount(date_codes, minlength=n_dates).astype(float)
+    if (counts == 0).any():
+        raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
+    # Pad each date's rows into a T × N_max × L block (zeros for absent assets): then the
+    # moments are one batched matrix product, with no loop over dates.
+    order = np.argsort(date_codes, kind="stable")
+    dates = date_codes[order]
+    starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(int)
+    slot = np.arange(len(r)) - starts[dates]
+    padded_z = np.zeros((n_dates, int(counts.max()), z.shape[1]))
+    padded_r = np.zeros((n_dates, int(counts.max())))
+    padded_z[dates, slot] = z[order]
+    padded_r[dates, slot] = r[order]
+    x = np.einsum("tnl,tn->tl", padded_z, padded_r)
+    w = padded_z.transpose(0, 2, 1) @ padded_z
+    return Moments(x / counts[:, None], w / counts[:, None, None], counts)
+
+
+def fit(
+    m: Moments,
+    n_factors: int,
+    intercept: bool = False,
+    max_iter: int = 5_000,
+    tol: float = 1e-10,
+    warm_start: IPCAFit | None = None,
+) -> IPCAFit:
+    """Estimate Γ and F by alternating least squares; normalized as KPS identify them."""
+    n_dates, n_chars = m.x.shape
+    if not 0 < n_factors <= n_chars:
+        raise ModelError(f"K={n_factors} factors need 1 ≤ K ≤ L={n_chars} characteristics")
+    ranks = np.linalg.matrix_rank(m.w.sum(axis=0))
+    if ranks < n_chars:
+        raise ModelError(
+            f"characteristics are collinear (rank {ranks} < L={n_chars}): "
+            "drop redundant characteristics"
+        )
+    gamma = _initial_gamma(m, n_factors, intercept, warm_start)
+    factors = _factor_step(m, gamma, n_factors)
+    converged, iteration = False, 0
+    for iteration in range(1, max_iter + 1):
+        new_gamma = _gamma_step(m, factors, intercept)
+        new_factors = _factor_step(m, new_gamma, n_factors)
+        change = max(np.abs(new_gamma - gamma).max(), np.abs(new_factors - factors).max())
+        gamma, factors = new_gamma, new_factors
+        if change < tol:
+            converged = True
+            break
+    return _normalize(gamma, factors, n_factors, intercept, iteration, converged)
+
+
+def _initial_gamma(m: Moments, k: int, intercept: bool, warm: IPCAFit | None) -> np.ndarray:
+    if warm is not None:
+        beta = warm.gamma_beta
+        alpha = warm.gamma_alpha if warm.gamma_alpha is not None else np.zeros(beta.shape[0])
+    else:  # the managed portfolios' leading principal directions
+        u, _, _ = np.linalg.svd(m.x.T, full_matrices=False)
+        beta, alpha = u[:, :k], np.zeros(m.x.shape[1])
+    return np.column_stack([beta, alpha]) if intercept else beta
+
+
+def _factor_step(m: Moments, gamma: np.ndarray, k: int) -> np.ndarray:
+    beta = gamma[:, :k]
+    target = m.x - (m.w @ gamma[:, k]) if gamma.shape[1] > k else m.x
+    lhs = np.einsum("lk,tlm,mj->tkj", beta, m.w, beta)
+    rhs = target @ beta
+    return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
+
+
+def _gamma_step(m: Moments, factors: np.ndarray, intercept: bool) -> np.ndarray:
+    f = np.column_stack([factors, np.ones(len(factors))]) if intercept else factors
+    n_chars, kk = m.x.shape[1], f.shape[1]
+    weighted = f * m.counts[:, None]
+    numerator = np.einsum("tl,tk->lk", m.x, weighted).reshape(n_chars * kk)
+    denominator = np.einsum("tlm,tk,tj->lkmj", m.w, weighted, f).reshape(n_chars * kk, -1)
+    return np.linalg.solve(denominator, numerator).reshape(n_chars, kk)
+
+
+def _normalize(
+    gamma: np.ndarray,
+    factors: np.ndarray,
+    k: int,
+    intercept: bool,
+    iterations: int,
+    converged: bool,
+) -> IPCAFit:
+    beta, alpha = gamma[:, :k], None
+    if intercept:  # move the part of Γ_α inside span(Γ_β) into the factors
+        inside = np.linalg.lstsq(beta, gamma[:, k], rcond=None)[0]
+        alpha = gamma[:, k] - beta @ inside
+        factors = factors + inside
+    chol = np.linalg.cholesky(beta.T @ beta)  # Γ'Γ = C C'
+    beta = beta @ np.linalg.inv(chol.T)
+    factors = factors @ chol
+    eigvals, eigvecs = np.linalg.eigh(factors.T @ factors)
+    rotation = eigvecs[:, np.argsort(eigvals)[::-1]]
+    beta, factors = beta @ rotation, factors @ rotation
+    signs = np.where(factors.mean(axis=0) < 0, -1.0, 1.0)
+    return IPCAFit(beta * signs, alpha, factors * signs, iterations, converged)
+
+
+def _fitted(fit_: IPCAFit, z: np.ndarray, date_codes: np.ndarray, predictive: bool) -> np.ndarray:
+    f = np.broadcast_to(fit_.factor_mean, fit_.factors.shape) if predictive else fit_.factors
+    loadings = f @ fit_.gamma_beta.T  # T × L: Γ_β f_{t+1} per date
+    if fit_.gamma_alpha is not None:
+        loadings = loadings + fit_.gamma_alpha
+    return np.einsum("nl,nl->n", z, loadings[date_codes])
+
+
+def r2(
+    fit_: IPCAFit, z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, predictive: bool = False
+) -> float:
+    """KPS total (or predictive, with λ in place of f) R² at the stock level: uncentred, pooled."""
+    residual = r - _fitted(fit_, z, date_codes, predictive)
+    return float(1 - np.sum(residual**2) / np.sum(r**2))
+
+
+def portfolio_r2(fit_: IPCAFit, m: Moments, predictive: bool = False) -> float:
+    """KPS total (or predictive) R² for the managed portfolios x_{t+1}: uncentred, pooled."""
+    f = np.broadcast_to(fit_.factor_mean, fit_.factors.shape) if predictive else fit_.factors
+    loadings = f @ fit_.gamma_beta.T
+    if fit_.gamma_alpha is not None:
+        loadings = loadings + fit_.gamma_alpha
+    fitted = np.einsum("tlm,tm->tl", m.w, loadings)
+    return float(1 - np.sum((m.x - fitted) ** 2) / np.sum(m.x**2))

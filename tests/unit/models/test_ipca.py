@@ -1,0 +1,103 @@
+"""IPCA against known answers, its identification, and the reference package ``ipca`` 0.6.7."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.errors import ModelError
+from pipelines.models import ipca, synthetic
+
+
+@pytest.fixture(scope="module")
+def small() -> synthetic.Panel:
+    return synthetic.planted_panel(300, 80, 8, 2, seed=2)
+
+
+def _reference_fit(panel: synthetic.Panel, k: int, intercept: bool):
+    reference = pytest.importorskip("ipca")  # test-only dependency (the dev extra)
+    index = pd.MultiIndex.from_arrays([panel.asset_codes, panel.date_codes])
+    model = reference.InstrumentedPCA(n_factors=k, intercept=intercept, max_iter=10_000,
+                                      iter_tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X=pd.DataFrame(panel.z, index=index), y=pd.Series(panel.r, index=index),
+                         data_type="portfolio")
+
+
+@pytest.mark.slow  # the reference compiles with numba on first use (~20 s)
+@pytest.mark.parametrize("intercept", [False, True])
+def test_agrees_with_the_reference_package(small: synthetic.Panel, intercept: bool) -> None:
+    ref = _reference_fit(small, 2, intercept)
+    ours = ipca.fit(ipca.moments(small.z, small.r, small.date_codes, small.n_dates), 2,
+                    intercept=intercept, tol=1e-12)
+    np.testing.assert_allclose(ours.gamma_beta, ref.Gamma[:, :2], atol=1e-8)
+    np.testing.assert_allclose(ours.factors, ref.Factors[:2].T, atol=1e-8)
+    if intercept:
+        np.testing.assert_allclose(ours.gamma_alpha, ref.Gamma[:, 2], atol=1e-8)
+
+
+def test_recovers_a_planted_structure() -> None:
+    panel = synthetic.planted_panel(1000, 240, 20, 3, r2=0.2, seed=1)
+    fit = ipca.fit(ipca.moments(panel.z, panel.r, panel.date_codes, panel.n_dates), 3)
+    assert fit.converged
+    assert synthetic.projection_r2(fit.gamma_beta, panel.gamma_beta) >= 0.99
+
+
+def test_kps_identification_holds(small: synthetic.Panel) -> None:
+    fit = ipca.fit(ipca.moments(small.z, small.r, small.date_codes, small.n_dates), 2,
+                   intercept=True)
+    np.testing.assert_allclose(fit.gamma_beta.T @ fit.gamma_beta, np.eye(2), atol=1e-12)
+    second = fit.factors.T @ fit.factors
+    assert abs(second[0, 1]) < 1e-10 and second[0, 0] > second[1, 1]
+    assert (fit.factor_mean > 0).all()
+    np.testing.assert_allclose(fit.gamma_beta.T @ fit.gamma_alpha, 0, atol=1e-12)
+
+
+def test_noise_free_panel_is_fitted_exactly() -> None:
+    panel = synthetic.planted_panel(200, 60, 6, 2, r2=1.0 - 1e-12, missing=0.2, seed=4)
+    m = ipca.moments(panel.z, panel.r, panel.date_codes, panel.n_dates)
+    fit = ipca.fit(m, 2, tol=1e-13)
+    assert ipca.r2(fit, panel.z, panel.r, panel.date_codes) == pytest.approx(1, abs=1e-8)
+    assert ipca.portfolio_r2(fit, m) == pytest.approx(1, abs=1e-8)
+
+
+def test_r2_definitions_are_uncentred_and_pooled(small: synthetic.Panel) -> None:
+    m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
+    fit = ipca.fit(m, 2)
+    loadings = fit.factors @ fit.gamma_beta.T
+    fitted = np.einsum("nl,nl->n", small.z, loadings[small.date_codes])
+    by_hand = 1 - np.sum((small.r - fitted) ** 2) / np.sum(small.r**2)
+    assert ipca.r2(fit, small.z, small.r, small.date_codes) == pytest.approx(by_hand)
+    predicted = small.z @ (fit.gamma_beta @ fit.factor_mean)
+    by_hand = 1 - np.sum((small.r - predicted) ** 2) / np.sum(small.r**2)
+    assert ipca.r2(fit, small.z, small.r, small.date_codes, predictive=True) == pytest.approx(
+        by_hand)
+    np.testing.assert_allclose(fit.expected_returns(small.z), predicted)
+
+
+def test_moments_match_a_per_date_computation(small: synthetic.Panel) -> None:
+    m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
+    for t in (0, 41, small.n_dates - 1):
+        rows = small.date_codes == t
+        zt, rt = small.z[rows], small.r[rows]
+        np.testing.assert_allclose(m.x[t], zt.T @ rt / rows.sum())
+        np.testing.assert_allclose(m.w[t], zt.T @ zt / rows.sum())
+
+
+def test_bad_inputs_are_refused_with_the_reason(small: synthetic.Panel) -> None:
+    m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
+    with pytest.raises(ModelError, match="K=9"):
+        ipca.fit(m, 9)
+    collinear = np.column_stack([small.z, small.z[:, 0]])
+    with pytest.raises(ModelError, match="collinear"):
+        ipca.fit(ipca.moments(collinear, small.r, small.date_codes, small.n_dates), 2)
+    with pytest.raises(ModelError, match="dates without assets"):
+        ipca.moments(small.z, small.r, small.date_codes, small.n_dates + 1)
+    broken = small.z.copy()
+    broken[3, 2] = np.nan
+    with pytest.raises(ModelError, match="finite"):
+        ipca.moments(broken, small.r, small.date_codes, small.n_dates)
