@@ -102,24 +102,21 @@ def fit(
     n_dates, n_chars = m.x.shape
     if not 0 < n_factors <= n_chars:
         raise ModelError(f"K={n_factors} factors need 1 ≤ K ≤ L={n_chars} characteristics")
-    ranks = np.linalg.matrix_rank(m.w.sum(axis=0))
-    if ranks < n_chars:
+    rank = np.linalg.matrix_rank(m.w.sum(axis=0))
+    if rank < n_chars:
         raise ModelError(
-            f"characteristics are collinear (rank {ranks} < L={n_chars}): "
+            f"characteristics are collinear (rank {rank} < L={n_chars}): "
             "drop redundant characteristics"
         )
     gamma = _initial_gamma(m, n_factors, intercept, warm_start)
     factors = _factor_step(m, gamma, n_factors)
-    converged, iteration = False, 0
-    for iteration in range(1, max_iter + 1):
+    iterations, change = 0, np.inf
+    while change >= tol and iterations < max_iter:
         new_gamma = _gamma_step(m, factors, intercept)
         new_factors = _factor_step(m, new_gamma, n_factors)
         change = max(np.abs(new_gamma - gamma).max(), np.abs(new_factors - factors).max())
-        gamma, factors = new_gamma, new_factors
-        if change < tol:
-            converged = True
-            break
-    return _normalize(gamma, factors, n_factors, intercept, iteration, converged)
+        gamma, factors, iterations = new_gamma, new_factors, iterations + 1
+    return _normalize(gamma, factors, n_factors, intercept, iterations, change < tol)
 
 
 def _initial_gamma(m: Moments, k: int, intercept: bool, warm: IPCAFit | None) -> np.ndarray:
