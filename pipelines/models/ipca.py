@@ -77,14 +77,18 @@ def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) 
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
     # Pad each date's rows into a T × N_max × L block (zeros for absent assets): then the
     # moments are one batched matrix product, with no loop over dates.
-    order = np.argsort(date_codes, kind="stable")
-    dates = date_codes[order]
+    if np.any(np.diff(date_codes) < 0):  # rows usually arrive date-sorted: skip the copy
+        order = np.argsort(date_codes, kind="stable")
+        z, r, date_codes = z[order], r[order], date_codes[order]
+    widest = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(int)
-    slot = np.arange(len(r)) - starts[dates]
-    padded_z = np.zeros((n_dates, int(counts.max()), z.shape[1]))
-    padded_r = np.zeros((n_dates, int(counts.max())))
-    padded_z[dates, slot] = z[order]
-    padded_r[dates, slot] = r[order]
+    flat = date_codes * widest + np.arange(len(r)) - starts[date_codes]
+    padded_z = np.zeros((n_dates * widest, z.shape[1]))
+    padded_r = np.zeros(n_dates * widest)
+    padded_z[flat] = z
+    padded_r[flat] = r
+    padded_z = padded_z.reshape(n_dates, widest, z.shape[1])
+    padded_r = padded_r.reshape(n_dates, widest)
     x = np.einsum("tnl,tn->tl", padded_z, padded_r)
     w = padded_z.transpose(0, 2, 1) @ padded_z
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
@@ -132,7 +136,7 @@ def _initial_gamma(m: Moments, k: int, intercept: bool, warm: IPCAFit | None) ->
 def _factor_step(m: Moments, gamma: np.ndarray, k: int) -> np.ndarray:
     beta = gamma[:, :k]
     target = m.x - (m.w @ gamma[:, k]) if gamma.shape[1] > k else m.x
-    lhs = np.einsum("lk,tlm,mj->tkj", beta, m.w, beta)
+    lhs = beta.T @ m.w @ beta  # T × K × K, one batched product
     rhs = target @ beta
     return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
 
@@ -142,7 +146,10 @@ def _gamma_step(m: Moments, factors: np.ndarray, intercept: bool) -> np.ndarray:
     n_chars, kk = m.x.shape[1], f.shape[1]
     weighted = f * m.counts[:, None]
     numerator = np.einsum("tl,tk->lk", m.x, weighted).reshape(n_chars * kk)
-    denominator = np.einsum("tlm,tk,tj->lkmj", m.w, weighted, f).reshape(n_chars * kk, -1)
+    # Σ_t W_t ⊗ (N_t f̃ f̃') as one (L²) × (T) × (K̃²) product, then reordered to (l,k),(m,j).
+    outer = (weighted[:, :, None] * f[:, None, :]).reshape(len(f), kk * kk)
+    summed = (m.w.reshape(len(f), n_chars * n_chars).T @ outer).reshape(n_chars, n_chars, kk, kk)
+    denominator = summed.transpose(0, 2, 1, 3).reshape(n_chars * kk, n_chars * kk)
     return np.linalg.solve(denominator, numerator).reshape(n_chars, kk)
 
 

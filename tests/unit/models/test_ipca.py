@@ -88,6 +88,15 @@ def test_moments_match_a_per_date_computation(small: synthetic.Panel) -> None:
         np.testing.assert_allclose(m.w[t], zt.T @ zt / rows.sum())
 
 
+def test_row_order_does_not_matter(small: synthetic.Panel) -> None:
+    shuffled = np.random.default_rng(0).permutation(len(small.r))
+    sorted_m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
+    shuffled_m = ipca.moments(small.z[shuffled], small.r[shuffled], small.date_codes[shuffled],
+                              small.n_dates)
+    np.testing.assert_allclose(shuffled_m.x, sorted_m.x, atol=1e-15)
+    np.testing.assert_allclose(shuffled_m.w, sorted_m.w, atol=1e-15)
+
+
 def test_bad_inputs_are_refused_with_the_reason(small: synthetic.Panel) -> None:
     m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
     with pytest.raises(ModelError, match="K=9"):
