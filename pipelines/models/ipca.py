@@ -83,13 +83,12 @@ def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) 
     widest = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(int)
     flat = date_codes * widest + np.arange(len(r)) - starts[date_codes]
-    padded_z = np.zeros((n_dates * widest, z.shape[1]))
-    padded_r = np.zeros(n_dates * widest)
-    padded_z[flat] = z
-    padded_r[flat] = r
-    padded_z = padded_z.reshape(n_dates, widest, z.shape[1])
-    padded_r = padded_r.reshape(n_dates, widest)
-    x = np.einsum("tnl,tn->tl", padded_z, padded_r)
+    stacked_z = np.zeros((n_dates * widest, z.shape[1]))
+    stacked_r = np.zeros(n_dates * widest)
+    stacked_z[flat] = z
+    stacked_r[flat] = r
+    padded_z = stacked_z.reshape(n_dates, widest, z.shape[1])
+    x = np.einsum("tnl,tn->tl", padded_z, stacked_r.reshape(n_dates, widest))
     w = padded_z.transpose(0, 2, 1) @ padded_z
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
 
