@@ -199,3 +199,78 @@ def portfolio_r2(fit_: IPCAFit, m: Moments, predictive: bool = False) -> float:
         loadings = loadings + fit_.gamma_alpha
     fitted = np.einsum("tlm,tm->tl", m.w, loadings)
     return float(1 - np.sum((m.x - fitted) ** 2) / np.sum(m.x**2))
+
+
+def oos_expected_returns(
+    z: np.ndarray,
+    r: np.ndarray,
+    date_codes: np.ndarray,
+    n_dates: int,
+    n_factors: int,
+    first_date: int,
+    intercept: bool = False,
+    window: int | None = None,
+) -> np.ndarray:
+    """Out-of-sample forecasts for every row dated ``first_date`` or later.
+
+    For date t the model is fitted on the pairs (z_s, r_{s+1}) with s < t (all of them, or the
+    last ``window``), warm-started from the previous fit, and the forecast for z_t is
+    ``z_t'(Γ_α + Γ_β λ_t)`` with λ_t the mean of the factors estimated through t. Returns an
+    array aligned with the input rows, NaN before ``first_date``.
+    """
+    full = moments(z, r, date_codes, n_dates)
+    forecasts = np.full(len(r), np.nan)
+    previous: IPCAFit | None = None
+    for t in range(first_date, n_dates):
+        start = 0 if window is None else max(0, t - window)
+        past = Moments(full.x[start:t], full.w[start:t], full.counts[start:t])
+        previous = fit(past, n_factors, intercept=intercept, warm_start=previous)
+        rows = date_codes == t
+        forecasts[rows] = previous.expected_returns(z[rows])
+    return forecasts
+
+
+@dataclass(frozen=True)
+class BootstrapTest:
+    statistic: float  # W_α = Γ_α'Γ_α of the unrestricted fit
+    p_value: float
+    draws: np.ndarray  # the statistic under the null, one per draw
+
+
+def unit_t5(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Student-t(5) draws scaled to unit variance (a t(5) has variance 5/3)."""
+    return rng.standard_t(5, size) * np.sqrt(3 / 5)
+
+
+def bootstrap_alpha_test(
+    m: Moments, n_factors: int, draws: int = 1_000, seed: int = 0, n_jobs: int = 1
+) -> BootstrapTest:
+    """KPS's residual wild bootstrap of H0: Γ_α = 0 on the managed portfolios.
+
+    The null's managed portfolios are rebuilt from the restricted fit (``W_t Γ_β f_t``) plus a
+    residual of the unrestricted fit from a date drawn with replacement, times a unit-variance
+    t(5) multiplier; each draw is refitted unrestricted and gives Γ_α'Γ_α under the null. Seeds are spawned per draw, so results do not depend on
+    ``n_jobs``.
+    """
+    from joblib import Parallel, delayed
+
+    unrestricted = fit(m, n_factors, intercept=True)
+    restricted = fit(m, n_factors, intercept=False)
+    assert unrestricted.gamma_alpha is not None
+    statistic = float(unrestricted.gamma_alpha @ unrestricted.gamma_alpha)
+    loadings = unrestricted.factors @ unrestricted.gamma_beta.T + unrestricted.gamma_alpha
+    residuals = m.x - np.einsum("tlm,tm->tl", m.w, loadings)
+    null_x = np.einsum("tlm,tm->tl", m.w, restricted.factors @ restricted.gamma_beta.T)
+    seeds = np.random.SeedSequence(seed).spawn(draws)
+
+    def one(seed_seq: np.random.SeedSequence) -> float:
+        rng = np.random.default_rng(seed_seq)
+        picked = rng.integers(0, len(m.x), len(m.x))  # residual dates, with replacement
+        q = unit_t5(rng, len(m.x))
+        drawn = Moments(null_x + q[:, None] * residuals[picked], m.w, m.counts)
+        alpha = fit(drawn, n_factors, intercept=True, warm_start=unrestricted).gamma_alpha
+        assert alpha is not None
+        return float(alpha @ alpha)
+
+    null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
+    return BootstrapTest(statistic, float(np.mean(null >= statistic)), null)

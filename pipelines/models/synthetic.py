@@ -2,7 +2,8 @@
 
 Characteristics are persistent (AR(1) with ρ = 0.9 per asset and characteristic), ranked
 cross-sectionally into [-0.5, 0.5] each date, with a constant as the last column. Returns are
-``r_{i,t+1} = z_{i,t}' Γ_β f_{t+1} + ε`` with a known orthonormal Γ_β, factors with positive
+``r_{i,t+1} = z_{i,t}' (α·γ + Γ_β f_{t+1}) + ε`` with a known orthonormal Γ_β, γ a unit
+vector orthogonal to it (α = 0 by default: no anomaly), factors with positive
 means, and noise scaled so the population R² is ``r2``. A fraction of rows is dropped at
 random (an unbalanced panel).
 """
@@ -33,6 +34,7 @@ def planted_panel(
     r2: float = 0.2,
     missing: float = 0.1,
     seed: int = 0,
+    alpha: float = 0.0,
 ) -> Panel:
     rng = np.random.default_rng(seed)
     raw = np.empty((n_dates, n_assets, n_chars - 1))
@@ -44,6 +46,10 @@ def planted_panel(
     gamma, _ = np.linalg.qr(rng.standard_normal((n_chars, n_factors)))
     factors = 0.05 * rng.standard_normal((n_dates, n_factors)) + 0.02
     signal = np.einsum("tnl,lk,tk->tn", z, gamma, factors)
+    if alpha:  # an anomaly: characteristics that pay without factor exposure
+        direction = rng.standard_normal(n_chars)
+        direction -= gamma @ (gamma.T @ direction)
+        signal += alpha * z @ (direction / np.linalg.norm(direction))
     noise_sd = np.sqrt(signal.var() * (1 - r2) / r2)
     r = signal + noise_sd * rng.standard_normal(signal.shape)
     keep = rng.random((n_dates, n_assets)) >= missing
