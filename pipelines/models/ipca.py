@@ -249,8 +249,8 @@ def bootstrap_alpha_test(
 
     The null's managed portfolios are rebuilt from the restricted fit (``W_t Γ_β f_t``) plus a
     residual of the unrestricted fit from a date drawn with replacement, times a unit-variance
-    t(5) multiplier; each draw is refitted unrestricted and gives Γ_α'Γ_α under the null. Seeds are spawned per draw, so results do not depend on
-    ``n_jobs``.
+    t(5) multiplier; each draw is refitted unrestricted and gives Γ_α'Γ_α under the null.
+    Seeds are spawned per draw, so results do not depend on ``n_jobs``.
     """
     from joblib import Parallel, delayed
 
