@@ -27,6 +27,7 @@ stored for that row is ``f_{t+1}``; returns are simple returns in the units give
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,32 +246,81 @@ def unit_t5(rng: np.random.Generator, size: int) -> np.ndarray:
 def bootstrap_alpha_test(
     m: Moments, n_factors: int, draws: int = 1_000, seed: int = 0, n_jobs: int = 1
 ) -> BootstrapTest:
-    """KPS's residual wild bootstrap of H0: Γ_α = 0 on the managed portfolios.
+    """KPS's residual bootstrap of H0: Γ_α = 0 (no characteristic-driven alpha).
 
-    The null's managed portfolios are rebuilt from the restricted fit (``W_t Γ_β f_t``) plus a
-    residual of the unrestricted fit from a date drawn with replacement, times a unit-variance
-    t(5) multiplier; each draw is refitted unrestricted and gives Γ_α'Γ_α under the null.
-    Seeds are spawned per draw, so results do not depend on ``n_jobs``.
+    Statistic W_α = Γ_α'Γ_α of the unrestricted fit. The null's managed portfolios are rebuilt
+    from the restricted fit (``W_t Γ_β f_t``); see :func:`_residual_bootstrap`.
     """
-    from joblib import Parallel, delayed
-
     unrestricted = fit(m, n_factors, intercept=True)
     restricted = fit(m, n_factors, intercept=False)
     assert unrestricted.gamma_alpha is not None
-    statistic = float(unrestricted.gamma_alpha @ unrestricted.gamma_alpha)
-    loadings = unrestricted.factors @ unrestricted.gamma_beta.T + unrestricted.gamma_alpha
-    residuals = m.x - np.einsum("tlm,tm->tl", m.w, loadings)
+
+    def statistic(fitted: IPCAFit) -> float:
+        assert fitted.gamma_alpha is not None
+        return float(fitted.gamma_alpha @ fitted.gamma_alpha)
+
     null_x = np.einsum("tlm,tm->tl", m.w, restricted.factors @ restricted.gamma_beta.T)
-    seeds = np.random.SeedSequence(seed).spawn(draws)
+    return _residual_bootstrap(m, unrestricted, null_x, statistic, draws, seed, n_jobs)
+
+
+def bootstrap_beta_test(
+    m: Moments,
+    n_factors: int,
+    characteristic: int,
+    draws: int = 1_000,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> BootstrapTest:
+    """KPS's residual bootstrap of H0: characteristic ``l`` adds nothing to the betas.
+
+    Statistic W_β,l = γ_l'γ_l, the squared norm of row l of Γ_β (invariant to the factors'
+    rotation). The null's managed portfolios use the fit with that row set to zero.
+    """
+    fitted = fit(m, n_factors)
+    zeroed = fitted.gamma_beta.copy()
+    zeroed[characteristic] = 0.0
+    null_x = np.einsum("tlm,tm->tl", m.w, fitted.factors @ zeroed.T)
+
+    def statistic(refit: IPCAFit) -> float:
+        row = refit.gamma_beta[characteristic]
+        return float(row @ row)
+
+    return _residual_bootstrap(m, fitted, null_x, statistic, draws, seed, n_jobs)
+
+
+def _residual_bootstrap(
+    m: Moments,
+    alternative: IPCAFit,
+    null_x: np.ndarray,
+    statistic: Callable[[IPCAFit], float],
+    draws: int,
+    seed: int,
+    n_jobs: int,
+) -> BootstrapTest:
+    """Draws of ``statistic`` under the null: ``null_x`` plus the alternative's residuals.
+
+    Each draw adds, date by date, a residual of the alternative fit taken from a date drawn
+    with replacement, times a t(5) multiplier scaled to unit variance, then refits the
+    alternative model (warm-started). Seeds are spawned per draw, so the draws do not depend
+    on ``n_jobs``.
+    """
+    from joblib import Parallel, delayed
+
+    loadings = alternative.factors @ alternative.gamma_beta.T
+    if alternative.gamma_alpha is not None:
+        loadings = loadings + alternative.gamma_alpha
+    residuals = m.x - np.einsum("tlm,tm->tl", m.w, loadings)
+    intercept = alternative.gamma_alpha is not None
+    k = alternative.gamma_beta.shape[1]
 
     def one(seed_seq: np.random.SeedSequence) -> float:
         rng = np.random.default_rng(seed_seq)
-        picked = rng.integers(0, len(m.x), len(m.x))  # residual dates, with replacement
+        picked = rng.integers(0, len(m.x), len(m.x))
         q = unit_t5(rng, len(m.x))
         drawn = Moments(null_x + q[:, None] * residuals[picked], m.w, m.counts)
-        alpha = fit(drawn, n_factors, intercept=True, warm_start=unrestricted).gamma_alpha
-        assert alpha is not None
-        return float(alpha @ alpha)
+        return statistic(fit(drawn, k, intercept=intercept, warm_start=alternative))
 
+    seeds = np.random.SeedSequence(seed).spawn(draws)
     null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
-    return BootstrapTest(statistic, float(np.mean(null >= statistic)), null)
+    observed = statistic(alternative)
+    return BootstrapTest(observed, float(np.mean(null >= observed)), null)

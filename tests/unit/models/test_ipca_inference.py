@@ -96,3 +96,14 @@ def test_reference_defects_that_this_project_does_not_have(panel: synthetic.Pane
     warm = ipca.fit(m, 2, warm_start=cold)
     assert warm.iterations <= 2
     np.testing.assert_allclose(warm.gamma_beta, cold.gamma_beta, atol=1e-9)
+
+
+def test_beta_test_tells_a_pricing_characteristic_from_noise() -> None:
+    panel = synthetic.planted_panel(300, 80, 8, 2, seed=6)
+    noise = np.random.default_rng(1).random(len(panel.r)) - 0.5  # unrelated to returns
+    z = np.column_stack([panel.z, noise])
+    m = ipca.moments(z, panel.r, panel.date_codes, panel.n_dates)
+    strongest = int(np.argmax(np.sum(panel.gamma_beta**2, axis=1)))
+    priced = ipca.bootstrap_beta_test(m, 2, strongest, draws=100, seed=2)
+    unpriced = ipca.bootstrap_beta_test(m, 2, z.shape[1] - 1, draws=100, seed=2)
+    assert priced.p_value < 0.05 < unpriced.p_value
