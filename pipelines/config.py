@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     # Model
     model_name: str = "mltrade-returns"
+    model_kind: Literal["xgboost", "ipca"] = "xgboost"
     train_window_days: int = Field(180, ge=20)
 
     # Portfolio and risk

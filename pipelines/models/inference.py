@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import sqlalchemy as sa
 
 from pipelines.config import Settings
@@ -50,8 +51,8 @@ def predict(
         features = load_features(engine, as_of, as_of)
         if features.empty:
             raise ModelError(f"no features dated {as_of}: run `mltrade features` first")
-        model = registry.load_xgboost(settings, ref.name, ref.version)
-        expected = model.predict(features)
+        model = registry.load_model(settings, ref.name, ref.version)
+        expected = np.asarray(model.predict(features), dtype=float)
         rows = [
             {
                 "m": ref.name,

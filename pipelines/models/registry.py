@@ -10,9 +10,11 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import mlflow.xgboost
 import xgboost
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 
 import mlflow
 import pipelines
@@ -50,30 +52,51 @@ def code_version() -> str:
     return f"{pipelines.__version__}+{sha}"
 
 
-def log_xgboost(
+class _Predictor(PythonModel):  # type: ignore[misc]
+    """Serves any of the project's models that has ``predict(features) -> array``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    # No type hints here: MLflow reads them as an input schema and warns about ``Any``.
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        return self.model.predict(model_input)
+
+
+def log_model(
     settings: Settings,
     model_name: str,
-    model: xgboost.XGBRegressor,
+    kind: str,
+    model: Any,
     input_example: Any,
     params: dict,
     metrics: dict,
     tags: dict[str, str],
 ) -> str:
-    """Log and register a fitted XGBoost model; return the new version number."""
+    """Log and register a fitted model (``kind`` xgboost or ipca); return its version."""
     _client(settings)
-    tags = {**tags, "code_version": code_version()}
-    with mlflow.start_run(run_name=f"{model_name}-{tags.get('train_end', '')}", tags=tags):
+    tags = {**tags, "model_kind": kind, "code_version": code_version()}
+    signature = infer_signature(input_example, model.predict(input_example))
+    # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
+    common = {
+        "name": "model",
+        "registered_model_name": model_name,
+        "signature": signature,
+        "input_example": input_example,
+    }
+    with mlflow.start_run(run_name=f"{model_name}-{kind}-{tags.get('train_end', '')}", tags=tags):
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
-        info = mlflow.xgboost.log_model(
-            model,
-            name="model",
-            registered_model_name=model_name,
-            signature=infer_signature(input_example, model.predict(input_example)),
-            input_example=input_example,
-            # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
-            pip_requirements=[f"xgboost=={xgboost.__version__}"],
-        )
+        if kind == "xgboost":
+            info = mlflow.xgboost.log_model(
+                model, pip_requirements=[f"xgboost=={xgboost.__version__}"], **common
+            )
+        else:
+            info = mlflow.pyfunc.log_model(
+                python_model=_Predictor(model),
+                pip_requirements=[f"mltrade=={pipelines.__version__}"],
+                **common,
+            )
     client = MlflowClient(settings.mlflow_uri)
     version = str(info.registered_model_version)
     for key, value in tags.items():
@@ -110,6 +133,7 @@ def set_alias(settings: Settings, model_name: str, alias: str, version: str) -> 
     _client(settings).set_registered_model_alias(model_name, alias, version)
 
 
-def load_xgboost(settings: Settings, model_name: str, version: str) -> xgboost.XGBRegressor:
+def load_model(settings: Settings, model_name: str, version: str) -> Any:
+    """A registered version as a pyfunc: ``.predict(features frame) -> expected returns``."""
     _client(settings)
-    return mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
+    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")

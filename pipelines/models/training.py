@@ -19,11 +19,20 @@ from pipelines.config import Settings
 from pipelines.errors import ModelError
 from pipelines.features import FEATURE_SET
 from pipelines.features.store import forward_returns, load_features
-from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef, registry, trees
+from pipelines.models import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    ModelRef,
+    ipca_returns,
+    registry,
+    trees,
+)
 from pipelines.runlog import stage_run
 
 log = logging.getLogger(__name__)
 MIN_TRAINING_ROWS = 1_000
+KINDS = {"xgboost": trees, "ipca": ipca_returns}  # MODEL_KIND -> module with PARAMS, fit()
 
 
 def training_window(settings: Settings, as_of: date) -> tuple[date, date, date]:
@@ -48,8 +57,8 @@ def train(engine: sa.Engine, settings: Settings, as_of: date, run_id: str) -> Mo
                 "feature_set": FEATURE_SET.key,
                 "first": str(first),
                 "last": str(last),
-                "params": trees.PARAMS,
-                "model": "xgboost",
+                "params": KINDS[settings.model_kind].PARAMS,
+                "model": settings.model_kind,
             },
             sort_keys=True,
         ).encode()
@@ -78,7 +87,8 @@ def _fit_and_register(
             f"(need {MIN_TRAINING_ROWS}); load more history (`mltrade ingest`) and build "
             "features (`mltrade features`) first"
         )
-    model, metrics = trees.fit(features[usable], labels[usable])
+    kind = KINDS[settings.model_kind]
+    model, metrics = kind.fit(features[usable], labels[usable])
     log.info("trained %s on %s..%s: %s", name, first, last, metrics)
     tags = {
         "feature_set": FEATURE_SET.name,
@@ -86,10 +96,16 @@ def _fit_and_register(
         "train_start": str(first),
         "train_end": str(last),
         "training_key": key,
-        "model_kind": "xgboost",
     }
-    return registry.log_xgboost(
-        settings, name, model, features[usable].head(5), trees.PARAMS, metrics, tags
+    return registry.log_model(
+        settings,
+        name,
+        settings.model_kind,
+        model,
+        features[usable].head(5),
+        kind.PARAMS,
+        metrics,
+        tags,
     )
 
 

@@ -83,3 +83,21 @@ def test_no_features_for_the_date_is_a_clear_error(trained) -> None:
     engine, settings, _ = trained
     with pytest.raises(ModelError, match="no features dated 2010-08-18"):
         predict(engine, settings, date(2010, 8, 18), "run-1")
+
+
+def test_an_ipca_model_trains_registers_and_predicts(trained, monkeypatch) -> None:
+    engine, _, xgb_ref = trained
+    monkeypatch.setenv("MODEL_KIND", "ipca")
+    get_settings.cache_clear()
+    settings = get_settings()
+    ref = train(engine, settings, AS_OF, "run-ipca")
+    assert ref.version != xgb_ref.version, "another kind is another training key"
+    assert registry.version_tags(settings, ref.name, ref.version)["model_kind"] == "ipca"
+    promote(settings, ref.name, ref.version)
+    champion, rows = predict(engine, settings, AS_OF, "run-ipca")
+    assert champion == ref and rows == len(SYMBOLS)
+    with engine.connect() as conn:
+        values = conn.execute(sa.text(
+            "SELECT expected_return FROM predictions WHERE model_version = :v"),
+            {"v": ref.version}).scalars().all()
+    assert len(set(values)) == len(SYMBOLS), "IPCA forecasts differ across stocks"
