@@ -129,28 +129,18 @@ def submit_plan(
             record_broker_state(engine, coid, known, source="broker")
         with engine.connect() as conn:
             total = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM orders WHERE strategy = :s AND "
-                    "session_date = :d AND plan_version = :v"
-                ),
-                _key(plan),
+                sa.text(f"SELECT count(*) FROM orders WHERE {PlanRef.WHERE}"),
+                plan.params(),
             ).scalar_one()
         run.summary = {"orders": total, "sent": sent, "recovered": recovered}
     return SubmitSummary(total, sent, recovered)
 
 
-def _key(plan: PlanRef) -> dict:
-    return {"s": plan.strategy, "d": plan.session_date, "v": plan.plan_version}
-
-
 def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str]:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(
-                "SELECT status, model_name, model_version FROM plans WHERE "
-                "strategy = :s AND session_date = :d AND plan_version = :v"
-            ),
-            _key(plan),
+            sa.text(f"SELECT status, model_name, model_version FROM plans WHERE {PlanRef.WHERE}"),
+            plan.params(),
         ).one_or_none()
     if row is None:
         raise RiskLimitBreached(f"plan {plan} does not exist")
@@ -179,7 +169,7 @@ def _record_intents(
                     ":b, :m, :mv) ON CONFLICT (client_order_id) DO NOTHING"
                 ),
                 {
-                    **_key(plan),
+                    **plan.params(),
                     "c": intent.client_order_id,
                     "sym": intent.symbol,
                     "side": intent.side,
@@ -192,11 +182,8 @@ def _record_intents(
             if inserted:
                 _event(conn, intent.client_order_id, "planned", "ledger", None)
         conn.execute(
-            sa.text(
-                "UPDATE plans SET status = 'submitted' WHERE strategy = :s "
-                "AND session_date = :d AND plan_version = :v"
-            ),
-            _key(plan),
+            sa.text(f"UPDATE plans SET status = 'submitted' WHERE {PlanRef.WHERE}"),
+            plan.params(),
         )
 
 
@@ -205,11 +192,10 @@ def _unsent(engine: sa.Engine, plan: PlanRef) -> list[tuple[str, OrderIntent]]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT client_order_id, symbol, side, qty FROM orders WHERE strategy = :s AND "
-                "session_date = :d AND plan_version = :v AND status = 'planned' "
-                "ORDER BY side DESC, symbol"
+                f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {PlanRef.WHERE} "
+                "AND status = 'planned' ORDER BY side DESC, symbol"
             ),
-            _key(plan),
+            plan.params(),
         ).all()
     return [
         (

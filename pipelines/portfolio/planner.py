@@ -30,6 +30,12 @@ class PlanRef:
     session_date: date
     plan_version: int
 
+    #: SQL condition selecting this plan's rows, with :meth:`params` as its bind values.
+    WHERE = "strategy = :s AND session_date = :d AND plan_version = :v"
+
+    def params(self) -> dict:
+        return {"s": self.strategy, "d": self.session_date, "v": self.plan_version}
+
 
 def latest_plan(engine: sa.Engine, strategy: str, session_date: date) -> PlanRef | None:
     with engine.connect() as conn:
@@ -46,10 +52,9 @@ def target_weights(engine: sa.Engine, plan: PlanRef) -> pd.Series:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT symbol, weight FROM target_weights WHERE strategy = :s "
-                "AND session_date = :d AND plan_version = :v ORDER BY symbol"
+                f"SELECT symbol, weight FROM target_weights WHERE {PlanRef.WHERE} ORDER BY symbol"
             ),
-            {"s": plan.strategy, "d": plan.session_date, "v": plan.plan_version},
+            plan.params(),
         ).all()
     return pd.Series({symbol: weight for symbol, weight in rows}, name="weight", dtype=float)
 
@@ -109,7 +114,7 @@ def _write(
     model_version: str,
     run_id: str,
 ) -> None:
-    key = {"s": plan.strategy, "d": plan.session_date, "v": plan.plan_version}
+    key = plan.params()
     with engine.begin() as conn:
         conn.execute(
             sa.text(

@@ -94,11 +94,8 @@ def _evaluate(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Brok
 def _current(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict]:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(
-                "SELECT status, risk_report FROM plans WHERE strategy = :s "
-                "AND session_date = :d AND plan_version = :v"
-            ),
-            {"s": plan.strategy, "d": plan.session_date, "v": plan.plan_version},
+            sa.text(f"SELECT status, risk_report FROM plans WHERE {PlanRef.WHERE}"),
+            plan.params(),
         ).one()
     return row.status, row.risk_report
 
@@ -108,13 +105,11 @@ def _store(engine: sa.Engine, plan: PlanRef, report: RiskReport) -> None:
         conn.execute(
             sa.text(
                 "UPDATE plans SET status = :st, risk_report = CAST(:r AS jsonb) "
-                "WHERE strategy = :s AND session_date = :d AND plan_version = :v"
+                f"WHERE {PlanRef.WHERE}"
             ),
             {
                 "st": "approved" if report.approved else "blocked",
                 "r": json.dumps(asdict(report)),
-                "s": plan.strategy,
-                "d": plan.session_date,
-                "v": plan.plan_version,
+                **plan.params(),
             },
         )
