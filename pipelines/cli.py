@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(help="Registered models: promotion and rollback.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 
 DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
@@ -114,6 +116,21 @@ def train(as_of: Annotated[str, typer.Option(help="train on data through this da
     """Train and register a model (@challenger; @champion if it is the first)."""
     with console.status("training"):
         _show(jobs.train_model(_date(as_of, "--as-of"), _cli_run_id("train")))
+
+
+@models_app.command("promote")
+def models_promote(
+    as_of: DateOpt = None,
+    version: Annotated[str | None, typer.Option(help="promote this version, no gate")] = None,
+) -> None:
+    """Promote @challenger if it beats @champion on the same window (or --version, by hand)."""
+    _show(jobs.promote_model(_optional_date(as_of, "--as-of"), version))
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Point @champion back at @previous_champion."""
+    _show(jobs.rollback_model())
 
 
 @app.command()

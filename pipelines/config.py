@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     model_name: str = "mltrade-returns"
     model_kind: Literal["xgboost", "ipca"] = "xgboost"
     train_window_days: int = Field(180, ge=20)
+    promotion_window_days: int = Field(20, ge=2)
+    promotion_min_ic_gain: float = 0.0
 
     # Portfolio and risk
     strategy: str = "ml_mean_variance"

@@ -207,3 +207,31 @@ def demo_summary(as_of: date) -> dict:
         "orders_by_status": orders,
         "portfolio": portfolio_summary(as_of),
     }
+
+
+def latest_bar_date() -> date:
+    """The newest session in ``bars``: the default 'as of' for runs triggered by data."""
+    with warehouse().connect() as conn:
+        latest = conn.execute(sa.text("SELECT max(session_date) FROM bars")).scalar()
+    if latest is None:
+        raise WarehouseError("no bars loaded yet: run `mltrade ingest` first")
+    return latest
+
+
+def promote_model(as_of: date | None, version: str | None = None) -> dict:
+    """Gated promotion of @challenger as of a date, or a manual promotion of ``version``."""
+    from pipelines.models.promotion import gated_promotion
+    from pipelines.models.training import promote
+
+    settings = get_settings()
+    if version is not None:
+        promote(settings, settings.model_name, version)
+        return {"champion": version, "promoted": True, "reason": "manual"}
+    return gated_promotion(warehouse(), settings, as_of or latest_bar_date())
+
+
+def rollback_model() -> dict:
+    """@champion back to @previous_champion."""
+    from pipelines.models.promotion import rollback
+
+    return rollback(get_settings())

@@ -8,7 +8,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"market_data", "features", "train", "premarket_rebalance"}
+EXPECTED = {"market_data", "features", "train", "promote", "premarket_rebalance"}
 
 
 @pytest.fixture(scope="module")

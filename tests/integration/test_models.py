@@ -13,6 +13,7 @@ from pipelines.errors import ModelError
 from pipelines.features.store import build_features
 from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
 from pipelines.models.inference import predict
+from pipelines.models.promotion import gated_promotion, rollback
 from pipelines.models.training import promote, train
 
 pytestmark = pytest.mark.slow
@@ -101,3 +102,26 @@ def test_an_ipca_model_trains_registers_and_predicts(trained, monkeypatch) -> No
             "SELECT expected_return FROM predictions WHERE model_version = :v"),
             {"v": ref.version}).scalars().all()
     assert len(set(values)) == len(SYMBOLS), "IPCA forecasts differ across stocks"
+
+
+def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
+    trained, monkeypatch
+) -> None:
+    engine, _, champion = trained
+    monkeypatch.setenv("MODEL_KIND", "ipca")
+    get_settings.cache_clear()
+    settings = get_settings()
+    challenger = train(engine, settings, AS_OF, "run-ipca")
+    decision = gated_promotion(engine, settings, date(2010, 8, 20))
+    scores = decision["scores"]
+    assert set(scores) == {champion.version, challenger.version}
+    assert scores[champion.version]["rows"] == scores[challenger.version]["rows"] > 0
+    gain = scores[challenger.version]["rank_ic"] - scores[champion.version]["rank_ic"]
+    assert decision["promoted"] == (gain >= settings.promotion_min_ic_gain)
+    expected = challenger.version if decision["promoted"] else champion.version
+    assert registry.get_alias_version(settings, champion.name, CHAMPION) == expected
+
+    promote(settings, champion.name, challenger.version)  # by hand, whatever the gate said
+    assert rollback(settings) == {"champion": champion.version,
+                                  "previous_champion": challenger.version}
+    assert registry.get_alias_version(settings, champion.name, CHAMPION) == champion.version

@@ -1,0 +1,97 @@
+"""Promotion: compare @challenger with @champion on the same window, move @champion if better.
+
+Both versions predict the same feature rows (the ``promotion_window_days`` sessions ending the
+session before ``as_of``), scored against the realized next-session returns. The gate passes
+when the challenger's mean daily rank IC beats the champion's by at least
+``PROMOTION_MIN_IC_GAIN``. ``@previous_champion`` keeps the version replaced, for rollback.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines import calendar
+from pipelines.config import Settings
+from pipelines.errors import ModelError
+from pipelines.features.store import forward_returns, load_features
+from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
+from pipelines.models.training import promote
+
+
+def evaluate(
+    engine: sa.Engine, settings: Settings, version: str, start: date, end: date, known: date
+) -> dict[str, float]:
+    """Scores of ``version`` on features dated ``[start, end]`` against returns through ``known``.
+
+    ``r2_zero``: uncentred R² against a zero forecast (pooled); ``rank_ic``: the mean over
+    dates of the cross-sectional Spearman correlation of forecast and realized return.
+    """
+    features = load_features(engine, start, end)
+    realized = forward_returns(engine, start, known).reindex(features.index)
+    usable = realized.notna()
+    if usable.sum() == 0:
+        raise ModelError(f"no realized returns for features {start}..{end}: load newer bars")
+    model = registry.load_model(settings, settings.model_name, version)
+    frame = pd.DataFrame(
+        {
+            "forecast": np.asarray(model.predict(features[usable]), dtype=float),
+            "realized": realized[usable].to_numpy(),
+        },
+        index=features.index[usable],
+    )
+    per_date = frame.groupby(level="session_date").apply(
+        lambda day: day["forecast"].corr(day["realized"], method="spearman")
+    )
+    errors = frame["realized"] - frame["forecast"]
+    return {
+        "r2_zero": float(1 - np.sum(errors**2) / np.sum(frame["realized"] ** 2)),
+        "rank_ic": float(per_date.mean()),
+        "rows": float(len(frame)),
+    }
+
+
+def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date) -> dict:
+    """Promote @challenger over @champion if it scores better on the same window."""
+    name = settings.model_name
+    champion = registry.get_alias_version(settings, name, CHAMPION)
+    challenger = registry.get_alias_version(settings, name, CHALLENGER)
+    if challenger is None or champion is None:
+        raise ModelError(f"{name} needs both @champion and @challenger: train a model first")
+    known = calendar.sessions(as_of - pd.Timedelta(days=10), as_of)[-1]
+    end = calendar.previous_session(known)
+    days = calendar.sessions(end - pd.Timedelta(days=3 * settings.promotion_window_days), end)
+    start = days[-settings.promotion_window_days]
+    decision: dict = {
+        "window": [str(start), str(end)],
+        "champion": champion,
+        "challenger": challenger,
+    }
+    if challenger == champion:
+        return {**decision, "promoted": False, "reason": "challenger is already champion"}
+    scores = {v: evaluate(engine, settings, v, start, end, known) for v in (champion, challenger)}
+    gain = scores[challenger]["rank_ic"] - scores[champion]["rank_ic"]
+    promoted = gain >= settings.promotion_min_ic_gain
+    if promoted:
+        promote(settings, name, challenger)
+    return {
+        **decision,
+        "scores": scores,
+        "rank_ic_gain": gain,
+        "promoted": promoted,
+        "reason": f"rank IC gain {gain:+.4f} vs required {settings.promotion_min_ic_gain:+.4f}",
+    }
+
+
+def rollback(settings: Settings) -> dict:
+    """Point @champion back at @previous_champion."""
+    name = settings.model_name
+    previous = registry.get_alias_version(settings, name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise ModelError(f"{name} has no @previous_champion to roll back to")
+    current = registry.get_alias_version(settings, name, CHAMPION)
+    promote(settings, name, previous)
+    return {"champion": previous, "previous_champion": current}
