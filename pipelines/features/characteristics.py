@@ -3,7 +3,10 @@
 Computed on *wide* panels (rows = sessions, columns = symbols) so every rolling statistic is
 one vectorized call. A value dated session t uses closes and volumes through t's close only.
 Returns are simple daily returns; volatilities are daily (not annualized); dollar volume is in
-USD. The sample data covers one year, so every window is at most 63 sessions.
+USD; the market return is the equal-weighted mean of the day's cross-section. The sample data
+covers one year, so windows are at most 126 sessions: 12-1 momentum, the 52-week high and
+seasonality need more history than the sample has, and turnover needs shares outstanding,
+which no offline source ships (relative volume stands in for it).
 
 Ranking (Kelly, Pruitt & Su 2019): on each date, each characteristic's values across the
 symbols that have it are ranked (average rank for ties) and mapped linearly onto
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MIN_HISTORY = 64  # sessions of closes a symbol needs before its first feature row (63 + today)
+MIN_HISTORY = 127  # sessions of closes a symbol needs before its first feature row (126 + today)
 
 WINDOWS = {
     "ret_5d": 5,
@@ -27,6 +30,13 @@ WINDOWS = {
     "max_ret_21d": 21,
     "log_dollar_volume_21d": 21,
     "amihud_21d": 21,
+    "mom_126d_skip5": 126,
+    "dist_high_126d": 126,
+    "beta_63d": 63,
+    "idio_vol_63d": 63,
+    "skew_63d": 63,
+    "hl_spread_21d": 21,
+    "rel_volume_5_63d": 63,
 }
 NAMES = tuple(WINDOWS)
 
@@ -34,12 +44,18 @@ NAMES = tuple(WINDOWS)
 def raw_characteristics(bars: pd.DataFrame) -> pd.DataFrame:
     """Unranked characteristics, index (session_date, symbol), one column per name.
 
-    ``bars`` needs ``symbol, session_date, close, volume``; rows appear only for a symbol's
-    sessions with a close and at least :data:`MIN_HISTORY` sessions of history.
+    ``bars`` needs ``symbol, session_date, high, low, close, volume``; rows appear only for a
+    symbol's sessions with a close and at least :data:`MIN_HISTORY` sessions of history.
     """
-    close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
-    volume = bars.pivot(index="session_date", columns="symbol", values="volume").sort_index()
+    wide = {
+        c: bars.pivot(index="session_date", columns="symbol", values=c).sort_index()
+        for c in ("high", "low", "close", "volume")
+    }
+    close, volume = wide["close"], wide["volume"]
     ret = close / close.shift(1) - 1
+    market = ret.mean(axis=1)
+    market_var = market.rolling(63).var()
+    beta_cov = ret.rolling(63).cov(market)
     log_ret = np.log(close / close.shift(1))
     dollar_volume = close * volume
     panels = {
@@ -51,6 +67,16 @@ def raw_characteristics(bars: pd.DataFrame) -> pd.DataFrame:
         "max_ret_21d": ret.rolling(21).max(),
         "log_dollar_volume_21d": np.log(dollar_volume.rolling(21).mean()),
         "amihud_21d": (ret.abs() / dollar_volume).rolling(21).mean() * 1e6,
+        "mom_126d_skip5": close.shift(5) / close.shift(126) - 1,
+        "dist_high_126d": close / close.rolling(126).max() - 1,
+        "beta_63d": beta_cov.div(market_var, axis=0),
+        # Residual variance of the market regression: var(r) - cov(r, m)² / var(m).
+        "idio_vol_63d": np.sqrt(
+            (ret.rolling(63).var() - beta_cov.pow(2).div(market_var, axis=0)).clip(lower=0)
+        ),
+        "skew_63d": ret.rolling(63).skew(),
+        "hl_spread_21d": ((wide["high"] - wide["low"]) / close).rolling(21).mean(),
+        "rel_volume_5_63d": volume.rolling(5).mean() / volume.rolling(63).mean(),
     }
     history = close.notna().cumsum()
     eligible = close.notna() & (history >= MIN_HISTORY)

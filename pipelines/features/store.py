@@ -17,7 +17,7 @@ _LOOKBACK_DAYS = 2 * characteristics.MIN_HISTORY
 
 
 def _read_inputs(engine: sa.Engine, start: date | None, end: date | None) -> pd.DataFrame:
-    query = "SELECT symbol, session_date, close, volume FROM bars WHERE true"
+    query = "SELECT symbol, session_date, high, low, close, volume FROM bars WHERE true"
     params: dict = {}
     if start is not None:
         query += " AND session_date >= :first"

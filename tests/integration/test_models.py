@@ -125,3 +125,15 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     assert rollback(settings) == {"champion": champion.version,
                                   "previous_champion": challenger.version}
     assert registry.get_alias_version(settings, champion.name, CHAMPION) == champion.version
+
+
+def test_predictions_are_point_in_time(trained) -> None:
+    engine, settings, _ = trained
+    predict(engine, settings, AS_OF, "full")
+    full = _predictions(engine)
+    with engine.begin() as conn:  # forget everything after AS_OF, then rebuild and predict
+        conn.execute(sa.text("DELETE FROM bars WHERE session_date > :d"), {"d": AS_OF})
+        conn.execute(sa.text("DELETE FROM predictions"))
+    build_features(engine)
+    predict(engine, settings, AS_OF, "full")
+    pd.testing.assert_frame_equal(_predictions(engine), full)

@@ -11,25 +11,27 @@ from hypothesis import strategies as st
 from pipelines import calendar
 from pipelines.features import FEATURE_SET, characteristics
 
-SESSIONS = calendar.sessions(date(2010, 1, 4), date(2010, 6, 30))
+SESSIONS = calendar.sessions(date(2010, 1, 4), date(2010, 12, 31))
 
 
-def _panel(n_symbols: int = 4, n_sessions: int = 80, seed: int = 1) -> pd.DataFrame:
+def _panel(n_symbols: int = 4, n_sessions: int = 140, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     days = SESSIONS[:n_sessions]
     rows = []
     for k in range(n_symbols):
         close = 20 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
         volume = rng.integers(1_000, 50_000, len(days)).astype(float)
-        rows += [{"symbol": f"S{k}", "session_date": d, "close": c, "volume": v}
-                 for d, c, v in zip(days, close, volume, strict=True)]
+        spread = rng.uniform(0.005, 0.03, len(days))
+        rows += [{"symbol": f"S{k}", "session_date": d, "close": c, "volume": v,
+                  "high": c * (1 + h), "low": c * (1 - h)}
+                 for d, c, v, h in zip(days, close, volume, spread, strict=True)]
     return pd.DataFrame(rows)
 
 
 def test_raw_values_match_hand_computation() -> None:
     bars = _panel()
     raw = characteristics.raw_characteristics(bars)
-    last = SESSIONS[79]
+    last = SESSIONS[139]
     one = bars[bars.symbol == "S2"].set_index("session_date")
     close, volume = one["close"].to_numpy(), one["volume"].to_numpy()
     ret = close[1:] / close[:-1] - 1
@@ -44,10 +46,23 @@ def test_raw_values_match_hand_computation() -> None:
     assert got["log_dollar_volume_21d"] == pytest.approx(np.log(np.mean((close * volume)[-21:])))
     amihud = np.mean(np.abs(ret[-21:]) / (close * volume)[-21:]) * 1e6
     assert got["amihud_21d"] == pytest.approx(amihud)
+    assert got["mom_126d_skip5"] == pytest.approx(close[-6] / close[-127] - 1)
+    assert got["dist_high_126d"] == pytest.approx(close[-1] / close[-126:].max() - 1)
+    assert got["skew_63d"] == pytest.approx(pd.Series(ret[-63:]).skew())
+    assert got["hl_spread_21d"] == pytest.approx(
+        np.mean(((one["high"] - one["low"]) / one["close"]).to_numpy()[-21:]))
+    assert got["rel_volume_5_63d"] == pytest.approx(volume[-5:].mean() / volume[-63:].mean())
+    # Beta and idiosyncratic volatility against the equal-weighted market, by regression.
+    market = (bars.pivot(index="session_date", columns="symbol", values="close")
+              .pct_change().mean(axis=1).to_numpy()[-63:])
+    slope, intercept = np.polyfit(market, ret[-63:], 1)
+    assert got["beta_63d"] == pytest.approx(slope)
+    residual = ret[-63:] - (intercept + slope * market)
+    assert got["idio_vol_63d"] == pytest.approx(np.std(residual, ddof=1))
 
 
 def test_rows_start_once_a_symbol_has_its_full_history() -> None:
-    raw = characteristics.raw_characteristics(_panel(n_sessions=70))
+    raw = characteristics.raw_characteristics(_panel(n_sessions=135))
     first = raw.index.get_level_values("session_date").min()
     assert first == SESSIONS[characteristics.MIN_HISTORY - 1]
     assert raw.notna().all().all()
@@ -64,9 +79,9 @@ def test_ranks_span_minus_half_to_half_with_ties_and_missing() -> None:
 
 
 @settings(max_examples=8, deadline=None)
-@given(cut=st.integers(min_value=64, max_value=89))
+@given(cut=st.integers(min_value=127, max_value=149))
 def test_point_in_time_truncation_changes_nothing_before_the_cut(cut: int) -> None:
-    bars = _panel(n_sessions=90, seed=3)
+    bars = _panel(n_sessions=150, seed=3)
     full = characteristics.compute(bars)
     cutoff = SESSIONS[cut]
     truncated = characteristics.compute(bars[bars.session_date <= cutoff])
@@ -76,6 +91,6 @@ def test_point_in_time_truncation_changes_nothing_before_the_cut(cut: int) -> No
 
 def test_feature_set_key_changes_with_its_definition() -> None:
     changed = type(FEATURE_SET)(FEATURE_SET.name, FEATURE_SET.version,
-                                {**FEATURE_SET.definition, "min_history": 65})
+                                {**FEATURE_SET.definition, "min_history": 128})
     assert changed.key != FEATURE_SET.key
     assert FEATURE_SET.key.startswith(FEATURE_SET.version + ".")
