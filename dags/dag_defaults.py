@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 # Assets name warehouse tables and the model registry; a producer's success triggers consumers.
 BARS = Asset(name="bars", uri="postgres://warehouse:5432/mltrade/public/bars")
@@ -25,6 +25,14 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(minutes=30),
 }
+
+# Every mltrade DAG: runs from the sample's first session, no catch-up, one run at a time.
+DAG_ARGS = {"start_date": START_DATE, "catchup": False, "max_active_runs": 1}
+
+
+def date_param(description: str) -> Param:
+    """An optional YYYY-MM-DD field of the trigger form."""
+    return Param(None, type=["null", "string"], format="date", description=description)
 
 
 def as_date(value: object) -> date | None:

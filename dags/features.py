@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
-from dag_defaults import BARS, DEFAULT_ARGS, FEATURES, START_DATE, as_date
+from airflow.sdk import dag, task
+from dag_defaults import BARS, DAG_ARGS, DEFAULT_ARGS, FEATURES, as_date, date_param
 
 
 @dag(
     schedule=[BARS],
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_ARGS,
     default_args=DEFAULT_ARGS,
     tags=["mltrade", "features"],
     params={
-        "start": Param(
-            None, type=["null", "string"], format="date", description="first session; empty = all"
-        ),
-        "end": Param(
-            None, type=["null", "string"], format="date", description="last session; empty = all"
-        ),
+        "start": date_param("first session; empty = all"),
+        "end": date_param("last session; empty = all"),
     },
     doc_md=__doc__,
 )

@@ -6,26 +6,27 @@ Scheduled runs load the sessions that closed in their data interval; a run trigg
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
-from dag_defaults import BARS, DEFAULT_ARGS, EXCHANGE_TZ, START_DATE, sessions_of_interval
+from dag_defaults import (
+    BARS,
+    DAG_ARGS,
+    DEFAULT_ARGS,
+    EXCHANGE_TZ,
+    date_param,
+    sessions_of_interval,
+)
 
 
 @dag(
     schedule=CronDataIntervalTimetable("30 16 * * 1-5", timezone=EXCHANGE_TZ),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_ARGS,
     default_args=DEFAULT_ARGS,
     tags=["mltrade", "market-data"],
     params={
-        "start": Param(
-            None, type=["null", "string"], format="date", description="first session (YYYY-MM-DD)"
-        ),
-        "end": Param(
-            None, type=["null", "string"], format="date", description="last session (YYYY-MM-DD)"
-        ),
+        "start": date_param("first session (YYYY-MM-DD)"),
+        "end": date_param("last session (YYYY-MM-DD)"),
     },
     doc_md=__doc__,
 )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
-from dag_defaults import DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, START_DATE, as_date
+from dag_defaults import DAG_ARGS, DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, as_date, date_param
 
 # Order submission is never retried blindly by Airflow: a rerun goes through the
 # exactly-once path (ledger first, then ask the broker by client_order_id).
@@ -20,19 +20,10 @@ MONEY_ARGS = {**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(minut
 
 @dag(
     schedule=CronDataIntervalTimetable("0 8 * * 1-5", timezone=EXCHANGE_TZ),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_ARGS,
     default_args=MONEY_ARGS,
     tags=["mltrade", "trading"],
-    params={
-        "session_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="session to trade; empty = the run's date",
-        )
-    },
+    params={"session_date": date_param("session to trade; empty = the run's date")},
     doc_md=__doc__,
 )
 def premarket_rebalance():

@@ -4,23 +4,16 @@ if it scores better on the same recent window. Rollback is `mltrade models rollb
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
-from dag_defaults import DEFAULT_ARGS, MODEL, START_DATE, as_date
+from dag_defaults import DAG_ARGS, DEFAULT_ARGS, MODEL, as_date, date_param
 
 
 @dag(
     schedule=[MODEL],
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_ARGS,
     default_args={**DEFAULT_ARGS, "retries": 1},
     tags=["mltrade", "models"],
     params={
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="score both models through this date; empty = latest bars",
-        ),
+        "as_of": date_param("score both models through this date; empty = latest bars"),
         "version": Param(
             None, type=["null", "string"], description="promote this version without the gate"
         ),

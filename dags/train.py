@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-from dag_defaults import DEFAULT_ARGS, EXCHANGE_TZ, MODEL, START_DATE, as_date
+from dag_defaults import DAG_ARGS, DEFAULT_ARGS, EXCHANGE_TZ, MODEL, as_date, date_param
 
 
 @dag(
     schedule=CronDataIntervalTimetable("0 6 1 * *", timezone=EXCHANGE_TZ),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_ARGS,
     default_args={**DEFAULT_ARGS, "retries": 1},
     tags=["mltrade", "models"],
-    params={
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="train on data through this date; empty = the run's date",
-        )
-    },
+    params={"as_of": date_param("train on data through this date; empty = the run's date")},
     doc_md=__doc__,
 )
 def train():
