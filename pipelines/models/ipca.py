@@ -106,6 +106,16 @@ def fit(
     n_dates, n_chars = m.x.shape
     if not 0 < n_factors <= n_chars:
         raise ModelError(f"K={n_factors} factors need 1 ≤ K ≤ L={n_chars} characteristics")
+    thin = np.flatnonzero(m.counts < n_factors)
+    if len(thin):
+        raise ModelError(
+            f"dates {thin[:5].tolist()} have fewer assets than K={n_factors} "
+            "factors: drop those dates or lower K"
+        )
+    if not np.any(m.x):
+        raise ModelError(
+            "every managed-portfolio return is zero (returns are all zero): there is nothing to fit"
+        )
     rank = np.linalg.matrix_rank(m.w.sum(axis=0))
     if rank < n_chars:
         raise ModelError(

@@ -110,3 +110,14 @@ def test_bad_inputs_are_refused_with_the_reason(small: synthetic.Panel) -> None:
     broken[3, 2] = np.nan
     with pytest.raises(ModelError, match="finite"):
         ipca.moments(broken, small.r, small.date_codes, small.n_dates)
+
+
+def test_dates_with_too_few_assets_and_zero_returns_are_refused(small: synthetic.Panel) -> None:
+    keep = (small.date_codes != 7) | (np.arange(len(small.r)) % 300 == 0)  # date 7: ~1 asset
+    thin = ipca.moments(small.z[keep], small.r[keep], small.date_codes[keep], small.n_dates)
+    assert thin.counts[7] < 2
+    with pytest.raises(ModelError, match="fewer assets than K=2"):
+        ipca.fit(thin, 2)
+    zero = ipca.moments(small.z, np.zeros_like(small.r), small.date_codes, small.n_dates)
+    with pytest.raises(ModelError, match="all zero"):
+        ipca.fit(zero, 2)
