@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     # Model
     model_name: str = "mltrade-returns"
-    model_kind: Literal["xgboost", "ipca"] = "xgboost"
+    model_kind: Literal["xgboost", "random_forest", "ipca"] = "xgboost"
     train_window_days: int = Field(180, ge=20)
     promotion_window_days: int = Field(20, ge=2)
     promotion_min_ic_gain: float = 0.0

@@ -73,7 +73,11 @@ def log_model(
     metrics: dict,
     tags: dict[str, str],
 ) -> str:
-    """Log and register a fitted model (``kind`` xgboost or ipca); return its version."""
+    """Log and register a fitted model (any ``MODEL_KIND``); return its version.
+
+    XGBoost uses MLflow's xgboost flavor; the others are served as a pyfunc around the
+    object's own ``predict``.
+    """
     _client(settings)
     tags = {**tags, "model_kind": kind, "code_version": code_version()}
     signature = infer_signature(input_example, model.predict(input_example))

@@ -24,6 +24,7 @@ from pipelines.models import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     ModelRef,
+    forest,
     ipca_returns,
     registry,
     trees,
@@ -32,7 +33,8 @@ from pipelines.runlog import stage_run
 
 log = logging.getLogger(__name__)
 MIN_TRAINING_ROWS = 1_000
-KINDS = {"xgboost": trees, "ipca": ipca_returns}  # MODEL_KIND -> module with PARAMS, fit()
+# MODEL_KIND -> a module with PARAMS and fit(features, target) -> (model, metrics)
+KINDS = {"xgboost": trees, "random_forest": forest, "ipca": ipca_returns}
 
 
 def training_window(settings: Settings, as_of: date) -> tuple[date, date, date]:

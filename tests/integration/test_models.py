@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -137,3 +138,30 @@ def test_predictions_are_point_in_time(trained) -> None:
     build_features(engine)
     predict(engine, settings, AS_OF, "full")
     pd.testing.assert_frame_equal(_predictions(engine), full)
+
+
+def test_a_random_forest_trains_reproducibly_and_predicts(trained, monkeypatch) -> None:
+    engine, _, xgb_ref = trained
+    monkeypatch.setenv("MODEL_KIND", "random_forest")
+    get_settings.cache_clear()
+    settings = get_settings()
+    ref = train(engine, settings, AS_OF, "run-rf")
+    tags = registry.version_tags(settings, ref.name, ref.version)
+    assert ref.version != xgb_ref.version and tags["model_kind"] == "random_forest"
+    promote(settings, ref.name, ref.version)
+    _, rows = predict(engine, settings, AS_OF, "run-rf")
+    first = _predictions(engine)
+    assert rows == len(SYMBOLS)
+    # Refit from scratch with the same seed: the same forecasts (to rounding: parallel
+    # prediction sums the trees in whatever order the threads finish).
+    from pipelines.features.store import forward_returns, load_features
+    from pipelines.models import forest
+    from pipelines.models.training import training_window
+
+    start, last, known = training_window(settings, AS_OF)
+    features = load_features(engine, start, last)
+    labels = forward_returns(engine, start, known).reindex(features.index)
+    model, _ = forest.fit(features[labels.notna()], labels[labels.notna()])
+    again = model.predict(load_features(engine, AS_OF, AS_OF))
+    ours = first[first.model_version == ref.version]["expected_return"].to_numpy()
+    np.testing.assert_allclose(np.sort(again), np.sort(ours), rtol=1e-12, atol=0)
