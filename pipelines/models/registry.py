@@ -11,6 +11,8 @@ import subprocess
 from typing import Any
 
 import mlflow.xgboost
+import numpy as np
+import pandas as pd
 import xgboost
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -58,9 +60,8 @@ class _Predictor(PythonModel):  # type: ignore[misc]
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    # No type hints here: MLflow reads them as an input schema and warns about ``Any``.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-        return self.model.predict(model_input)
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        return np.asarray(self.model.predict(model_input), dtype=float)
 
 
 def log_model(
