@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     alpaca_api_key: SecretStr = SecretStr("")
     alpaca_secret_key: SecretStr = SecretStr("")
     alpaca_data_feed: Literal["iex", "sip"] = "iex"
+    # Vendor sources (pipelines/sources): endpoint, request budget, timeouts, retries.
+    alpaca_data_url: str = ""  # empty = Alpaca's data API; set for a proxy or a test server
+    alpaca_requests_per_minute: float = Field(200.0, gt=0)
+    yahoo_requests_per_minute: float = Field(60.0, gt=0)
+    source_timeout_s: float = Field(30.0, gt=0)
+    source_retry_attempts: int = Field(5, ge=1, le=20)
+    source_retry_initial_wait_s: float = Field(1.0, ge=0)
+    source_retry_max_wait_s: float = Field(60.0, ge=0)
 
     @field_validator("universe", mode="before")
     @classmethod

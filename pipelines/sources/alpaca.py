@@ -1,0 +1,327 @@
+"""The ``alpaca`` source: historical bars from Alpaca's market-data API through alpaca-py.
+
+Daily bars (``fetch_daily_bars``) and minute bars (``fetch_minute_bars``) share one code path
+(:meth:`AlpacaSource.fetch`, a ``timeframe`` parameter).
+
+- **Prices are unadjusted**: requests set ``adjustment=raw``. The warehouse keeps prices as they
+  traded and derives adjusted series from the ``corporate_actions`` table
+  (:mod:`pipelines.warehouse.corporate_actions`). Asking Alpaca for ``split``/``all`` would
+  restate every past bar each time a new split or dividend happens, so reloading an old
+  interval would silently rewrite history and features computed earlier would no longer match.
+- ``ts`` of a daily bar is the NYSE session close in UTC from :mod:`pipelines.calendar` (Alpaca
+  stamps a daily bar at midnight New York, the session's *start*); ``session_date`` is that
+  bar's New York date. A minute bar's ``ts`` is its end (Alpaca's timestamp + one minute).
+- Feed: ``ALPACA_DATA_FEED`` (``iex`` on the free plan, ``sip`` with a subscription).
+- **Pagination is ours**: alpaca-py's ``get_stock_bars`` follows ``next_page_token`` in a loop
+  with no guard against a repeated token and no hook to throttle each page, so pages are
+  requested one by one through the client's own ``get`` (same auth headers, same error types)
+  and parsed with alpaca-py's ``Bar`` model. Every page takes a token from the rate limiter
+  and is retried on its own; a repeated page token is reported, never looped on.
+- **Retries**: alpaca-py retries 429/504 itself (3 times, 3 s apart) and sets no HTTP timeout.
+  Its data client has no constructor argument for either, so :class:`_BoundedClient` switches
+  its retries off and gives its session a timeout; :class:`~pipelines.sources.retry.RetryPolicy`
+  is then the only retry layer and ``SOURCE_RETRY_ATTEMPTS`` the real bound.
+- **Failures per symbol**: a symbol that is not a ticker is never sent; a symbol Alpaca rejects
+  (4xx) is isolated by retrying its chunk one symbol at a time; a symbol with no bars is named.
+  Good symbols' bars always come back (see :class:`~pipelines.sources.base.PartialFetchError`).
+  Bad credentials (401/403) fail the whole fetch.
+
+Credentials come from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY`` (``SecretStr``: never logged,
+never in an error message).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.models import Bar
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+from pydantic import ValidationError
+
+from pipelines import calendar
+from pipelines.config import Settings
+from pipelines.errors import ConfigurationError, DataSourceError
+from pipelines.sources.base import BAR_COLUMNS, FetchResult, empty_bars, split_symbols
+from pipelines.sources.ratelimit import TokenBucket, bucket_for
+from pipelines.sources.retry import RetryPolicy, TransientSourceError
+
+log = logging.getLogger(__name__)
+
+NEW_YORK = ZoneInfo(calendar.EXCHANGE_TZ)
+SYMBOLS_PER_REQUEST = 100  # keeps the query string short; Alpaca pages across symbols anyway
+PAGE_LIMIT = 10_000  # Alpaca's maximum items per page
+MAX_PAGES = 100_000
+
+
+class _TimeoutSession(requests.Session):
+    """A session whose requests time out (alpaca-py passes no timeout: it would wait forever)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout_s)
+        return super().request(method, url, *args, **kwargs)
+
+
+class _BoundedClient(StockHistoricalDataClient):
+    """alpaca-py's data client with its own retries off and a timeout on every request."""
+
+    def __init__(self, api_key: str, secret_key: str, url: str | None, timeout_s: float) -> None:
+        super().__init__(api_key=api_key, secret_key=secret_key, url_override=url)
+        # alpaca-py 0.44: RESTClient keeps these as attributes; the data client has no
+        # parameter for them. tests/unit/sources check a 429 costs exactly one request.
+        self._retry = 0
+        self._session = _TimeoutSession(timeout_s)
+
+
+class _ChunkRejected(Exception):
+    """Alpaca refused the request's parameters (a 4xx other than 401/403/429)."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    """Seconds to wait from a 429's ``Retry-After`` or ``X-RateLimit-Reset`` (epoch s)."""
+    if response is None:
+        return None
+    if response.headers.get("Retry-After", "").isdigit():
+        return float(response.headers["Retry-After"])
+    reset = response.headers.get("X-RateLimit-Reset", "")
+    if reset.isdigit():
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def _body(error: APIError) -> str:
+    text = str(error)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+class AlpacaSource:
+    """Bars from Alpaca's historical market-data API (``DATA_SOURCE=alpaca``)."""
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        feed: str = "iex",
+        url: str | None = None,
+        retry: RetryPolicy | None = None,
+        bucket: TokenBucket | None = None,
+        timeout_s: float = 30.0,
+        symbols: list[str] | None = None,
+        symbols_per_request: int = SYMBOLS_PER_REQUEST,
+        page_limit: int = PAGE_LIMIT,
+    ) -> None:
+        if not api_key or not secret_key:
+            raise ConfigurationError(
+                "DATA_SOURCE=alpaca needs ALPACA_API_KEY and ALPACA_SECRET_KEY (in .env or the "
+                "environment; under Airflow, the alpaca_data connection: see docs/sources.md)"
+            )
+        self.feed = DataFeed(feed)
+        self.retry = retry or RetryPolicy()
+        self.bucket = bucket or bucket_for("alpaca", 200)
+        self.symbols_per_request = symbols_per_request
+        self.page_limit = page_limit
+        self._symbols = symbols or []
+        self._client = _BoundedClient(api_key, secret_key, url or None, timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlpacaSource:
+        return cls(
+            api_key=settings.alpaca_api_key.get_secret_value(),
+            secret_key=settings.alpaca_secret_key.get_secret_value(),
+            feed=settings.alpaca_data_feed,
+            url=settings.alpaca_data_url or None,
+            retry=RetryPolicy.from_settings(settings),
+            bucket=bucket_for("alpaca", settings.alpaca_requests_per_minute),
+            timeout_s=settings.source_timeout_s,
+            symbols=settings.universe,
+        )
+
+    def universe(self) -> list[str]:
+        """The configured ``UNIVERSE`` (Alpaca lists thousands of assets: choose yours)."""
+        if not self._symbols:
+            raise ConfigurationError(
+                "DATA_SOURCE=alpaca needs UNIVERSE=SYM1,SYM2,… (or --symbols): Alpaca offers "
+                "thousands of symbols and fetching all of them is not what you want"
+            )
+        return list(self._symbols)
+
+    def fetch_daily_bars(self, start: date, end: date, symbols: list[str] | None) -> pd.DataFrame:
+        """Daily bars of sessions in ``[start, end]``; see :class:`PartialFetchError`."""
+        return self.fetch(start, end, symbols, TimeFrame.Day).raise_for_failures(self.name)
+
+    def fetch_minute_bars(
+        self, start: date, end: date, symbols: list[str] | None, minutes: int = 1
+    ) -> pd.DataFrame:
+        """``minutes``-minute bars of New York dates ``[start, end]`` (``ts`` = bar end, UTC)."""
+        timeframe = TimeFrame(minutes, TimeFrameUnit.Minute)
+        return self.fetch(start, end, symbols, timeframe).raise_for_failures(self.name)
+
+    def fetch(
+        self, start: date, end: date, symbols: list[str] | None, timeframe: TimeFrame
+    ) -> FetchResult:
+        """Bars of New York dates ``[start, end]`` at ``timeframe``, and failures per symbol."""
+        if start > end:
+            raise DataSourceError(f"start {start} is after end {end}")
+        good, failures = split_symbols(self.universe() if symbols is None else symbols)
+        raw: dict[str, list[Bar]] = {}
+        chunks = [
+            good[i : i + self.symbols_per_request]
+            for i in range(0, len(good), self.symbols_per_request)
+        ]
+        while chunks:
+            chunk = chunks.pop(0)
+            try:
+                got, chunk_failures = self._fetch_chunk(chunk, start, end, timeframe)
+            except _ChunkRejected as exc:
+                if len(chunk) > 1:  # find the symbol(s) Alpaca refuses: one request each
+                    chunks[:0] = [[s] for s in chunk]
+                    continue
+                failures[chunk[0]] = f"Alpaca refused it (HTTP {exc.status}): {exc}"
+                continue
+            raw.update(got)
+            failures.update(chunk_failures)
+        for symbol in good:
+            if symbol not in raw and symbol not in failures:
+                failures[symbol] = (
+                    f"Alpaca returned no bars from {start} to {end} (feed={self.feed.value}): "
+                    "a symbol Alpaca does not know, or one not traded in that interval"
+                )
+        return FetchResult(self._frame(raw, timeframe), failures)
+
+    def _fetch_chunk(
+        self, chunk: list[str], start: date, end: date, timeframe: TimeFrame
+    ) -> tuple[dict[str, list[Bar]], dict[str, str]]:
+        request = StockBarsRequest(
+            symbol_or_symbols=chunk,
+            timeframe=timeframe,
+            start=datetime(start.year, start.month, start.day, tzinfo=NEW_YORK),
+            end=datetime(end.year, end.month, end.day, 23, 59, 59, tzinfo=NEW_YORK),
+            adjustment=Adjustment.RAW,
+            feed=self.feed,
+        )
+        params = {
+            k: str(v.value) if hasattr(v, "value") else v
+            for k, v in request.to_request_fields().items()
+        }
+        params["limit"] = self.page_limit
+        asked = set(chunk)
+        bars: dict[str, list[Bar]] = defaultdict(list)
+        failures: dict[str, str] = {}
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            what = f"Alpaca bars {chunk[0]}…{chunk[-1]} ({len(chunk)} symbols)"
+            page = self.retry.call(lambda t=token: self._get_page(params, t), what)
+            for symbol, items in page["bars"].items():
+                if symbol not in asked:
+                    failures[symbol] = (
+                        f"Alpaca returned bars for {symbol}, which was not requested; dropped"
+                    )
+                    continue
+                try:
+                    bars[symbol].extend(Bar(symbol, item) for item in items)
+                except (ValidationError, TypeError, AttributeError) as exc:
+                    failures[symbol] = f"Alpaca sent a malformed bar for {symbol}: {exc}"
+            token = page.get("next_page_token")
+            if not token:
+                break
+            if token in seen:
+                for symbol in chunk:
+                    failures[symbol] = (
+                        f"Alpaca repeated page token {token[:40]!r} (a pagination loop); the "
+                        "bars of this request may be incomplete and were dropped: rerun later"
+                    )
+                    bars.pop(symbol, None)
+                break
+            seen.add(token)
+        return {s: b for s, b in bars.items() if s not in failures}, failures
+
+    def _get_page(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        """One page of ``GET /v2/stocks/bars``, errors sorted into transient and permanent."""
+        self.bucket.acquire()
+        try:
+            page = self._client.get("/stocks/bars", {**params, "page_token": token})
+        except APIError as exc:
+            status = exc.status_code
+            if status == 429 or (status is not None and status >= 500):
+                raise TransientSourceError(
+                    f"Alpaca answered HTTP {status}: {_body(exc)}", _retry_after(exc.response)
+                ) from exc
+            if status in (401, 403):
+                raise DataSourceError(
+                    f"Alpaca refused the credentials (HTTP {status}: {_body(exc)}); check "
+                    "ALPACA_API_KEY / ALPACA_SECRET_KEY, and that your plan includes "
+                    f"ALPACA_DATA_FEED={self.feed.value} (the free plan has iex only)"
+                ) from exc
+            raise _ChunkRejected(status, _body(exc)) from exc
+        except requests.Timeout as exc:
+            raise TransientSourceError(f"Alpaca did not answer in time: {exc}") from exc
+        except requests.ConnectionError as exc:  # refused, reset, body cut short
+            raise TransientSourceError(f"could not reach Alpaca: {exc}") from exc
+        except ValueError as exc:  # requests' JSONDecodeError: malformed or truncated body
+            raise TransientSourceError(
+                f"Alpaca returned malformed or truncated JSON: {exc}"
+            ) from exc
+        if page is None:
+            raise TransientSourceError("Alpaca returned an empty response body")
+        if not isinstance(page, dict) or "bars" not in page:
+            raise DataSourceError(
+                f"Alpaca's answer has no 'bars' key (got {str(page)[:200]!r}); is "
+                "ALPACA_DATA_URL pointing at the market-data API (https://data.alpaca.markets)?"
+            )
+        if page["bars"] is None:
+            page["bars"] = {}
+        if not isinstance(page["bars"], dict):
+            raise DataSourceError(f"Alpaca's 'bars' is not an object: {str(page['bars'])[:200]!r}")
+        return page
+
+    @staticmethod
+    def _frame(raw: dict[str, list[Bar]], timeframe: TimeFrame) -> pd.DataFrame:
+        rows = [
+            (b.symbol, b.timestamp, b.open, b.high, b.low, b.close, b.volume)
+            for symbol in sorted(raw)
+            for b in raw[symbol]
+        ]
+        if not rows:
+            return empty_bars()
+        frame = pd.DataFrame(
+            rows, columns=["symbol", "t", "open", "high", "low", "close", "volume"]
+        )
+        stamps = pd.to_datetime(frame["t"], utc=True)
+        frame["session_date"] = stamps.dt.tz_convert(calendar.EXCHANGE_TZ).dt.date
+        if timeframe.unit == TimeFrameUnit.Day:
+            closes = calendar.schedule(min(frame["session_date"]), max(frame["session_date"]))
+            frame["ts"] = frame["session_date"].map(closes["close"])  # NaT off-session: the gate
+        else:
+            frame["ts"] = stamps + _duration(timeframe)
+        for column in ("open", "high", "low", "close", "volume"):
+            frame[column] = frame[column].astype("float64")
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        return frame[list(BAR_COLUMNS)].reset_index(drop=True)
+
+
+def _duration(timeframe: TimeFrame) -> pd.Timedelta:
+    unit = {TimeFrameUnit.Minute: "min", TimeFrameUnit.Hour: "h"}.get(timeframe.unit)
+    if unit is None:
+        raise DataSourceError(f"timeframe {timeframe} is not supported (minutes, hours or 1Day)")
+    return pd.Timedelta(timeframe.amount, unit=unit)

@@ -1,0 +1,216 @@
+"""A local HTTP server speaking Alpaca's market-data protocol for ``GET /v2/stocks/bars``.
+
+It serves bars built from the real sample data (:func:`sample_bars`) the way Alpaca does, so
+alpaca-py's own client and models are exercised with no network:
+
+- auth by the ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` headers (403 ``{"message":
+  "forbidden."}`` otherwise);
+- ``symbols`` (comma-separated, several at once), ``timeframe`` (``1Day``, ``1Min``…),
+  ``start``/``end`` (RFC 3339, inclusive), ``limit`` (≤ 10,000, default 1,000), ``page_token``;
+- the answer ``{"bars": {SYM: [{"t","o","h","l","c","v","n","vw"}, …]}, "next_page_token": …}``,
+  items ordered by symbol then time and paged across symbols; a symbol with no bars is absent;
+- a malformed symbol is a 400 ``{"code": 40010001, "message": "invalid symbol: …"}``.
+
+Faults are queued in :attr:`AlpacaDataServer.faults` and consumed one per request, in order.
+Every request is logged in :attr:`AlpacaDataServer.requests`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+NEW_YORK = ZoneInfo("America/New_York")
+_SYMBOL = re.compile(r"^[A-Z0-9./-]+$")
+
+
+@dataclass
+class Fault:
+    """What to do instead of (or on top of) a normal answer, for one request."""
+
+    status: int | None = None  # answer this status with ``body``
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # sleep before answering (the client may time out)
+    truncate: bool = False  # cut the JSON in half (Content-Length matches the cut body)
+    empty: bool = False  # 200 with an empty body
+    reset: bool = False  # close the connection without answering
+    repeat_token: bool = False  # next_page_token = a constant token, over and over
+    extra_symbol: str | None = None  # add bars for a symbol nobody asked for
+
+
+def _to_alpaca(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in frame.itertuples(index=False):
+        midnight = datetime(
+            row.session_date.year, row.session_date.month, row.session_date.day, tzinfo=NEW_YORK
+        )
+        out.setdefault(row.symbol, []).append(
+            {
+                "t": midnight.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "o": row.open,
+                "h": row.high,
+                "l": row.low,
+                "c": row.close,
+                "v": int(row.volume),
+                # The sample data has no trade count or VWAP; Alpaca always sends both.
+                "n": 0,
+                "vw": round((row.high + row.low + row.close) / 3, 4),
+            }
+        )
+    return out
+
+
+def sample_bars(symbols: list[str], start: date, end: date) -> dict[str, list[dict[str, Any]]]:
+    """Daily bars of the sample data in Alpaca's JSON shape (``t`` = midnight New York)."""
+    from pipelines.sources.sample import SampleSource
+
+    return _to_alpaca(SampleSource().fetch_daily_bars(start, end, symbols))
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(token: str) -> int:
+    return int(base64.urlsafe_b64decode(token.encode()).decode().split(":")[1])
+
+
+class AlpacaDataServer:
+    """``with AlpacaDataServer({"1Day": bars}) as server: client(url_override=server.url)``."""
+
+    def __init__(
+        self,
+        bars: dict[str, dict[str, list[dict[str, Any]]]],
+        key: str = "test-key",
+        secret: str = "test-secret",
+    ) -> None:
+        self.bars = bars  # timeframe -> symbol -> bars in Alpaca's JSON shape
+        self.key, self.secret = key, secret
+        self.faults: list[Fault] = []
+        self.requests: list[dict[str, Any]] = []
+        self.reject_symbols: set[str] = set()  # answered 422 when asked for
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> AlpacaDataServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            return self.faults.pop(0) if self.faults else None
+
+    def answer(self, params: dict[str, str], headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        """(status, headers, body) for one request, faults aside."""
+        if headers.get("apca-api-key-id") != self.key or (
+            headers.get("apca-api-secret-key") != self.secret
+        ):
+            return 403, {}, b'{"message": "forbidden."}'
+        symbols = [s for s in params.get("symbols", "").split(",") if s]
+        if not symbols:
+            return 400, {}, b'{"code": 40010001, "message": "missing symbols"}'
+        for symbol in symbols:
+            if not _SYMBOL.match(symbol):
+                body = {"code": 40010001, "message": f"invalid symbol: {symbol}"}
+                return 400, {}, json.dumps(body).encode()
+            if symbol in self.reject_symbols:
+                body = {"code": 42210000, "message": f"invalid symbol: {symbol}"}
+                return 422, {}, json.dumps(body).encode()
+        limit = int(params.get("limit") or 1000)
+        if not 1 <= limit <= 10_000:
+            return 422, {}, b'{"code": 42210000, "message": "invalid limit"}'
+        start = datetime.fromisoformat(params["start"]) if params.get("start") else None
+        end = datetime.fromisoformat(params["end"]) if params.get("end") else None
+        series = self.bars.get(params.get("timeframe", ""), {})
+        items = []
+        for symbol in sorted(symbols):
+            for bar in series.get(symbol, []):
+                t = datetime.fromisoformat(bar["t"].replace("Z", "+00:00"))
+                if (start is None or t >= start) and (end is None or t <= end):
+                    items.append((symbol, bar))
+        offset = _offset(params["page_token"]) if params.get("page_token") else 0
+        page = items[offset : offset + limit]
+        out: dict[str, list] = {}
+        for symbol, bar in page:
+            out.setdefault(symbol, []).append(bar)
+        more = offset + limit < len(items)
+        body = {"bars": out, "next_page_token": _token(offset + limit) if more else None}
+        return 200, {}, json.dumps(body).encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                parts = urlsplit(self.path)
+                params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with server._lock:
+                    server.requests.append(
+                        {"path": parts.path, "params": params, "headers": headers}
+                    )
+                if parts.path != "/v2/stocks/bars":
+                    self._send(404, {}, b'{"message": "not found"}')
+                    return
+                fault = server._next_fault()
+                if fault and fault.delay_s:
+                    time.sleep(fault.delay_s)
+                if fault and fault.reset:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault and fault.status is not None:
+                    self._send(fault.status, fault.headers, fault.body.encode())
+                    return
+                status, extra, body = server.answer(params, headers)
+                if fault and status == 200:
+                    if fault.empty:
+                        body = b""
+                    elif fault.truncate:
+                        body = body[: len(body) // 2]
+                    elif fault.repeat_token or fault.extra_symbol:
+                        doc = json.loads(body)
+                        if fault.repeat_token:
+                            doc["next_page_token"] = _token(0)
+                        if fault.extra_symbol:
+                            first = next(iter(doc["bars"].values()))
+                            doc["bars"][fault.extra_symbol] = first
+                        body = json.dumps(doc).encode()
+                self._send(status, {**extra, **(fault.headers if fault else {})}, body)
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
