@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -196,7 +196,8 @@ class AlpacaSource:
                 if len(chunk) > 1:  # find the symbol(s) Alpaca refuses: one request each
                     chunks[:0] = [[s] for s in chunk]
                     continue
-                failures[chunk[0]] = f"Alpaca refused it (HTTP {exc.status}): {exc}"
+                status = f"HTTP {exc.status}" if exc.status else "no HTTP error"
+                failures[chunk[0]] = f"Alpaca refused it ({status}): {exc}"
                 continue
             raw.update(got)
             failures.update(chunk_failures)
@@ -246,12 +247,13 @@ class AlpacaSource:
             if not token:
                 break
             if token in seen:
-                for symbol in chunk:
-                    failures[symbol] = (
-                        f"Alpaca repeated page token {token[:40]!r} (a pagination loop); the "
-                        "bars of this request may be incomplete and were dropped: rerun later"
-                    )
-                    bars.pop(symbol, None)
+                if len(chunk) > 1:  # ask again one symbol at a time: a smaller answer
+                    raise _ChunkRejected(None, f"pagination loop on page token {token[:40]!r}")
+                failures[chunk[0]] = (
+                    f"Alpaca repeated page token {token[:40]!r} (a pagination loop); the "
+                    "bars of this symbol may be incomplete and were dropped: rerun later"
+                )
+                bars.pop(chunk[0], None)
                 break
             seen.add(token)
         return {s: b for s, b in bars.items() if s not in failures}, failures

@@ -1,0 +1,117 @@
+"""The Alpaca source against a local server speaking Alpaca's protocol, through alpaca-py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipelines.config import Settings
+from pipelines.errors import ConfigurationError, DataSourceError
+from pipelines.sources import get_source
+from pipelines.sources.alpaca import AlpacaSource
+from pipelines.sources.sample import SampleSource
+from tests.support.alpaca_data_server import AlpacaDataServer, Fault, sample_bars
+from tests.unit.sources.alpaca_fixtures import END, KEY, SECRET, START, SYMBOLS, server, source
+
+
+@pytest.fixture
+def alpaca() -> Iterator[AlpacaDataServer]:
+    with server() as s:
+        yield s
+
+
+def test_daily_bars_are_the_vendors_bars_in_the_canonical_frame(alpaca: AlpacaDataServer) -> None:
+    got = source(alpaca.url).fetch_daily_bars(START, END, SYMBOLS)
+    expected = SampleSource().fetch_daily_bars(START, END, SYMBOLS)
+    assert len(got) == 57
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+    )
+    assert str(got["ts"].dt.tz) == "UTC"
+
+
+def test_pages_are_followed_and_requests_are_raw_prices_on_the_feed(
+    alpaca: AlpacaDataServer,
+) -> None:
+    source(alpaca.url).fetch_daily_bars(START, END, SYMBOLS)
+    assert len(alpaca.requests) == 3  # 57 bars, 20 per page
+    first, *rest = [r["params"] for r in alpaca.requests]
+    assert "page_token" not in first and all(r["page_token"] for r in rest)
+    assert first["symbols"] == "A,AAPL,IBM"  # one request for the chunk, paged across symbols
+    assert (first["timeframe"], first["adjustment"], first["feed"]) == ("1Day", "raw", "iex")
+    assert first["limit"] == "20"
+    headers = alpaca.requests[0]["headers"]
+    assert (headers["apca-api-key-id"], headers["apca-api-secret-key"]) == (KEY, SECRET)
+
+
+def test_early_close_and_dst_are_in_ts(alpaca: AlpacaDataServer) -> None:
+    alpaca.bars["1Day"].update(sample_bars(["IBM"], date(2009, 11, 25), date(2009, 11, 30)))
+    bars = source(alpaca.url).fetch_daily_bars(date(2009, 11, 25), date(2009, 11, 30), ["IBM"])
+    assert list(bars["ts"]) == [
+        pd.Timestamp("2009-11-25 21:00", tz="UTC"),
+        pd.Timestamp("2009-11-27 18:00", tz="UTC"),  # 13:00 New York early close
+        pd.Timestamp("2009-11-30 21:00", tz="UTC"),
+    ]
+
+
+def test_minute_bars_share_the_code_path() -> None:
+    # Two one-minute bars of IBM on 2010-01-04 whose prices are the session's sample open/close.
+    day = SampleSource().fetch_daily_bars(date(2010, 1, 4), date(2010, 1, 4), ["IBM"]).iloc[0]
+    minute = [
+        {"t": "2010-01-04T14:30:00Z", "o": day.open, "h": day.open, "l": day.open,
+         "c": day.open, "v": 100, "n": 1, "vw": day.open},
+        {"t": "2010-01-04T20:59:00Z", "o": day.close, "h": day.close, "l": day.close,
+         "c": day.close, "v": 200, "n": 1, "vw": day.close},
+    ]  # fmt: skip
+    with AlpacaDataServer({"1Min": {"IBM": minute}}, KEY, SECRET) as s:
+        bars = source(s.url).fetch_minute_bars(date(2010, 1, 4), date(2010, 1, 4), ["IBM"])
+        assert s.requests[0]["params"]["timeframe"] == "1Min"
+    assert list(bars["ts"]) == [
+        pd.Timestamp("2010-01-04 14:31", tz="UTC"),  # bar end = start + 1 minute
+        pd.Timestamp("2010-01-04 21:00", tz="UTC"),
+    ]
+    assert list(bars["session_date"]) == [date(2010, 1, 4)] * 2
+    assert list(bars["close"]) == [day.open, day.close]
+
+
+def test_sdk_retries_are_off_so_our_attempts_are_the_bound(alpaca: AlpacaDataServer) -> None:
+    # alpaca-py would retry a 429 three times by itself, 3 s apart: here 2 attempts = 2 requests.
+    alpaca.faults = [Fault(status=429, body='{"message": "too many requests."}')] * 5
+    with pytest.raises(DataSourceError, match="still failing after 2 attempts"):
+        source(alpaca.url, attempts=2).fetch_daily_bars(START, END, SYMBOLS)
+    assert len(alpaca.requests) == 2
+
+
+def test_credentials_are_required_and_never_in_errors(alpaca: AlpacaDataServer) -> None:
+    with pytest.raises(ConfigurationError, match="ALPACA_API_KEY"):
+        AlpacaSource("", "")
+    wrong = AlpacaSource(KEY, "another-secret", url=alpaca.url)
+    with pytest.raises(DataSourceError) as info:
+        wrong.fetch_daily_bars(START, END, SYMBOLS)
+    assert "403" in str(info.value) and "another-secret" not in str(info.value)
+
+
+def test_universe_must_be_configured() -> None:
+    with pytest.raises(ConfigurationError, match="UNIVERSE"):
+        AlpacaSource(KEY, SECRET).universe()
+
+
+def test_get_source_wires_data_source(alpaca: AlpacaDataServer) -> None:
+    settings = Settings(
+        data_source="alpaca",
+        alpaca_api_key=KEY,
+        alpaca_secret_key=SECRET,
+        alpaca_data_url=alpaca.url,
+        alpaca_data_feed="sip",
+        universe="IBM",
+    )
+    chosen = get_source(settings)
+    assert isinstance(chosen, AlpacaSource)
+    assert SECRET not in repr(settings)
+    bars = chosen.fetch_daily_bars(START, END, None)
+    assert set(bars["symbol"]) == {"IBM"} and len(bars) == 19
+    assert alpaca.requests[0]["params"]["feed"] == "sip"
+    assert get_source(Settings(data_source="sample")).name == "sample"
