@@ -36,6 +36,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,9 +72,9 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self.timeout_s = timeout_s
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(method, url, *args, **kwargs)
+        return super().request(*args, **kwargs)
 
 
 class _BoundedClient(StockHistoricalDataClient):
@@ -232,7 +233,7 @@ class AlpacaSource:
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             what = f"Alpaca bars {chunk[0]}…{chunk[-1]} ({len(chunk)} symbols)"
-            page = self.retry.call(lambda t=token: self._get_page(params, t), what)
+            page = self.retry.call(partial(self._get_page, params, token), what)
             for symbol, items in page["bars"].items():
                 if symbol not in asked:
                     failures[symbol] = (

@@ -30,6 +30,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -123,7 +124,7 @@ class YahooSource:
         for symbol in good:
             try:
                 history = self.retry.call(
-                    lambda s=symbol: self._history(s, start), f"Yahoo history of {symbol}"
+                    partial(self._history, symbol, start), f"Yahoo history of {symbol}"
                 )
             except _SymbolFailed as exc:
                 failures[symbol] = str(exc)

@@ -11,18 +11,27 @@ The data-defect part of the corpus (NaN, high < low, …) is the validation gate
 
 from __future__ import annotations
 
+import os
+import pathlib
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+import requests
 
 from pipelines.errors import DataSourceError
 from pipelines.sources.base import PartialFetchError
+from pipelines.sources.ratelimit import TokenBucket
+from pipelines.sources.retry import RetryPolicy
 from pipelines.sources.sample import SampleSource
+from pipelines.sources.yahoo import YahooSource
 from tests.support.alpaca_data_server import AlpacaDataServer, Fault
 from tests.unit.sources.alpaca_fixtures import END, START, SYMBOLS, server, source
+from tests.unit.sources.yahoo_fixtures import Chart, FakeYahoo, YahooFault
+
+os.environ["YF_DISABLE_CURL_CFFI"] = "1"
 
 RATE_LIMITED = Fault(
     status=429,
@@ -135,3 +144,48 @@ def test_transport_fault(case: Case) -> None:
         for request in alpaca.requests:  # malformed symbols never reach the vendor
             assert "'" not in request["params"].get("symbols", "")
             assert ".." not in request["params"].get("symbols", "")
+
+
+# --- Yahoo, through yfinance on a requests-mock session --------------------------------------
+
+YAHOO_CASES = {
+    "yahoo_http_429": (
+        [YahooFault(status=429, body="Too Many Requests")],
+        None,
+    ),
+    "yahoo_http_500": ([YahooFault(status=500, body="<html>oops</html>")], None),
+    "yahoo_http_503": ([YahooFault(status=503, body="")], None),
+    "yahoo_timeout": ([YahooFault(exc=requests.exceptions.ReadTimeout)], None),
+    "yahoo_connection_refused_once": ([YahooFault(exc=requests.exceptions.ConnectionError)], None),
+    "yahoo_truncated_json": ([YahooFault(truncate=True)], None),
+    "yahoo_http_500_persistent": (
+        [YahooFault(status=500, body="")] * 3,
+        "still failing after 3 attempts.*HTTP 500",
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+@pytest.mark.parametrize(("faults", "error"), YAHOO_CASES.values(), ids=YAHOO_CASES.keys())
+def test_yahoo_transport_fault(
+    faults: list[YahooFault], error: str | None, tmp_path: pathlib.Path
+) -> None:
+    import yfinance as yf
+
+    yf.set_tz_cache_location(str(tmp_path))
+    fake = FakeYahoo([Chart("IBM", START, END), Chart("A", START, END)])
+    fake.faults = list(faults)
+    vendor = YahooSource(
+        session=fake.session,
+        retry=RetryPolicy(attempts=3, initial_wait=0.0, max_wait=0.0),
+        bucket=TokenBucket(1_000_000),
+    )
+    if error is None:
+        bars = vendor.fetch_daily_bars(START, END, ["A", "IBM"])
+        expected = SampleSource().fetch_daily_bars(START, END, ["A", "IBM"])
+        assert len(bars) == len(expected) == 38
+        assert bars["close"].tolist() == pytest.approx(expected["close"].tolist())
+        assert fake.data_requests == ["A", "A", "IBM"]  # A failed once, then succeeded
+    else:
+        with pytest.raises(DataSourceError, match=error):
+            vendor.fetch_daily_bars(START, END, ["A", "IBM"])
