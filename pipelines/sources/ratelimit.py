@@ -51,7 +51,7 @@ class TokenBucket:
         slept = 0.0
         with self._lock:  # held while sleeping: waiting callers queue up in order
             self._refill()
-            while self._tokens < 1.0:
+            while self._tokens < 1.0 - 1e-9:  # tolerance: float sums can stop just short of 1
                 wait = (1.0 - self._tokens) / self.rate_per_second
                 self._sleep(wait)
                 slept += wait
