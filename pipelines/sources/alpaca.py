@@ -43,9 +43,17 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import requests
 from alpaca.common.exceptions import APIError
+from alpaca.common.rest import RESTClient
 from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.historical.corporate_actions import CorporateActionsClient
 from alpaca.data.models import Bar
+from alpaca.data.models.corporate_actions import (
+    CashDividend,
+    CorporateActionsSet,
+    ForwardSplit,
+    ReverseSplit,
+)
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from pydantic import ValidationError
@@ -53,7 +61,13 @@ from pydantic import ValidationError
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError, DataSourceError
-from pipelines.sources.base import BAR_COLUMNS, FetchResult, empty_bars, split_symbols
+from pipelines.sources.base import (
+    BAR_COLUMNS,
+    FetchResult,
+    PartialFetchError,
+    empty_bars,
+    split_symbols,
+)
 from pipelines.sources.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.retry import RetryPolicy, TransientSourceError
 
@@ -63,6 +77,7 @@ NEW_YORK = ZoneInfo(calendar.EXCHANGE_TZ)
 SYMBOLS_PER_REQUEST = 100  # keeps the query string short; Alpaca pages across symbols anyway
 PAGE_LIMIT = 10_000  # Alpaca's maximum items per page
 MAX_PAGES = 100_000
+ACTION_COLUMNS = ("symbol", "ex_date", "kind", "value", "source")
 
 
 class _TimeoutSession(requests.Session):
@@ -86,6 +101,33 @@ class _BoundedClient(StockHistoricalDataClient):
         # parameter for them. tests/unit/sources check a 429 costs exactly one request.
         self._retry = 0
         self._session = _TimeoutSession(timeout_s)
+
+
+class _BoundedActionsClient(CorporateActionsClient):
+    """alpaca-py's corporate-actions client (``/v1``), bounded like :class:`_BoundedClient`."""
+
+    def __init__(self, api_key: str, secret_key: str, url: str | None, timeout_s: float) -> None:
+        super().__init__(api_key=api_key, secret_key=secret_key, url_override=url)
+        self._retry = 0
+        self._session = _TimeoutSession(timeout_s)
+
+
+def _action_rows(raw: dict[str, Any], asked: set[str]) -> list[tuple[str, date, str, float, str]]:
+    """Split and cash-dividend rows of one corporate-actions page, parsed by alpaca-py's models."""
+    rows: list[tuple[str, date, str, float]] = []
+    try:
+        parsed = CorporateActionsSet(raw).data
+    except (ValidationError, TypeError, AttributeError) as exc:
+        raise DataSourceError(f"Alpaca sent a malformed corporate action: {exc}") from exc
+    for action in [*parsed.get("forward_splits", []), *parsed.get("reverse_splits", [])]:
+        assert isinstance(action, ForwardSplit | ReverseSplit)
+        if action.old_rate <= 0:
+            raise DataSourceError(f"Alpaca sent a split with old_rate {action.old_rate}: {action}")
+        rows.append((action.symbol, action.ex_date, "split", action.new_rate / action.old_rate))
+    for cash in parsed.get("cash_dividends", []):
+        assert isinstance(cash, CashDividend)
+        rows.append((cash.symbol, cash.ex_date, "dividend", cash.rate))
+    return [(*row, "alpaca") for row in rows if row[0] in asked]
 
 
 class _ChunkRejected(Exception):
@@ -143,6 +185,7 @@ class AlpacaSource:
         self.page_limit = page_limit
         self._symbols = symbols or []
         self._client = _BoundedClient(api_key, secret_key, url or None, timeout_s)
+        self._actions_client = _BoundedActionsClient(api_key, secret_key, url or None, timeout_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlpacaSource:
@@ -259,11 +302,18 @@ class AlpacaSource:
             seen.add(token)
         return {s: b for s, b in bars.items() if s not in failures}, failures
 
-    def _get_page(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        """One page of ``GET /v2/stocks/bars``, errors sorted into transient and permanent."""
+    def _get_page(
+        self,
+        params: dict[str, Any],
+        token: str | None,
+        key: str = "bars",
+        client: RESTClient | None = None,
+        path: str = "/stocks/bars",
+    ) -> dict[str, Any]:
+        """One page of ``GET path``, errors sorted into transient and permanent."""
         self.bucket.acquire()
         try:
-            page = self._client.get("/stocks/bars", {**params, "page_token": token})
+            page = (client or self._client).get(path, {**params, "page_token": token})
         except APIError as exc:
             status = exc.status_code
             if status == 429 or (status is not None and status >= 500):
@@ -287,16 +337,62 @@ class AlpacaSource:
             ) from exc
         if page is None:
             raise TransientSourceError("Alpaca returned an empty response body")
-        if not isinstance(page, dict) or "bars" not in page:
+        if not isinstance(page, dict) or key not in page:
             raise DataSourceError(
-                f"Alpaca's answer has no 'bars' key (got {str(page)[:200]!r}); is "
+                f"Alpaca's answer has no {key!r} key (got {str(page)[:200]!r}); is "
                 "ALPACA_DATA_URL pointing at the market-data API (https://data.alpaca.markets)?"
             )
-        if page["bars"] is None:
-            page["bars"] = {}
-        if not isinstance(page["bars"], dict):
-            raise DataSourceError(f"Alpaca's 'bars' is not an object: {str(page['bars'])[:200]!r}")
+        if page[key] is None:
+            page[key] = {}
+        if not isinstance(page[key], dict):
+            raise DataSourceError(f"Alpaca's {key!r} is not an object: {str(page[key])[:200]!r}")
         return page
+
+    def fetch_corporate_actions(
+        self, start: date, end: date, symbols: list[str] | None
+    ) -> pd.DataFrame:
+        """Splits and cash dividends with ex-date in ``[start, end]`` (``ACTION_COLUMNS``).
+
+        Through alpaca-py's ``CorporateActionsClient`` endpoint (``GET /v1/corporate-actions``),
+        paged and retried like the bars. Forward and reverse splits become ``split`` rows
+        (``new_rate / old_rate`` new shares per old: 0.1 for a 1-for-10 reverse split), cash
+        dividends ``dividend`` rows (``rate``, USD per share). Other kinds (stock dividends,
+        spin-offs, mergers, name changes) are not mapped: they are outside ``adjusted_prices``.
+        """
+        good, failures = split_symbols(self.universe() if symbols is None else symbols)
+        if failures:
+            raise PartialFetchError(self.name, FetchResult(empty_bars(), failures))
+        rows: list[tuple[str, date, str, float, str]] = []
+        for i in range(0, len(good), self.symbols_per_request):
+            chunk = good[i : i + self.symbols_per_request]
+            params = {
+                "symbols": ",".join(chunk),
+                "types": "forward_split,reverse_split,cash_dividend",
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "limit": 1000,
+            }
+            token: str | None = None
+            seen: set[str] = set()
+            for _ in range(MAX_PAGES):
+                fetch = partial(
+                    self._get_page, params, token, "corporate_actions", self._actions_client,
+                    "/corporate-actions",
+                )  # fmt: skip
+                page = self.retry.call(fetch, f"Alpaca corporate actions {chunk[0]}…")
+                rows.extend(_action_rows(page["corporate_actions"], set(chunk)))
+                token = page.get("next_page_token")
+                if not token:
+                    break
+                if token in seen:
+                    raise DataSourceError(
+                        f"Alpaca repeated corporate-actions page token {token[:40]!r}; rerun later"
+                    )
+                seen.add(token)
+        frame = pd.DataFrame(rows, columns=list(ACTION_COLUMNS))
+        return frame.drop_duplicates(["symbol", "ex_date", "kind"], keep="last").reset_index(
+            drop=True
+        )
 
     @staticmethod
     def _frame(raw: dict[str, list[Bar]], timeframe: TimeFrame) -> pd.DataFrame:

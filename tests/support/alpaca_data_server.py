@@ -9,7 +9,10 @@ alpaca-py's own client and models are exercised with no network:
   ``start``/``end`` (RFC 3339, inclusive), ``limit`` (≤ 10,000, default 1,000), ``page_token``;
 - the answer ``{"bars": {SYM: [{"t","o","h","l","c","v","n","vw"}, …]}, "next_page_token": …}``,
   items ordered by symbol then time and paged across symbols; a symbol with no bars is absent;
-- a malformed symbol is a 400 ``{"code": 40010001, "message": "invalid symbol: …"}``.
+- a malformed symbol is a 400 ``{"code": 40010001, "message": "invalid symbol: …"}``;
+- ``GET /v1/corporate-actions`` (``symbols``, ``types``, ``start``/``end`` on ex-date,
+  ``limit``, ``page_token``) answering ``{"corporate_actions": {"forward_splits": […],
+  "cash_dividends": […], …}, "next_page_token": …}`` from :attr:`AlpacaDataServer.actions`.
 
 Faults are queued in :attr:`AlpacaDataServer.faults` and consumed one per request, in order.
 Every request is logged in :attr:`AlpacaDataServer.requests`.
@@ -106,6 +109,7 @@ class AlpacaDataServer:
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self.reject_symbols: set[str] = set()  # answered 422 when asked for
+        self.actions: dict[str, list[dict[str, Any]]] = {}  # "cash_dividends" -> [items]
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -167,6 +171,31 @@ class AlpacaDataServer:
         body = {"bars": out, "next_page_token": _token(offset + limit) if more else None}
         return 200, {}, json.dumps(body).encode()
 
+    def answer_actions(self, params: dict[str, str]) -> tuple[int, dict, bytes]:
+        """``GET /v1/corporate-actions``: filtered by symbol, type and ex-date, paged."""
+        symbols = set(params.get("symbols", "").split(","))
+        types = {f"{t}s" for t in params.get("types", "").split(",") if t}
+        start, end = params.get("start", ""), params.get("end", "9999-12-31")
+        items = [
+            (kind, item)
+            for kind in sorted(self.actions)
+            for item in self.actions[kind]
+            if (not types or kind in types)
+            and item["symbol"] in symbols
+            and start <= item["ex_date"] <= end
+        ]
+        limit = int(params.get("limit") or 1000)
+        offset = _offset(params["page_token"]) if params.get("page_token") else 0
+        out: dict[str, list] = {}
+        for kind, item in items[offset : offset + limit]:
+            out.setdefault(kind, []).append(item)
+        more = offset + limit < len(items)
+        body = {
+            "corporate_actions": out,
+            "next_page_token": _token(offset + limit) if more else None,
+        }
+        return 200, {}, json.dumps(body).encode()
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -182,6 +211,9 @@ class AlpacaDataServer:
                     server.requests.append(
                         {"path": parts.path, "params": params, "headers": headers}
                     )
+                if parts.path == "/v1/corporate-actions":
+                    self._send(*server.answer_actions(params))
+                    return
                 if parts.path != "/v2/stocks/bars":
                     self._send(404, {}, b'{"message": "not found"}')
                     return

@@ -115,3 +115,39 @@ def test_get_source_wires_data_source(alpaca: AlpacaDataServer) -> None:
     assert set(bars["symbol"]) == {"IBM"} and len(bars) == 19
     assert alpaca.requests[0]["params"]["feed"] == "sip"
     assert get_source(Settings(data_source="sample")).name == "sample"
+
+
+def test_corporate_actions_through_alpacas_endpoint(alpaca: AlpacaDataServer) -> None:
+    # Alpaca's JSON shape for a forward split, a reverse split and a cash dividend.
+    alpaca.actions = {
+        "forward_splits": [
+            {"id": "1d3b9c1e-0000-4000-8000-000000000001", "symbol": "IBM", "cusip": "459200101",
+             "new_rate": 2, "old_rate": 1,
+             "process_date": "2010-02-16", "ex_date": "2010-02-16"},
+        ],
+        "reverse_splits": [
+            {"id": "1d3b9c1e-0000-4000-8000-000000000002", "symbol": "A",
+             "old_cusip": "00846U101", "new_cusip": "00846U102", "new_rate": 1,
+             "old_rate": 10, "process_date": "2010-03-01", "ex_date": "2010-03-01"},
+        ],
+        "cash_dividends": [
+            {"id": "1d3b9c1e-0000-4000-8000-000000000003", "symbol": "IBM", "cusip": "459200101",
+             "rate": 0.55, "special": False,
+             "foreign": False, "process_date": "2010-03-10", "ex_date": "2010-02-08",
+             "record_date": "2010-02-10", "payable_date": "2010-03-10"},
+            {"id": "1d3b9c1e-0000-4000-8000-000000000004", "symbol": "AAPL", "cusip": "037833100",
+             "rate": 0.1, "special": False,
+             "foreign": False, "process_date": "2011-01-01", "ex_date": "2011-01-01"},
+        ],
+    }  # fmt: skip
+    vendor = source(alpaca.url)
+    actions = vendor.fetch_corporate_actions(date(2010, 1, 1), date(2010, 12, 31), SYMBOLS)
+    assert sorted(actions.itertuples(index=False, name=None)) == [
+        ("A", date(2010, 3, 1), "split", 0.1, "alpaca"),
+        ("IBM", date(2010, 2, 8), "dividend", 0.55, "alpaca"),
+        ("IBM", date(2010, 2, 16), "split", 2.0, "alpaca"),
+    ]
+    request = alpaca.requests[-1]
+    assert request["path"] == "/v1/corporate-actions"
+    assert request["params"]["types"] == "forward_split,reverse_split,cash_dividend"
+    assert request["headers"]["apca-api-secret-key"] == SECRET
