@@ -56,7 +56,7 @@ from alpaca.data.models.corporate_actions import (
 )
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from pipelines import calendar
 from pipelines.config import Settings
@@ -424,3 +424,32 @@ def _duration(timeframe: TimeFrame) -> pd.Timedelta:
     if unit is None:
         raise DataSourceError(f"timeframe {timeframe} is not supported (minutes, hours or 1Day)")
     return pd.Timedelta(timeframe.amount, unit=unit)
+
+
+def settings_from_connection(
+    login: str | None, password: str | None, host: str | None, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Settings overrides from an Airflow connection (by convention ``alpaca_data``).
+
+    ``login`` → ``ALPACA_API_KEY``, ``password`` → ``ALPACA_SECRET_KEY``, ``host`` (optional,
+    e.g. ``https://data.alpaca.markets``) → ``ALPACA_DATA_URL``, ``extra["feed"]`` (optional)
+    → ``ALPACA_DATA_FEED``. A DAG task applies them with
+    ``settings.model_copy(update=settings_from_connection(c.login, c.password, c.host,
+    c.extra_dejson))``; ``pipelines`` itself never imports Airflow.
+    """
+    if not login or not password:
+        raise ConfigurationError(
+            "the Alpaca connection needs the API key as login and the secret key as password"
+        )
+    out: dict[str, Any] = {
+        "alpaca_api_key": SecretStr(login),
+        "alpaca_secret_key": SecretStr(password),
+    }
+    if host:
+        out["alpaca_data_url"] = host if "://" in host else f"https://{host}"
+    feed = (extra or {}).get("feed")
+    if feed is not None:
+        if feed not in ("iex", "sip"):
+            raise ConfigurationError(f"the Alpaca connection's extra feed={feed!r}: use iex or sip")
+        out["alpaca_data_feed"] = feed
+    return out

@@ -136,3 +136,19 @@ def adjusted_prices(
         out[f"adj_{column}"] = out[column].to_numpy(dtype=float) * price_factor
     out["adj_volume"] = out["volume"].to_numpy(dtype=float) * volume_factor
     return out
+
+
+def load_corporate_actions(
+    engine: sa.Engine, source: object, start: date, end: date, symbols: list[str] | None
+) -> int:
+    """Fetch ``source``'s splits and dividends with ex-date in ``[start, end]`` and upsert them.
+
+    For a source with ``fetch_corporate_actions`` (``yahoo``, ``alpaca``); others (``sample``:
+    its data has no actions) load nothing. One transaction; returns rows inserted or changed.
+    """
+    fetch = getattr(source, "fetch_corporate_actions", None)
+    if fetch is None:
+        return 0
+    actions = fetch(start, end, symbols)
+    with engine.begin() as conn:
+        return upsert_corporate_actions(conn, actions)

@@ -11,7 +11,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError, DataSourceError
 from pipelines.sources import get_source
-from pipelines.sources.alpaca import AlpacaSource
+from pipelines.sources.alpaca import AlpacaSource, settings_from_connection
 from pipelines.sources.sample import SampleSource
 from tests.support.alpaca_data_server import AlpacaDataServer, Fault, sample_bars
 from tests.unit.sources.alpaca_fixtures import END, KEY, SECRET, START, SYMBOLS, server, source
@@ -151,3 +151,19 @@ def test_corporate_actions_through_alpacas_endpoint(alpaca: AlpacaDataServer) ->
     assert request["path"] == "/v1/corporate-actions"
     assert request["params"]["types"] == "forward_split,reverse_split,cash_dividend"
     assert request["headers"]["apca-api-secret-key"] == SECRET
+
+
+def test_an_airflow_connection_maps_onto_the_settings(alpaca: AlpacaDataServer) -> None:
+    overrides = settings_from_connection(KEY, SECRET, alpaca.url, {"feed": "sip"})
+    settings = Settings(universe="IBM").model_copy(update=overrides)
+    bars = AlpacaSource.from_settings(settings).fetch_daily_bars(START, END, None)
+    assert len(bars) == 19
+    params, headers = alpaca.requests[0]["params"], alpaca.requests[0]["headers"]
+    assert params["feed"] == "sip" and headers["apca-api-key-id"] == KEY
+    assert settings_from_connection("k", "s", "data.alpaca.markets", None)["alpaca_data_url"] == (
+        "https://data.alpaca.markets"
+    )
+    with pytest.raises(ConfigurationError, match="login"):
+        settings_from_connection("k", None, None, None)
+    with pytest.raises(ConfigurationError, match="iex or sip"):
+        settings_from_connection("k", "s", None, {"feed": "otc"})

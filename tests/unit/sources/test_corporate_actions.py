@@ -16,6 +16,7 @@ from pipelines.sources.retry import RetryPolicy
 from pipelines.sources.yahoo import YahooSource
 from pipelines.warehouse.corporate_actions import (
     adjusted_prices,
+    load_corporate_actions,
     read_corporate_actions,
     upsert_corporate_actions,
 )
@@ -150,3 +151,23 @@ def test_upsert_is_idempotent_and_restatements_replace(warehouse: sa.Engine) -> 
         conn.execute(
             sa.text("INSERT INTO corporate_actions VALUES ('Y', '2010-01-04', 'merger', 1, 't')")
         )
+
+
+def test_load_corporate_actions_from_a_source(warehouse: sa.Engine, tmp_path) -> None:
+    import yfinance as yf
+
+    from pipelines.sources.sample import SampleSource
+
+    yf.set_tz_cache_location(str(tmp_path))
+    start, end = date(2010, 1, 4), date(2010, 3, 31)
+    fake = FakeYahoo([Chart("IBM", start, end, dividends={date(2010, 2, 8): 0.55})])
+    source = YahooSource(
+        session=fake.session, retry=RetryPolicy(1, 0, 0), bucket=TokenBucket(1_000_000)
+    )
+    assert load_corporate_actions(warehouse, source, start, end, ["IBM"]) == 1
+    assert load_corporate_actions(warehouse, source, start, end, ["IBM"]) == 0  # a rerun
+    assert load_corporate_actions(warehouse, SampleSource(), start, end, ["IBM"]) == 0
+    got = read_corporate_actions(warehouse, start, end)
+    assert list(got.itertuples(index=False, name=None)) == [
+        ("IBM", date(2010, 2, 8), "dividend", pytest.approx(0.55), "yahoo")
+    ]
