@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -85,6 +86,11 @@ def sample_bars(symbols: list[str], start: date, end: date) -> dict[str, list[di
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that timed out and left: expected in the fault tests
+
+
+@cache
+def _parse_t(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _token(offset: int) -> str:
@@ -159,7 +165,7 @@ class AlpacaDataServer:
         items = []
         for symbol in sorted(symbols):
             for bar in series.get(symbol, []):
-                t = datetime.fromisoformat(bar["t"].replace("Z", "+00:00"))
+                t = _parse_t(bar["t"])
                 if (start is None or t >= start) and (end is None or t <= end):
                     items.append((symbol, bar))
         offset = _offset(params["page_token"]) if params.get("page_token") else 0
