@@ -14,20 +14,8 @@ import sqlalchemy as sa
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 # Run logs may grow on a rerun; everything else must not change at all.
-DATA_TABLES = (
-    "bars",
-    "quarantine",
-    "features",
-    "predictions",
-    "plans",
-    "target_weights",
-    "orders",
-    "order_events",
-    "fills",
-    "positions",
-    "broker_accounts",
-    "controls",
-)
+DATA_TABLES = ("bars", "quarantine", "features", "predictions", "plans", "target_weights",
+               "orders", "order_events", "fills", "positions", "broker_accounts", "controls")
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +30,9 @@ def _demo_module():
 def _fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str]]:
     with engine.connect() as conn:
         return {
-            table: tuple(
-                conn.execute(
-                    sa.text(
-                        f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
-                        f"FROM {table} t"
-                    )
-                ).one()
-            )
+            table: tuple(conn.execute(sa.text(
+                f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+                f"FROM {table} t")).one())
             for table in DATA_TABLES
         }
 
@@ -57,13 +40,10 @@ def _fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def demo_runs(engine: sa.Engine):
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "TRUNCATE order_events, fills, orders, target_weights, plans, predictions, features, "
-                "quarantine, validation_runs, bars, positions, broker_accounts, controls, "
-                "pipeline_runs RESTART IDENTITY CASCADE"
-            )
-        )
+        conn.execute(sa.text(
+            "TRUNCATE order_events, fills, orders, target_weights, plans, predictions, features, "
+            "quarantine, validation_runs, bars, positions, broker_accounts, controls, "
+            "pipeline_runs RESTART IDENTITY CASCADE"))
     demo = _demo_module()
     first = demo.run()
     after_first = _fingerprint(engine)
@@ -87,12 +67,9 @@ def test_every_stage_wrote_its_data(demo_runs, engine: sa.Engine) -> None:
         assert silent == 0, "every quarantined row says why"
         sessions = conn.execute(sa.text("SELECT count(DISTINCT session_date) FROM plans")).scalar()
         assert sessions == len(demo.REBALANCE_SESSIONS)
-        duplicates = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM (SELECT session_date, symbol, side FROM orders "
-                "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
-            )
-        ).scalar()
+        duplicates = conn.execute(sa.text(
+            "SELECT count(*) FROM (SELECT session_date, symbol, side FROM orders "
+            "GROUP BY 1, 2, 3 HAVING count(*) > 1) d")).scalar()
         assert duplicates == 0
 
 

@@ -44,14 +44,9 @@ def test_forward_returns_use_nothing_after_the_end(warehouse, load_sample_bars):
     load_sample_bars(["IBM"])
     labels = forward_returns(warehouse, date(2010, 8, 9), date(2010, 8, 12))
     with warehouse.connect() as conn:
-        close = dict(
-            conn.execute(
-                sa.text(
-                    "SELECT session_date, close FROM bars WHERE symbol = 'IBM' "
-                    "AND session_date BETWEEN '2010-08-09' AND '2010-08-13'"
-                )
-            ).all()
-        )
+        close = dict(conn.execute(sa.text(
+            "SELECT session_date, close FROM bars WHERE symbol = 'IBM' "
+            "AND session_date BETWEEN '2010-08-09' AND '2010-08-13'")).all())
     days = sorted(close)
     assert list(labels.index.get_level_values("session_date")) == days[:3]  # none for the end
     assert labels.iloc[0] == close[days[1]] / close[days[0]] - 1

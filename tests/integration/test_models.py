@@ -19,28 +19,8 @@ from pipelines.models.training import promote, train
 
 pytestmark = pytest.mark.slow
 
-SYMBOLS = [
-    "AAPL",
-    "IBM",
-    "MSFT",
-    "XOM",
-    "JNJ",
-    "WMT",
-    "KO",
-    "PG",
-    "GE",
-    "T",
-    "PFE",
-    "MRK",
-    "CVX",
-    "JPM",
-    "INTC",
-    "CSCO",
-    "ORCL",
-    "HD",
-    "MCD",
-    "DIS",
-]
+SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T", "PFE", "MRK",
+           "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]
 AS_OF = date(2010, 8, 9)
 
 
@@ -95,9 +75,8 @@ def test_predictions_are_reproducible_and_rerun_identically(trained) -> None:
 
 def test_inference_refuses_a_feature_set_mismatch(trained) -> None:
     engine, settings, ref = trained
-    registry._client(settings).set_model_version_tag(
-        ref.name, ref.version, "feature_set_version", "0.stale"
-    )
+    registry._client(settings).set_model_version_tag(ref.name, ref.version,
+                                                     "feature_set_version", "0.stale")
     with pytest.raises(ModelError, match="retrain"):
         predict(engine, settings, AS_OF, "run-1")
 
@@ -120,14 +99,9 @@ def test_an_ipca_model_trains_registers_and_predicts(trained, monkeypatch) -> No
     champion, rows = predict(engine, settings, AS_OF, "run-ipca")
     assert champion == ref and rows == len(SYMBOLS)
     with engine.connect() as conn:
-        values = (
-            conn.execute(
-                sa.text("SELECT expected_return FROM predictions WHERE model_version = :v"),
-                {"v": ref.version},
-            )
-            .scalars()
-            .all()
-        )
+        values = conn.execute(sa.text(
+            "SELECT expected_return FROM predictions WHERE model_version = :v"),
+            {"v": ref.version}).scalars().all()
     assert len(set(values)) == len(SYMBOLS), "IPCA forecasts differ across stocks"
 
 
@@ -149,10 +123,8 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     assert registry.get_alias_version(settings, champion.name, CHAMPION) == expected
 
     promote(settings, champion.name, challenger.version)  # by hand, whatever the gate said
-    assert rollback(settings) == {
-        "champion": champion.version,
-        "previous_champion": challenger.version,
-    }
+    assert rollback(settings) == {"champion": champion.version,
+                                  "previous_champion": challenger.version}
     assert registry.get_alias_version(settings, champion.name, CHAMPION) == champion.version
 
 

@@ -16,11 +16,8 @@ def test_stage_run_records_success_and_failure(warehouse: sa.Engine) -> None:
     with pytest.raises(RuntimeError), stage_run(warehouse, "r1", "demo-stage"):
         raise RuntimeError("boom")
     with warehouse.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT status, params, summary, error, finished_at FROM pipeline_runs ORDER BY id"
-            )
-        ).all()
+        rows = conn.execute(sa.text("SELECT status, params, summary, error, finished_at "
+                                    "FROM pipeline_runs ORDER BY id")).all()
     assert [r.status for r in rows] == ["success", "failed"]
     assert rows[0].params == {"start": "2010-01-04"} and rows[0].summary == {"rows": 3}
     assert rows[1].error == "RuntimeError: boom"

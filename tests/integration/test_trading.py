@@ -18,39 +18,11 @@ from pipelines.portfolio.planner import build_plan
 from pipelines.risk.gate import check_plan
 from pipelines.risk.kill_switch import set_kill_switch
 
-SYMBOLS = [
-    "AAPL",
-    "IBM",
-    "MSFT",
-    "XOM",
-    "JNJ",
-    "WMT",
-    "KO",
-    "PG",
-    "GE",
-    "T",
-    "PFE",
-    "MRK",
-    "CVX",
-    "JPM",
-    "INTC",
-    "CSCO",
-    "ORCL",
-    "HD",
-    "MCD",
-    "DIS",
-]
+SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T",
+           "PFE", "MRK", "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]
 DAY = date(2010, 8, 16)
-LEDGER = (
-    "orders",
-    "order_events",
-    "fills",
-    "positions",
-    "broker_accounts",
-    "sim_broker_orders",
-    "plans",
-    "target_weights",
-)
+LEDGER = ("orders", "order_events", "fills", "positions", "broker_accounts", "sim_broker_orders",
+          "plans", "target_weights")
 
 
 @pytest.fixture
@@ -59,22 +31,18 @@ def market(warehouse: sa.Engine, load_sample_bars) -> sa.Engine:
     load_sample_bars(SYMBOLS)
     as_of = calendar.previous_session(DAY)
     with warehouse.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
-                "expected_return, feature_set_version, run_id) "
-                "VALUES ('m', '1', :d, :s, :r, 'f', 't')"
-            ),
-            [{"d": as_of, "s": s, "r": 0.0005 * (i % 7 - 3)} for i, s in enumerate(SYMBOLS)],
-        )
+        conn.execute(sa.text(
+            "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
+            "expected_return, feature_set_version, run_id) "
+            "VALUES ('m', '1', :d, :s, :r, 'f', 't')"),
+            [{"d": as_of, "s": s, "r": 0.0005 * (i % 7 - 3)} for i, s in enumerate(SYMBOLS)])
     return warehouse
 
 
 def _settings(**changes):
     get_settings.cache_clear()
     return get_settings().model_copy(
-        update={"max_weight": 0.15, "max_order_notional": 200_000.0, **changes}
-    )
+        update={"max_weight": 0.15, "max_order_notional": 200_000.0, **changes})
 
 
 def _snapshot(engine: sa.Engine) -> dict[str, pd.DataFrame]:
@@ -94,14 +62,9 @@ def test_rebalance_fills_at_the_next_open_and_reruns_change_nothing(market: sa.E
     broker = SimulatedBroker(market, settings)
     _rebalance(market, settings, broker)
     with market.connect() as conn:
-        fills = pd.read_sql(
-            sa.text(
-                "SELECT f.*, b.open FROM fills f JOIN bars b ON "
-                "b.symbol = f.symbol AND b.session_date = :d"
-            ),
-            conn,
-            params={"d": DAY},
-        )
+        fills = pd.read_sql(sa.text("SELECT f.*, b.open FROM fills f JOIN bars b ON "
+                                    "b.symbol = f.symbol AND b.session_date = :d"), conn,
+                            params={"d": DAY})
         statuses = conn.execute(sa.text("SELECT DISTINCT status FROM orders")).scalars().all()
     assert len(fills) > 0 and statuses == ["filled"]
     slip = settings.slippage_bps / 10_000
@@ -144,9 +107,8 @@ def test_crash_after_the_broker_stored_an_order_never_duplicates(market, survive
     with market.connect() as conn:
         ledger = conn.execute(sa.text("SELECT count(*) FROM orders")).scalar_one()
         at_broker = conn.execute(sa.text("SELECT count(*) FROM sim_broker_orders")).scalar_one()
-        unconfirmed = conn.execute(
-            sa.text("SELECT count(*) FROM orders WHERE status <> 'accepted'")
-        ).scalar_one()
+        unconfirmed = conn.execute(sa.text(
+            "SELECT count(*) FROM orders WHERE status <> 'accepted'")).scalar_one()
     assert ledger == at_broker == summary.orders and unconfirmed == 0
 
 

@@ -44,7 +44,4 @@ def test_malformed_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) ->
 def test_defaults_are_offline_and_paper() -> None:
     settings = Settings(_env_file=None)
     assert (settings.data_source, settings.broker, settings.trading_mode) == (
-        "sample",
-        "simulated",
-        "paper",
-    )
+        "sample", "simulated", "paper")

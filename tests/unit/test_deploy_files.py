@@ -43,13 +43,8 @@ def test_no_literal_secrets(compose: dict) -> None:
 
 def test_airflow_components_run_the_project_image(compose: dict) -> None:
     airflow = {n: s for n, s in compose["services"].items() if n.startswith("airflow-")}
-    assert {
-        "airflow-init",
-        "airflow-api-server",
-        "airflow-scheduler",
-        "airflow-dag-processor",
-        "airflow-triggerer",
-    } <= set(airflow)
+    assert {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+            "airflow-triggerer"} <= set(airflow)
     for name, service in airflow.items():
         assert service["image"] == "mltrade:latest", name
         assert service["environment"]["TRADING_MODE"].startswith("${TRADING_MODE:-paper}")

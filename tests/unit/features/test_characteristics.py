@@ -22,17 +22,9 @@ def _panel(n_symbols: int = 4, n_sessions: int = 140, seed: int = 1) -> pd.DataF
         close = 20 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
         volume = rng.integers(1_000, 50_000, len(days)).astype(float)
         spread = rng.uniform(0.005, 0.03, len(days))
-        rows += [
-            {
-                "symbol": f"S{k}",
-                "session_date": d,
-                "close": c,
-                "volume": v,
-                "high": c * (1 + h),
-                "low": c * (1 - h),
-            }
-            for d, c, v, h in zip(days, close, volume, spread, strict=True)
-        ]
+        rows += [{"symbol": f"S{k}", "session_date": d, "close": c, "volume": v,
+                  "high": c * (1 + h), "low": c * (1 - h)}
+                 for d, c, v, h in zip(days, close, volume, spread, strict=True)]
     return pd.DataFrame(rows)
 
 
@@ -58,16 +50,11 @@ def test_raw_values_match_hand_computation() -> None:
     assert got["dist_high_126d"] == pytest.approx(close[-1] / close[-126:].max() - 1)
     assert got["skew_63d"] == pytest.approx(pd.Series(ret[-63:]).skew())
     assert got["hl_spread_21d"] == pytest.approx(
-        np.mean(((one["high"] - one["low"]) / one["close"]).to_numpy()[-21:])
-    )
+        np.mean(((one["high"] - one["low"]) / one["close"]).to_numpy()[-21:]))
     assert got["rel_volume_5_63d"] == pytest.approx(volume[-5:].mean() / volume[-63:].mean())
     # Beta and idiosyncratic volatility against the equal-weighted market, by regression.
-    market = (
-        bars.pivot(index="session_date", columns="symbol", values="close")
-        .pct_change()
-        .mean(axis=1)
-        .to_numpy()[-63:]
-    )
+    market = (bars.pivot(index="session_date", columns="symbol", values="close")
+              .pct_change().mean(axis=1).to_numpy()[-63:])
     slope, intercept = np.polyfit(market, ret[-63:], 1)
     assert got["beta_63d"] == pytest.approx(slope)
     residual = ret[-63:] - (intercept + slope * market)
@@ -84,10 +71,8 @@ def test_rows_start_once_a_symbol_has_its_full_history() -> None:
 def test_ranks_span_minus_half_to_half_with_ties_and_missing() -> None:
     raw = pd.DataFrame(
         {"x": [3.0, 1.0, 2.0, 2.0, np.nan]},
-        index=pd.MultiIndex.from_product(
-            [[date(2010, 1, 4)], list("abcde")], names=["session_date", "symbol"]
-        ),
-    )
+        index=pd.MultiIndex.from_product([[date(2010, 1, 4)], list("abcde")],
+                                         names=["session_date", "symbol"]))
     ranked = characteristics.rank_cross_section(raw)["x"].tolist()
     # ranks among the 4 present: a=4, b=1, c=d=2.5 -> (r-1)/3 - 0.5; missing -> 0.
     assert ranked == pytest.approx([0.5, -0.5, 0.0, 0.0, 0.0])
@@ -105,8 +90,7 @@ def test_point_in_time_truncation_changes_nothing_before_the_cut(cut: int) -> No
 
 
 def test_feature_set_key_changes_with_its_definition() -> None:
-    changed = type(FEATURE_SET)(
-        FEATURE_SET.name, FEATURE_SET.version, {**FEATURE_SET.definition, "min_history": 128}
-    )
+    changed = type(FEATURE_SET)(FEATURE_SET.name, FEATURE_SET.version,
+                                {**FEATURE_SET.definition, "min_history": 128})
     assert changed.key != FEATURE_SET.key
     assert FEATURE_SET.key.startswith(FEATURE_SET.version + ".")

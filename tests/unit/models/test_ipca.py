@@ -20,28 +20,20 @@ def small() -> synthetic.Panel:
 def _reference_fit(panel: synthetic.Panel, k: int, intercept: bool):
     reference = pytest.importorskip("ipca")  # test-only dependency (the dev extra)
     index = pd.MultiIndex.from_arrays([panel.asset_codes, panel.date_codes])
-    model = reference.InstrumentedPCA(
-        n_factors=k, intercept=intercept, max_iter=10_000, iter_tol=1e-12
-    )
+    model = reference.InstrumentedPCA(n_factors=k, intercept=intercept, max_iter=10_000,
+                                      iter_tol=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return model.fit(
-            X=pd.DataFrame(panel.z, index=index),
-            y=pd.Series(panel.r, index=index),
-            data_type="portfolio",
-        )
+        return model.fit(X=pd.DataFrame(panel.z, index=index), y=pd.Series(panel.r, index=index),
+                         data_type="portfolio")
 
 
 @pytest.mark.slow  # the reference compiles with numba on first use (~20 s)
 @pytest.mark.parametrize("intercept", [False, True])
 def test_agrees_with_the_reference_package(small: synthetic.Panel, intercept: bool) -> None:
     ref = _reference_fit(small, 2, intercept)
-    ours = ipca.fit(
-        ipca.moments(small.z, small.r, small.date_codes, small.n_dates),
-        2,
-        intercept=intercept,
-        tol=1e-12,
-    )
+    ours = ipca.fit(ipca.moments(small.z, small.r, small.date_codes, small.n_dates), 2,
+                    intercept=intercept, tol=1e-12)
     np.testing.assert_allclose(ours.gamma_beta, ref.Gamma[:, :2], atol=1e-8)
     np.testing.assert_allclose(ours.factors, ref.Factors[:2].T, atol=1e-8)
     if intercept:
@@ -56,9 +48,8 @@ def test_recovers_a_planted_structure() -> None:
 
 
 def test_kps_identification_holds(small: synthetic.Panel) -> None:
-    fit = ipca.fit(
-        ipca.moments(small.z, small.r, small.date_codes, small.n_dates), 2, intercept=True
-    )
+    fit = ipca.fit(ipca.moments(small.z, small.r, small.date_codes, small.n_dates), 2,
+                   intercept=True)
     np.testing.assert_allclose(fit.gamma_beta.T @ fit.gamma_beta, np.eye(2), atol=1e-12)
     second = fit.factors.T @ fit.factors
     assert abs(second[0, 1]) < 1e-10 and second[0, 0] > second[1, 1]
@@ -84,8 +75,7 @@ def test_r2_definitions_are_uncentred_and_pooled(small: synthetic.Panel) -> None
     predicted = small.z @ (fit.gamma_beta @ fit.factor_mean)
     by_hand = 1 - np.sum((small.r - predicted) ** 2) / np.sum(small.r**2)
     assert ipca.r2(fit, small.z, small.r, small.date_codes, predictive=True) == pytest.approx(
-        by_hand
-    )
+        by_hand)
     np.testing.assert_allclose(fit.expected_returns(small.z), predicted)
 
 
@@ -101,9 +91,8 @@ def test_moments_match_a_per_date_computation(small: synthetic.Panel) -> None:
 def test_row_order_does_not_matter(small: synthetic.Panel) -> None:
     shuffled = np.random.default_rng(0).permutation(len(small.r))
     sorted_m = ipca.moments(small.z, small.r, small.date_codes, small.n_dates)
-    shuffled_m = ipca.moments(
-        small.z[shuffled], small.r[shuffled], small.date_codes[shuffled], small.n_dates
-    )
+    shuffled_m = ipca.moments(small.z[shuffled], small.r[shuffled], small.date_codes[shuffled],
+                              small.n_dates)
     np.testing.assert_allclose(shuffled_m.x, sorted_m.x, atol=1e-15)
     np.testing.assert_allclose(shuffled_m.w, sorted_m.w, atol=1e-15)
 

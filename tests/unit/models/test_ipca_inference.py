@@ -18,9 +18,8 @@ def panel() -> synthetic.Panel:
 
 def test_oos_forecasts_use_only_the_past(panel: synthetic.Panel) -> None:
     first = 60
-    forecasts = ipca.oos_expected_returns(
-        panel.z, panel.r, panel.date_codes, panel.n_dates, 2, first
-    )
+    forecasts = ipca.oos_expected_returns(panel.z, panel.r, panel.date_codes, panel.n_dates, 2,
+                                          first)
     assert np.isnan(forecasts[panel.date_codes < first]).all()
     assert np.isfinite(forecasts[panel.date_codes >= first]).all()
     # Scrambling the returns realized after date 70 leaves every forecast through 70 unchanged
@@ -28,7 +27,8 @@ def test_oos_forecasts_use_only_the_past(panel: synthetic.Panel) -> None:
     scrambled = panel.r.copy()
     later = panel.date_codes >= 70
     scrambled[later] = np.random.default_rng(0).permutation(scrambled[later])
-    again = ipca.oos_expected_returns(panel.z, scrambled, panel.date_codes, panel.n_dates, 2, first)
+    again = ipca.oos_expected_returns(panel.z, scrambled, panel.date_codes, panel.n_dates, 2,
+                                      first)
     through = (panel.date_codes >= first) & (panel.date_codes <= 70)
     np.testing.assert_allclose(again[through], forecasts[through], atol=1e-12)
 
@@ -83,9 +83,8 @@ def test_reference_defects_that_this_project_does_not_have(panel: synthetic.Pane
     # predictOOS(mean_factor=False) returns one number for a whole cross-section ...
     assert np.size(ref.predictOOS(X=x[last], y=y[last], mean_factor=False)) == 1
     # ... where ours gives one forecast per asset.
-    ours = ipca.oos_expected_returns(
-        panel.z, panel.r, panel.date_codes, panel.n_dates, 2, panel.n_dates - 1
-    )
+    ours = ipca.oos_expected_returns(panel.z, panel.r, panel.date_codes, panel.n_dates, 2,
+                                     panel.n_dates - 1)
     assert np.isfinite(ours[last]).sum() == last.sum() > 1
     # fit(Gamma=..., Factors=...) cannot warm-start the reference ...
     with pytest.raises(UnboundLocalError, match="Factor_Old"), warnings.catch_warnings():

@@ -11,34 +11,25 @@ from pipelines.validation import validate_bars
 def _bars(n: int = 6) -> pd.DataFrame:
     """n good bars of one symbol on consecutive 2010 sessions."""
     sessions = pd.bdate_range("2010-03-01", periods=n)
-    return pd.DataFrame(
-        {
-            "symbol": "AAA",
-            "ts": [pd.Timestamp(d.date().isoformat() + " 21:00", tz="UTC") for d in sessions],
-            "session_date": [d.date() for d in sessions],
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 1000.0,
-        }
-    )
+    return pd.DataFrame({
+        "symbol": "AAA",
+        "ts": [pd.Timestamp(d.date().isoformat() + " 21:00", tz="UTC") for d in sessions],
+        "session_date": [d.date() for d in sessions],
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0,
+    })
 
 
-@pytest.mark.parametrize(
-    ("column", "value", "rule", "reason"),
-    [
-        ("open", math.nan, "open_not_null", "open is missing"),
-        ("close", -1.0, "close_positive", "close -1.0 is not a price"),
-        ("low", 0.0, "low_positive", "low 0.0 is not a price"),
-        ("high", math.inf, "high_positive", "high inf is not a price"),
-        ("high", 8.0, "high_ge_low", "high 8.0 < low 9.0"),
-        ("high", 10.2, "high_ge_close", "high 10.2 < close 10.5"),
-        ("low", 10.2, "open_ge_low", "open 10.0 < low 10.2"),
-        ("volume", -5.0, "volume_non_negative", "volume -5.0"),
-        ("ts", pd.NaT, "ts_not_null", "not an NYSE session"),
-    ],
-)
+@pytest.mark.parametrize(("column", "value", "rule", "reason"), [
+    ("open", math.nan, "open_not_null", "open is missing"),
+    ("close", -1.0, "close_positive", "close -1.0 is not a price"),
+    ("low", 0.0, "low_positive", "low 0.0 is not a price"),
+    ("high", math.inf, "high_positive", "high inf is not a price"),
+    ("high", 8.0, "high_ge_low", "high 8.0 < low 9.0"),
+    ("high", 10.2, "high_ge_close", "high 10.2 < close 10.5"),
+    ("low", 10.2, "open_ge_low", "open 10.0 < low 10.2"),
+    ("volume", -5.0, "volume_non_negative", "volume -5.0"),
+    ("ts", pd.NaT, "ts_not_null", "not an NYSE session"),
+])
 def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None:
     frame = _bars()
     frame[column] = frame[column].astype(object) if column == "ts" else frame[column]
@@ -65,9 +56,7 @@ def test_first_failed_rule_names_the_row_and_nothing_is_lost() -> None:
     result = validate_bars(frame)
     assert len(result.valid) + len(result.rejected) == len(frame)
     assert dict(zip(result.rejected.index, result.rejected["expectation"], strict=True)) == {
-        1: "open_not_null",
-        4: "volume_non_negative",
-    }
+        1: "open_not_null", 4: "volume_non_negative"}
     assert result.failure_fraction == pytest.approx(2 / 6)
 
 
