@@ -23,6 +23,7 @@ from pipelines.runlog import stage_run
 from pipelines.sources.base import BAR_COLUMNS, MarketDataSource
 from pipelines.validation import ValidationResult, validate_bars
 from pipelines.warehouse.bars import upsert_bars
+from pipelines.warehouse.partitions import ensure_partitions
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def ingest(
                 "nothing from this batch was loaded. Inspect the quarantine table "
                 f"(run_id '{run_id}'), fix the source, then rerun."
             )
+        with engine.begin() as conn:
+            ensure_partitions(conn, "bars", start, end)
         with engine.begin() as conn:
             loaded = upsert_bars(conn, result.valid, source.name)
         summary = IngestSummary(source.name, start, end, len(frame), loaded, quarantined)
