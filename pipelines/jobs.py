@@ -58,6 +58,27 @@ def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None =
     return _plain(summary)
 
 
+def apply_retention(as_of: date, run_id: str) -> dict:
+    """Drop bar partitions (TimescaleDB: chunks) wholly older than the retention settings.
+
+    ``as_of`` is the session being processed, never the wall clock: a rerun drops the same.
+    With ``BARS_RETENTION_DAYS``/``MINUTE_BARS_RETENTION_DAYS`` unset (default) nothing goes.
+    """
+    from pipelines.runlog import stage_run
+    from pipelines.warehouse.partitions import drop_expired_partitions
+
+    settings, engine = get_settings(), warehouse()
+    horizons = {
+        "bars": settings.bars_retention_days,
+        "minute_bars": settings.minute_bars_retention_days,
+    }
+    with stage_run(engine, run_id, "retention", as_of=as_of, **horizons) as run:
+        with engine.begin() as conn:
+            dropped = {t: drop_expired_partitions(conn, t, as_of, d) for t, d in horizons.items()}
+        run.summary = dropped
+    return {"as_of": as_of, "dropped": dropped}
+
+
 def build_features(start: date | None, end: date | None, run_id: str) -> dict:
     """(Re)compute the feature set for sessions in ``[start, end]`` (default: all bars)."""
     from pipelines.features.store import build_features as build

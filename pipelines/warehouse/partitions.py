@@ -28,6 +28,10 @@ Grain = Literal["year", "month"]
 #: The time-partitioned tables and the width of one partition.
 PARTITIONED: dict[str, Grain] = {"bars": "year", "minute_bars": "month"}
 
+#: The continuous aggregate ``daily_from_minute`` refreshes the last 30 days (sql/0005);
+#: minute-bar retention must stay beyond that window or it would drop what is not yet rolled up.
+CAGG_REFRESH_DAYS = 30
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -168,6 +172,12 @@ def drop_expired_partitions(
         return []
     if retention_days < 1:
         raise WarehouseError(f"retention must be at least one day, got {retention_days}")
+    if table == "minute_bars" and retention_days <= CAGG_REFRESH_DAYS:
+        raise WarehouseError(
+            f"MINUTE_BARS_RETENTION_DAYS={retention_days} would reach into the {CAGG_REFRESH_DAYS}"
+            "-day refresh window of daily_from_minute; set it above "
+            f"{CAGG_REFRESH_DAYS} days or leave it empty"
+        )
     cutoff = _utc(as_of - timedelta(days=retention_days))
     kind = backend(conn, table)
     if kind == "hypertable":
