@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import sqlalchemy as sa
 
@@ -32,6 +32,9 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
         pool_pre_ping=True,
         connect_args={"options": f"-c statement_timeout={settings.warehouse_statement_timeout_ms}"},
     )
+    sa.event.listen(
+        engine, "handle_error", partial(_explain_timeout, settings.warehouse_statement_timeout_ms)
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -42,6 +45,20 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
             "or unset it to use the embedded PostgreSQL."
         ) from exc
     return engine
+
+
+def _explain_timeout(
+    timeout_ms: int, context: sa.engine.ExceptionContext
+) -> BaseException | None:
+    """Turn PostgreSQL's statement-timeout cancellation into a WarehouseError that says so."""
+    orig = context.original_exception
+    if getattr(orig, "sqlstate", None) != "57014" or "statement timeout" not in str(orig):
+        return None  # a cancel for another reason: leave SQLAlchemy's error as it is
+    statement = " ".join((context.statement or "").split())[:200]
+    return WarehouseError(
+        f"statement cancelled after WAREHOUSE_STATEMENT_TIMEOUT_MS={timeout_ms}: {statement!r}. "
+        "Raise the setting for long jobs, or narrow the query (fewer symbols or sessions per call)."
+    )
 
 
 @lru_cache(maxsize=4)
