@@ -84,9 +84,14 @@ def ingest(
     start: DateOpt = None,
     end: DateOpt = None,
     symbols: Annotated[str | None, typer.Option(help="comma-separated; default: UNIVERSE")] = None,
-    source: Annotated[str | None, typer.Option(help="sample | yahoo | alpaca")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="sample | yahoo | alpaca (overrides DATA_SOURCE)")
+    ] = None,
 ) -> None:
-    """Collect, validate and load daily bars for the sessions from START to END."""
+    """Collect, validate and load daily bars for the sessions from START to END.
+
+    Symbols are loaded in batches of INGEST_BATCH_SYMBOLS, one transaction each.
+    """
     if start is None or end is None:
         raise typer.BadParameter("--start and --end are required")
     first, last = _date(start, "--start"), _date(end, "--end")
@@ -94,8 +99,17 @@ def ingest(
         os.environ["DATA_SOURCE"] = source
         get_settings.cache_clear()
     wanted = [s.strip().upper() for s in symbols.split(",")] if symbols else None
-    with console.status(f"ingesting {first} → {last}"):
-        _show(jobs.ingest_bars(first, last, _cli_run_id("ingest"), wanted))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"ingest {first} → {last} (batches)", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = jobs.ingest_bars(first, last, _cli_run_id("ingest"), wanted, on_batch=advance)
+    _show(result)
 
 
 @app.command()

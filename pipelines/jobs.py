@@ -40,8 +40,18 @@ def _plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None = None) -> dict:
-    """Collect, validate and load daily bars for sessions in ``[start, end]``."""
+def ingest_bars(
+    start: date,
+    end: date,
+    run_id: str,
+    symbols: list[str] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Collect, validate and load daily bars for sessions in ``[start, end]``.
+
+    Symbols go in batches of ``INGEST_BATCH_SYMBOLS``, one transaction each; ``on_batch(done,
+    total)`` reports progress after each batch.
+    """
     from pipelines.ingest import ingest
     from pipelines.sources import get_source
 
@@ -54,8 +64,23 @@ def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None =
         symbols or settings.universe or None,
         run_id,
         settings.max_quarantine_fraction,
+        batch_symbols=settings.ingest_batch_symbols,
+        on_batch=on_batch,
     )
     return _plain(summary)
+
+
+def refresh_universe(run_id: str) -> dict:
+    """Re-derive universe membership from the bars of the configured source (idempotent)."""
+    from pipelines.runlog import stage_run
+    from pipelines.warehouse.universe import build_from_bars
+
+    source, engine = get_settings().data_source, warehouse()
+    with stage_run(engine, run_id, "universe", source=source) as run:
+        with engine.begin() as conn:
+            rows = build_from_bars(conn, source)
+        run.summary = {"memberships": rows}
+    return {"source": source, "memberships": rows}
 
 
 def apply_retention(as_of: date, run_id: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache, partial
 
+import psycopg
 import sqlalchemy as sa
 
 from pipelines.config import Settings, get_settings
@@ -47,9 +48,7 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
     return engine
 
 
-def _explain_timeout(
-    timeout_ms: int, context: sa.engine.ExceptionContext
-) -> BaseException | None:
+def _explain_timeout(timeout_ms: int, context: sa.engine.ExceptionContext) -> BaseException | None:
     """Turn PostgreSQL's statement-timeout cancellation into a WarehouseError that says so."""
     orig = context.original_exception
     if getattr(orig, "sqlstate", None) != "57014" or "statement timeout" not in str(orig):
@@ -72,6 +71,14 @@ def copy_rows(conn: sa.Connection, copy_sql: str, rows: Iterable[Sequence[object
     driver = conn.connection.driver_connection
     if driver is None:
         raise WarehouseError("COPY needs a live psycopg connection")
-    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        context = getattr(exc.diag, "context", None) or ""
+        raise WarehouseError(
+            f"bulk load failed ({first_line}; {context.strip()[:200]}); the transaction is "
+            "rolled back, so nothing of this batch is written. Fix the offending row and rerun."
+        ) from exc

@@ -79,13 +79,16 @@ def backend(conn: sa.Connection, table: str) -> Literal["partitioned", "hypertab
     has_timescale = conn.execute(
         sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
     ).first()
-    if has_timescale and conn.execute(
-        sa.text(
-            "SELECT 1 FROM timescaledb_information.hypertables "
-            "WHERE hypertable_schema = current_schema() AND hypertable_name = :t"
-        ),
-        {"t": table},
-    ).first():
+    if (
+        has_timescale
+        and conn.execute(
+            sa.text(
+                "SELECT 1 FROM timescaledb_information.hypertables "
+                "WHERE hypertable_schema = current_schema() AND hypertable_name = :t"
+            ),
+            {"t": table},
+        ).first()
+    ):
         return "hypertable"
     return "plain"
 
@@ -122,7 +125,9 @@ def ensure_partitions(conn: sa.Connection, table: str, start: date, end: date) -
     if backend(conn, table) != "partitioned":
         return []
     # Concurrent loads (Airflow tasks, the CLI) may want the same partition.
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"partitions.{table}"})
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"partitions.{table}"}
+    )
     existing = {p.name for p in list_partitions(conn, table)}
     created: list[str] = []
     lower = _floor(start, grain)

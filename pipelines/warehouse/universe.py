@@ -48,14 +48,15 @@ def upsert(conn: sa.Connection, memberships: Iterable[Membership]) -> int:
     An interval that overlaps another of the same symbol is refused with a
     :class:`WarehouseError` (nothing of the call is kept if the caller's transaction ends).
     """
-    rows = [
-        {"s": m.symbol, "f": m.valid_from, "t": m.valid_to, "src": m.source} for m in memberships
-    ]
+    given = list(memberships)
+    for m in given:
+        if m.valid_to is not None and m.valid_to < m.valid_from:
+            raise WarehouseError(
+                f"{m.symbol}: valid_to {m.valid_to} is before valid_from {m.valid_from}"
+            )
+    rows = [{"s": m.symbol, "f": m.valid_from, "t": m.valid_to, "src": m.source} for m in given]
     if not rows:
         return 0
-    for m in rows:
-        if m["t"] is not None and m["t"] < m["f"]:
-            raise WarehouseError(f"{m['s']}: valid_to {m['t']} is before valid_from {m['f']}")
     try:
         with conn.begin_nested():
             result = conn.execute(

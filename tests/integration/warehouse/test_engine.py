@@ -21,9 +21,9 @@ def test_pool_size_and_timeout_come_from_settings(warehouse_url, monkeypatch, se
         with engine.connect() as conn:
             assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "150ms"
             assert conn.execute(sa.text("SELECT pg_sleep(0.01)")).first() is not None
-        with engine.connect() as conn:
-            with pytest.raises(WarehouseError, match="WAREHOUSE_STATEMENT_TIMEOUT_MS=150"):
-                conn.execute(sa.text("SELECT pg_sleep(5)"))
+        timeout = pytest.raises(WarehouseError, match="WAREHOUSE_STATEMENT_TIMEOUT_MS=150")
+        with engine.connect() as conn, timeout:
+            conn.execute(sa.text("SELECT pg_sleep(5)"))
         with engine.connect() as conn:  # the pool hands out a healthy connection afterwards
             assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
     finally:
@@ -32,6 +32,6 @@ def test_pool_size_and_timeout_come_from_settings(warehouse_url, monkeypatch, se
 
 
 def test_other_errors_are_left_alone(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        with pytest.raises(sa.exc.ProgrammingError, match="no_such_table"):
-            conn.execute(sa.text("SELECT * FROM no_such_table"))
+    missing = pytest.raises(sa.exc.ProgrammingError, match="no_such_table")
+    with engine.connect() as conn, missing:
+        conn.execute(sa.text("SELECT * FROM no_such_table"))

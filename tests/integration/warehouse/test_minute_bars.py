@@ -75,6 +75,10 @@ def test_minute_retention_may_not_reach_the_aggregate_window(warehouse: sa.Engin
         _insert(conn, _minutes("2010-02-01", [20.0]) + _minutes("2010-05-03", [21.0]))
         # as of 2010-06-01 keeping 31 days: cutoff 2010-05-01, so January to April go
         dropped = partitions.drop_expired_partitions(conn, "minute_bars", date(2010, 6, 1), 31)
-        left = conn.execute(sa.text("SELECT (ts AT TIME ZONE 'UTC')::date FROM minute_bars")).scalars().all()
+        left = (
+            conn.execute(sa.text("SELECT (ts AT TIME ZONE 'UTC')::date FROM minute_bars"))
+            .scalars()
+            .all()
+        )
     assert dropped == [f"minute_bars_m2010_0{m}" for m in (1, 2, 3, 4)]
     assert left == [date(2010, 5, 3)]
