@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.sources.base import BAR_COLUMNS
-from pipelines.warehouse.engine import copy_rows
+from pipelines.warehouse.engine import copy_frame
 
 _VALUES = ("session_date", "open", "high", "low", "close", "volume", "source")
 _COLUMNS = ("symbol", "ts", *_VALUES)
@@ -37,12 +37,7 @@ def upsert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
         "CREATE TEMP TABLE IF NOT EXISTS bars_incoming "
         "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    rows = frame[list(BAR_COLUMNS)].assign(source=source)[list(_COLUMNS)]
-    copy_rows(
-        conn,
-        f"COPY bars_incoming ({', '.join(_COLUMNS)}) FROM STDIN",
-        rows.itertuples(index=False, name=None),
-    )
+    copy_frame(conn, "bars_incoming", frame[list(BAR_COLUMNS)].assign(source=source), _COLUMNS)
     return conn.exec_driver_sql(_MERGE).rowcount
 
 
