@@ -13,7 +13,8 @@
 --
 -- TimescaleDB: minute_bars is a hypertable (one-day chunks) in the columnstore after 7 days,
 -- bars moves to the columnstore after 90 days, and daily_from_minute is a continuous aggregate
--- refreshed hourly over the last 30 days. Retention of minute_bars (the retention job,
+-- refreshed hourly over the last 30 days, read in real time (materialized buckets plus the raw
+-- minutes not yet materialized, so it answers as the plain view does). Retention of minute_bars (the retention job,
 -- MINUTE_BARS_RETENTION_DAYS) is refused at 30 days or less, so it never reaches that window,
 -- and the aggregate keeps the days whose minutes were dropped.
 CREATE TABLE minute_bars (
@@ -54,7 +55,8 @@ BEGIN
                 'timescaledb.segmentby = ''symbol'', timescaledb.orderby = ''ts DESC'')';
         EXECUTE 'CALL add_columnstore_policy(''bars'', after => interval ''90 days'')';
         EXECUTE $view$
-            CREATE MATERIALIZED VIEW daily_from_minute WITH (timescaledb.continuous) AS
+            CREATE MATERIALIZED VIEW daily_from_minute
+                WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
             SELECT symbol,
                    time_bucket(interval '1 day', ts) AS day,
                    first(open, ts)  AS open,
