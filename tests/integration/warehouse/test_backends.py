@@ -174,3 +174,27 @@ def test_merge_is_idempotent_and_updates_restated_bars(backend: sa.Engine) -> No
     restated = frame.copy()
     restated.loc[3, "volume"] += 100
     assert merge(restated) == 1
+
+
+@pytest.mark.timescaledb
+def test_minute_retention_keeps_the_daily_aggregate(timescale_engine: sa.Engine) -> None:
+    """Minutes dropped by retention stay summed in the refreshed continuous aggregate."""
+    engine = timescale_engine
+    start = pd.Timestamp("2010-03-01 14:31", tz="UTC")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE minute_bars")
+        conn.execute(
+            sa.text(
+                "INSERT INTO minute_bars (symbol, ts, open, high, low, close, volume, source) "
+                "VALUES ('IBM', :ts, 10, 11, 9, 10.5, 100, 'test')"
+            ),
+            [{"ts": start + pd.Timedelta(minutes=i)} for i in range(3)],
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CALL refresh_continuous_aggregate('daily_from_minute', NULL, NULL)")
+    with engine.begin() as conn:
+        dropped = partitions.drop_expired_partitions(conn, "minute_bars", date(2010, 6, 1), 31)
+        minutes = conn.exec_driver_sql("SELECT count(*) FROM minute_bars").scalar_one()
+        daily = conn.exec_driver_sql("SELECT volume, minutes FROM daily_from_minute").one()
+    assert dropped and minutes == 0
+    assert tuple(daily) == (300.0, 3)
