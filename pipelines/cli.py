@@ -68,6 +68,17 @@ def db_url() -> None:
     console.print(get_engine().url.render_as_string(hide_password=True))
 
 
+@db_app.command("retention")
+def db_retention(
+    as_of: Annotated[str, typer.Option(help="the session retention counts back from")],
+) -> None:
+    """Drop bar partitions (chunks) wholly older than BARS_RETENTION_DAYS before AS_OF.
+
+    With BARS_RETENTION_DAYS and MINUTE_BARS_RETENTION_DAYS unset (the default) nothing goes.
+    """
+    _show(jobs.apply_retention(_date(as_of, "--as-of"), _cli_run_id("retention")))
+
+
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server."""

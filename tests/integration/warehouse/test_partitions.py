@@ -190,3 +190,29 @@ def test_migration_keeps_existing_bars_and_key(engine: sa.Engine, tmp_path) -> N
         other.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_retention_command_uses_the_setting(bars_engine: sa.Engine, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.config import get_settings
+
+    with bars_engine.begin() as conn:
+        partitions.ensure_partitions(conn, "bars", date(2001, 1, 1), date(2010, 1, 1))
+    runner = CliRunner()
+    get_settings.cache_clear()
+    kept = runner.invoke(app, ["db", "retention", "--as-of", "2010-06-01"])
+    assert kept.exit_code == 0, kept.output
+    assert '"bars": []' in kept.output, "off by default: nothing dropped"
+
+    monkeypatch.setenv("BARS_RETENTION_DAYS", "1500")  # cutoff 2006-04-22
+    get_settings.cache_clear()
+    try:
+        dropped = runner.invoke(app, ["db", "retention", "--as-of", "2010-06-01"])
+    finally:
+        get_settings.cache_clear()
+    assert dropped.exit_code == 0, dropped.output
+    with bars_engine.connect() as conn:
+        names = [p.name for p in partitions.list_partitions(conn, "bars")]
+    assert names == [f"bars_y{y}" for y in range(2006, 2011)]
