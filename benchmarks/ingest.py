@@ -5,9 +5,11 @@ lognormal volumes, real NYSE session closes) are generated in chunks of symbols 
 is loaded twice in the same run, timed separately:
 
 * **upsert**: :func:`pipelines.warehouse.bars.upsert_bars` into the partitioned ``bars``
-  table (COPY into a temporary table, then ``INSERT … ON CONFLICT``), one transaction a chunk;
+  table, one transaction a chunk: new rows are copied straight in (nothing to merge);
+  ``--merge-only`` forces the temporary table + ``INSERT … ON CONFLICT`` path for every chunk;
 * **raw COPY**: the same rows, same client-side encoding, ``COPY`` into an unindexed table.
 
+Then the same rows are loaded again (the merge path, changing nothing) and timed.
 Only the database calls are timed (not the data generation). Peak RSS is the process's
 ``ru_maxrss``; ``--sweep`` runs each size in its own process so the figures do not mix.
 
@@ -100,7 +102,9 @@ def _database() -> tuple[str, str]:
     return embedded.sqlalchemy_url(admin, name), admin
 
 
-def run(n_symbols: int, n_sessions: int, chunk_symbols: int) -> dict:
+def run(
+    n_symbols: int, n_sessions: int, chunk_symbols: int, merge_only: bool, reload: bool
+) -> dict:
     import psycopg
 
     from pipelines.config import get_settings
@@ -110,6 +114,10 @@ def run(n_symbols: int, n_sessions: int, chunk_symbols: int) -> dict:
     from pipelines.warehouse.migrate import upgrade
     from pipelines.warehouse.partitions import backend, ensure_partitions
 
+    if merge_only:  # time the temp-table + ON CONFLICT path even for new rows
+        from pipelines.warehouse import bars
+
+        bars._any_stored = lambda conn, rows: True  # type: ignore[attr-defined]
     days = sessions(n_sessions)
     url, admin = _database()
     engine = create_engine(url, get_settings())
@@ -125,7 +133,7 @@ def run(n_symbols: int, n_sessions: int, chunk_symbols: int) -> dict:
                 "CREATE TABLE raw_bars (symbol text, ts timestamptz, session_date date, "
                 "open float8, high float8, low float8, close float8, volume float8, source text)"
             )
-        rows, t_upsert, t_copy = 0, 0.0, 0.0
+        rows, t_upsert, t_copy, t_reload = 0, 0.0, 0.0, 0.0
         for frame in chunks(n_symbols, days, chunk_symbols):
             t0 = time.perf_counter()
             with engine.begin() as conn:
@@ -137,6 +145,13 @@ def run(n_symbols: int, n_sessions: int, chunk_symbols: int) -> dict:
             rows += len(frame)
             t_upsert += t1 - t0
             t_copy += t2 - t1
+        if reload:  # the same rows again: the merge path, which finds nothing to change
+            for frame in chunks(n_symbols, days, chunk_symbols):
+                t0 = time.perf_counter()
+                with engine.begin() as conn:
+                    if upsert_bars(conn, frame, "bench") != 0:
+                        raise RuntimeError("a reload of identical rows changed something")
+                t_reload += time.perf_counter() - t0
         with engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT count(*) FROM bars").scalar_one()
             raw = conn.exec_driver_sql("SELECT count(*) FROM raw_bars").scalar_one()
@@ -159,6 +174,7 @@ def run(n_symbols: int, n_sessions: int, chunk_symbols: int) -> dict:
         "upsert_rows_s": rows / t_upsert,
         "copy_rows_s": rows / t_copy,
         "ratio": t_copy / t_upsert,
+        "reload_rows_s": rows / t_reload if t_reload else None,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -169,6 +185,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--chunk-symbols", type=int, default=100, help="symbols per transaction")
     parser.add_argument("--sweep", help="comma-separated row counts, each in its own process")
+    parser.add_argument(
+        "--merge-only", action="store_true", help="always take the temp-table + merge path"
+    )
+    parser.add_argument("--no-reload", action="store_true", help="skip the identical reload")
     args = parser.parse_args()
     if args.sweep:
         for total in (int(x) for x in args.sweep.split(",")):
@@ -187,14 +207,24 @@ def main() -> None:
                 check=True,
             )
         return
-    result = run(args.symbols, args.sessions, args.chunk_symbols)
+    result = run(
+        args.symbols, args.sessions, args.chunk_symbols, args.merge_only, not args.no_reload
+    )
+    path = "temp table + merge (forced)" if args.merge_only else "project's upsert"
+    reload = (
+        f"  reload of the same rows (merge, no change):  {result['reload_rows_s']:>10,.0f} rows/s\n"
+        if result["reload_rows_s"]
+        else ""
+    )
     print(
         f"rows={result['rows']:,} ({args.symbols} symbols x {args.sessions} sessions, "
         f"{args.chunk_symbols} symbols per transaction) PostgreSQL {result['server']}, "
         f"bars {result['bars_backend']}\n"
-        f"  upsert (COPY to temp + INSERT ON CONFLICT): {result['upsert_rows_s']:>10,.0f} rows/s\n"
-        f"  raw COPY into an unindexed table:           {result['copy_rows_s']:>10,.0f} rows/s\n"
-        f"  ratio upsert/raw: {result['ratio']:.0%}   peak RSS: {result['peak_rss_mb']:,.0f} MB",
+        f"  {path + ' of new rows:':<44} {result['upsert_rows_s']:>10,.0f} rows/s\n"
+        f"  raw COPY into an unindexed table:            {result['copy_rows_s']:>10,.0f} rows/s\n"
+        f"{reload}"
+        f"  ratio upsert/raw COPY: {result['ratio']:.0%}   "
+        f"peak RSS: {result['peak_rss_mb']:,.0f} MB",
         flush=True,
     )
 
