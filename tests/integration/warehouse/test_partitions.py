@@ -145,6 +145,7 @@ def test_unknown_table_and_bad_range_are_refused(bars_engine: sa.Engine) -> None
             partitions.ensure_partitions(conn, "bars", date(2010, 1, 2), date(2010, 1, 1))
 
 
+@pytest.mark.slow  # a database of its own, migrated twice: 5-15 s here
 def test_migration_keeps_existing_bars_and_key(engine: sa.Engine, tmp_path) -> None:
     """0004 on a warehouse that already holds bars: every row kept, in its year's partition."""
     import shutil
