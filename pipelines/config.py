@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     data_source: Literal["sample", "yahoo", "alpaca"] = "sample"
     universe: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    ingest_batch_symbols: int = Field(100, ge=1)  # symbols per load transaction
+    # Days of history kept; None (the default) keeps everything. Whole partitions/chunks only.
+    bars_retention_days: int | None = Field(None, ge=1)
+    minute_bars_retention_days: int | None = Field(None, ge=1)
 
     # Model
     model_name: str = "mltrade-returns"
@@ -77,6 +81,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
         return value
+
+    @field_validator("bars_retention_days", "minute_bars_retention_days", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """``BARS_RETENTION_DAYS=`` (empty, as in .env.example) means keep everything."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _live_needs_confirmation(self) -> Settings:

@@ -40,8 +40,18 @@ def _plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None = None) -> dict:
-    """Collect, validate and load daily bars for sessions in ``[start, end]``."""
+def ingest_bars(
+    start: date,
+    end: date,
+    run_id: str,
+    symbols: list[str] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Collect, validate and load daily bars for sessions in ``[start, end]``.
+
+    Symbols go in batches of ``INGEST_BATCH_SYMBOLS``, one transaction each; ``on_batch(done,
+    total)`` reports progress after each batch.
+    """
     from pipelines.ingest import ingest
     from pipelines.sources import get_source
 
@@ -54,8 +64,44 @@ def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None =
         symbols or settings.universe or None,
         run_id,
         settings.max_quarantine_fraction,
+        batch_symbols=settings.ingest_batch_symbols,
+        on_batch=on_batch,
     )
     return _plain(summary)
+
+
+def refresh_universe(run_id: str) -> dict:
+    """Re-derive universe membership from the bars of the configured source (idempotent)."""
+    from pipelines.runlog import stage_run
+    from pipelines.warehouse.universe import build_from_bars
+
+    source, engine = get_settings().data_source, warehouse()
+    with stage_run(engine, run_id, "universe", source=source) as run:
+        with engine.begin() as conn:
+            rows = build_from_bars(conn, source)
+        run.summary = {"memberships": rows}
+    return {"source": source, "memberships": rows}
+
+
+def apply_retention(as_of: date, run_id: str) -> dict:
+    """Drop bar partitions (TimescaleDB: chunks) wholly older than the retention settings.
+
+    ``as_of`` is the session being processed, never the wall clock: a rerun drops the same.
+    With ``BARS_RETENTION_DAYS``/``MINUTE_BARS_RETENTION_DAYS`` unset (default) nothing goes.
+    """
+    from pipelines.runlog import stage_run
+    from pipelines.warehouse.partitions import drop_expired_partitions
+
+    settings, engine = get_settings(), warehouse()
+    horizons = {
+        "bars": settings.bars_retention_days,
+        "minute_bars": settings.minute_bars_retention_days,
+    }
+    with stage_run(engine, run_id, "retention", as_of=as_of, **horizons) as run:
+        with engine.begin() as conn:
+            dropped = {t: drop_expired_partitions(conn, t, as_of, d) for t, d in horizons.items()}
+        run.summary = dropped
+    return {"as_of": as_of, "dropped": dropped}
 
 
 def build_features(start: date | None, end: date | None, run_id: str) -> dict:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import NoReturn
 
+import pandas as pd
+import psycopg
 import sqlalchemy as sa
 
 from pipelines.config import Settings, get_settings
@@ -32,6 +35,9 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
         pool_pre_ping=True,
         connect_args={"options": f"-c statement_timeout={settings.warehouse_statement_timeout_ms}"},
     )
+    sa.event.listen(
+        engine, "handle_error", partial(_explain_timeout, settings.warehouse_statement_timeout_ms)
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -42,6 +48,18 @@ def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
             "or unset it to use the embedded PostgreSQL."
         ) from exc
     return engine
+
+
+def _explain_timeout(timeout_ms: int, context: sa.engine.ExceptionContext) -> BaseException | None:
+    """Turn PostgreSQL's statement-timeout cancellation into a WarehouseError that says so."""
+    orig = context.original_exception
+    if getattr(orig, "sqlstate", None) != "57014" or "statement timeout" not in str(orig):
+        return None  # a cancel for another reason: leave SQLAlchemy's error as it is
+    statement = " ".join((context.statement or "").split())[:200]
+    return WarehouseError(
+        f"statement cancelled after WAREHOUSE_STATEMENT_TIMEOUT_MS={timeout_ms}: {statement!r}. "
+        "Raise the setting for long jobs, or narrow the query (fewer symbols or sessions per call)."
+    )
 
 
 @lru_cache(maxsize=4)
@@ -55,6 +73,73 @@ def copy_rows(conn: sa.Connection, copy_sql: str, rows: Iterable[Sequence[object
     driver = conn.connection.driver_connection
     if driver is None:
         raise WarehouseError("COPY needs a live psycopg connection")
-    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        _raise_copy_error(exc)
+
+
+def _raise_copy_error(exc: psycopg.Error) -> NoReturn:
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    context = getattr(exc.diag, "context", None) or ""
+    raise WarehouseError(
+        f"bulk load failed ({first_line}; {context.strip()[:200]}); the transaction is "
+        "rolled back, so nothing of this batch is written. Fix the offending row and rerun."
+    ) from exc
+
+
+def copy_frame(
+    conn: sa.Connection,
+    table: str,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    chunk_rows: int = 50_000,
+) -> None:
+    """Stream ``frame[columns]`` into ``table`` with ``COPY … FROM STDIN``, in slices.
+
+    The text is built column by column (see :func:`encode_copy_text`), several times faster
+    than encoding row by row; floats keep round-trip precision, so a reloaded value compares
+    equal to the stored one. A missing value becomes NULL. Errors surface as
+    :class:`WarehouseError` (see :func:`copy_rows`).
+    """
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise WarehouseError("COPY needs a live psycopg connection")
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for first in range(0, len(frame), chunk_rows):
+                copy.write(encode_copy_text(frame.iloc[first : first + chunk_rows], columns))
+    except psycopg.Error as exc:
+        _raise_copy_error(exc)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text_column(values: pd.Series) -> list[str]:
+    """One column in COPY text format: NULL as ``\\N``, specials escaped, floats round-trip."""
+    kind = values.dtype.kind
+    if kind in "fiu":  # repr of a float is its shortest round-trip form ("nan", "inf")
+        return list(map(repr, values.to_numpy().tolist()))
+    if kind == "b":
+        return ["t" if v else "f" for v in values.to_numpy().tolist()]
+    # Strings, dates and timestamps repeat (a symbol per session, a session per symbol):
+    # format each distinct value once.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if kind == "M":
+        texts = [u.isoformat() for u in uniques]
+    else:
+        texts = [str(u).translate(_ESCAPES) for u in uniques]
+    texts.append("\\N")  # code -1 (missing) picks the NULL marker
+    return [texts[i] for i in codes.tolist()]
+
+
+def encode_copy_text(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """``frame[columns]`` as PostgreSQL COPY text (tab-separated, one line a row)."""
+    if frame.empty:
+        return ""
+    arrays = [_text_column(frame[c]) for c in columns]
+    return "\n".join(map("\t".join, zip(*arrays, strict=True))) + "\n"

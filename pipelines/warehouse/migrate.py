@@ -53,6 +53,16 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+def _run_script(conn: sa.Connection, sql: str) -> None:
+    """Run a whole SQL file as written: no bind parameters, so ``%`` (as in PL/pgSQL's
+    ``format('%I')``) is passed through instead of read as a placeholder."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise MigrationError("migrations need a live psycopg connection")
+    with driver.cursor() as cursor:
+        cursor.execute(sql)
+
+
 def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
     """Apply pending migrations; return the versions applied now (empty when up to date)."""
     applied_now: list[int] = []
@@ -71,7 +81,7 @@ def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
                         "immutable: revert the edit and add a new migration file instead"
                     )
                 continue
-            conn.exec_driver_sql(migration.path.read_text())
+            _run_script(conn, migration.path.read_text())
             conn.execute(
                 sa.text(
                     "INSERT INTO schema_migrations (version, filename, checksum) "
