@@ -9,13 +9,14 @@ from pipelines.validation import validate_bars
 
 
 def _bars(n: int = 6) -> pd.DataFrame:
-    """n good bars of one symbol on consecutive 2010 sessions."""
+    """n good bars of one symbol on consecutive 2010 sessions (volume differs: none is stale)."""
     sessions = pd.bdate_range("2010-03-01", periods=n)
     return pd.DataFrame({
         "symbol": "AAA",
         "ts": [pd.Timestamp(d.date().isoformat() + " 21:00", tz="UTC") for d in sessions],
         "session_date": [d.date() for d in sessions],
-        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0,
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+        "volume": [1000.0 + i for i in range(n)],
     })
 
 
@@ -28,7 +29,7 @@ def _bars(n: int = 6) -> pd.DataFrame:
     ("high", 10.2, "high_ge_close", "high 10.2 < close 10.5"),
     ("low", 10.2, "open_ge_low", "open 10.0 < low 10.2"),
     ("volume", -5.0, "volume_non_negative", "volume -5.0"),
-    ("ts", pd.NaT, "ts_not_null", "not an NYSE session"),
+    ("ts", pd.NaT, "ts_not_null", "ts is missing"),
 ])
 def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None:
     frame = _bars()

@@ -1,0 +1,267 @@
+"""The check frame the GX suite runs on, and the checks that are plain project code.
+
+From a source's canonical bar frame (see :mod:`pipelines.sources.base`) this module builds, row
+for row (same index):
+
+* the bar columns coerced to canonical dtypes: ``symbol`` text, ``ts`` UTC timestamps,
+  ``session_date`` dates, OHLCV float64. A value of the wrong type (text for a price, a naive
+  time) becomes missing here and is described in ``type_error`` / ``ts_zone`` instead;
+* computed columns for rules GX cannot express row by row (project code computes them, GX
+  checks them): ``type_error``, ``ts_zone``, ``session_close`` (the NYSE close of
+  ``session_date``), ``copy_index`` (0 for the first of identical rows), ``stale_repeat``
+  (position of a bar in a run of identical OHLCV bars at least ``stale_sessions`` long, else 0),
+  ``close_jump`` (close / previous close - 1, empty where a split explains it).
+
+Project code only (no GX): the schema check (missing columns refuse the whole batch with
+:class:`BarSchemaError`) and :func:`missing_sessions` (a report, nothing to quarantine).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from pipelines import calendar
+from pipelines.errors import DataSourceError, ValidationGateError
+from pipelines.sources.base import BAR_COLUMNS, PRICE_COLUMNS
+from pipelines.validation.bars_suite import Limits
+
+NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume")
+OHLCV = NUMBER_COLUMNS
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
+SPLIT_KINDS = ("split",)  # a corporate action whose kind contains this explains a price jump
+
+
+class BarSchemaError(ValidationGateError):
+    """The batch is not a bar frame at all (a column is missing): nothing of it can be checked."""
+
+
+def check_schema(frame: pd.DataFrame) -> None:
+    """Refuse a frame that lacks a canonical column, naming what is missing."""
+    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    if missing:
+        got = ", ".join(map(str, frame.columns)) or "no columns at all"
+        raise BarSchemaError(
+            f"the bar batch lacks column(s) {', '.join(missing)} (it has: {got}); a source must "
+            f"return {', '.join(BAR_COLUMNS)} (pipelines/sources/base.py). Nothing of this batch "
+            "was checked or loaded: fix the source's parser and rerun."
+        )
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and np.isnan(value)
+    )
+
+
+def _numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(float64 values, text naming a value of the wrong type or None) for one OHLCV column."""
+    name = raw.name
+    no_error = pd.Series(None, index=raw.index, dtype="object")
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        values = raw.to_numpy(dtype="float64", na_value=np.nan)
+        return pd.Series(values, index=raw.index), no_error
+
+    def error(v: object) -> str | None:
+        if _is_missing(v):
+            return None
+        if isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+            v, bool | np.bool_
+        ):
+            return None
+        return f"{name} {v!r} is {type(v).__name__}, not a number: the source's parser is wrong"
+
+    errors = raw.map(error).astype("object")
+    values = pd.to_numeric(raw.where(errors.isna(), np.nan).astype("object"), errors="coerce")
+    return pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=raw.index), errors
+
+
+def _zone_name(tz: object) -> str:
+    name = str(tz)
+    return "UTC" if name in UTC_NAMES else f"in time zone {name}"
+
+
+def _times(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(UTC timestamps, zone ('UTC', 'naive', 'in time zone X' or None), type error or None)."""
+    index = raw.index
+    no_error = pd.Series(None, index=index, dtype="object")
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        zone = pd.Series(_zone_name(raw.dtype.tz), index=index, dtype="object")
+        return raw.dt.tz_convert("UTC"), zone.where(raw.notna(), None), no_error
+    if pd.api.types.is_datetime64_dtype(raw.dtype):
+        zone = pd.Series("naive", index=index, dtype="object").where(raw.notna(), None)
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]"), zone, no_error
+    stamps: list[object] = []
+    zones: list[str | None] = []
+    errors: list[str | None] = []
+    for v in raw.tolist():
+        if _is_missing(v):
+            stamps.append(pd.NaT), zones.append(None), errors.append(None)
+        elif isinstance(v, datetime | np.datetime64):
+            ts = pd.Timestamp(v)
+            aware = ts.tzinfo is not None
+            stamps.append(ts.tz_convert("UTC") if aware else pd.NaT)
+            zones.append(_zone_name(ts.tz) if aware else "naive")
+            errors.append(None)
+        else:
+            stamps.append(pd.NaT), zones.append(None)
+            errors.append(f"ts {v!r} is {type(v).__name__}, not a timestamp")
+    utc = pd.Series(pd.to_datetime(stamps, utc=True), index=index).astype("datetime64[us, UTC]")
+    return utc, pd.Series(zones, index=index, dtype="object"), pd.Series(errors, index=index)
+
+
+def _session_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(dates or None, type error or None): a naive midnight timestamp counts as its date."""
+
+    def one(v: object) -> tuple[date | None, str | None]:
+        if _is_missing(v):
+            return None, None
+        if isinstance(v, datetime):
+            if v.tzinfo is None and v == datetime(v.year, v.month, v.day):
+                return v.date(), None
+            return None, f"session_date {v!r} is a time, not a date"
+        if isinstance(v, date):
+            return v, None
+        return None, f"session_date {v!r} is {type(v).__name__}, not a date"
+
+    pairs = [one(v) for v in raw.tolist()]
+    dates = pd.Series([p[0] for p in pairs], index=raw.index, dtype="object")
+    return dates, pd.Series([p[1] for p in pairs], index=raw.index, dtype="object")
+
+
+def _symbols(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_string_dtype(raw.dtype) and raw.dtype != object:
+        return raw.astype("object").where(raw.notna(), None), pd.Series(
+            None, index=raw.index, dtype="object"
+        )
+    is_text = raw.map(lambda v: isinstance(v, str) or _is_missing(v))
+    errors = raw.map(lambda v: f"symbol {v!r} is {type(v).__name__}, not text").where(
+        ~is_text, None
+    )
+    values = raw.where(is_text & raw.notna(), None).astype("object")
+    return values, errors.astype("object")
+
+
+def _split_days(corporate_actions: pd.DataFrame | None) -> set[tuple[str, date]]:
+    """(symbol, ex_date) of every split-like corporate action."""
+    if corporate_actions is None or corporate_actions.empty:
+        return set()
+    missing = {"symbol", "ex_date", "kind"} - set(corporate_actions.columns)
+    if missing:
+        raise DataSourceError(
+            f"corporate actions lack column(s) {', '.join(sorted(missing))}; expected "
+            "(symbol, ex_date, kind, value)"
+        )
+    kinds = corporate_actions["kind"].astype(str).str.lower()
+    splits = corporate_actions.loc[kinds.str.contains("|".join(SPLIT_KINDS))]
+    days = pd.to_datetime(splits["ex_date"]).dt.date
+    return set(zip(splits["symbol"].astype(str), days, strict=True))
+
+
+def _stale_and_jumps(
+    check: pd.DataFrame, corporate_actions: pd.DataFrame | None, limits: Limits
+) -> tuple[pd.Series, pd.Series]:
+    """Computed ``stale_repeat`` (int) and ``close_jump`` (float, NaN = not checked)."""
+    stale = pd.Series(0, index=check.index, dtype="int64")
+    jump = pd.Series(np.nan, index=check.index, dtype="float64")
+    values = check[list(OHLCV)]
+    plausible = (
+        (check["copy_index"] == 0)
+        & check["ts"].notna()
+        & check["symbol"].notna()
+        & np.isfinite(values).all(axis=1)
+        & (check["close"] > 0)
+    )
+    bars = check.loc[plausible, ["symbol", "ts", "session_date", *OHLCV]].sort_values(
+        ["symbol", "ts"], kind="stable"
+    )
+    if bars.empty:
+        return stale, jump
+    symbol = bars["symbol"]
+    same_symbol = symbol.eq(symbol.shift())
+    # Stale: identical OHLCV as the previous bar of the symbol; runs of >= N bars count.
+    same_bar = same_symbol & bars[list(OHLCV)].eq(bars[list(OHLCV)].shift()).all(axis=1)
+    run = (~same_bar).cumsum()
+    run_length = run.map(run.value_counts())
+    position = same_bar.groupby(run).cumsum()
+    stale.loc[bars.index] = position.where(run_length >= limits.stale_sessions, 0).astype("int64")
+    # Jumps: close against the previous close; a split on the ex-date explains it, and the bar
+    # right after a one-bar spike (back within the limit of the bar before the spike) is fine.
+    close = bars["close"]
+    change = (close / close.shift() - 1).where(same_symbol)
+    splits = _split_days(corporate_actions)
+    explained = pd.Series(
+        [(s, d) in splits for s, d in zip(symbol, bars["session_date"], strict=True)],
+        index=bars.index,
+    )
+    is_jump = (change.abs() > limits.max_close_jump) & ~explained
+    two_back = (close / close.shift(2) - 1).where(same_symbol & same_symbol.shift(fill_value=False))
+    back_from_spike = is_jump & is_jump.shift(fill_value=False) & (
+        two_back.abs() <= limits.max_close_jump
+    )
+    jump.loc[bars.index] = change.where(~explained & ~back_from_spike)
+    return stale, jump
+
+
+def check_frame(
+    frame: pd.DataFrame,
+    corporate_actions: pd.DataFrame | None = None,
+    limits: Limits | None = None,
+) -> pd.DataFrame:
+    """The frame the suite validates (same index as ``frame``); see the module docstring."""
+    limits = limits or Limits()
+    symbol, symbol_error = _symbols(frame["symbol"])
+    ts, ts_zone, ts_error = _times(frame["ts"])
+    session_date, date_error = _session_dates(frame["session_date"])
+    check = pd.DataFrame({"symbol": symbol, "ts": ts, "session_date": session_date})
+    type_error = symbol_error.combine_first(ts_error).combine_first(date_error)
+    for column in NUMBER_COLUMNS:
+        check[column], error = _numbers(frame[column])
+        type_error = type_error.combine_first(error)
+    check["type_error"] = type_error.astype("object").where(type_error.notna(), None)
+    check["ts_zone"] = ts_zone
+    check["session_close"] = _session_closes(session_date)
+    keys = check[list(BAR_COLUMNS)].astype("object").where(check[list(BAR_COLUMNS)].notna(), None)
+    check["copy_index"] = keys.groupby(list(BAR_COLUMNS), dropna=False, sort=False).cumcount()
+    check["stale_repeat"], check["close_jump"] = _stale_and_jumps(check, corporate_actions, limits)
+    return check
+
+
+def _session_closes(session_date: pd.Series) -> pd.Series:
+    """The NYSE close (UTC) of each session date; missing where the date is no session."""
+    days = session_date.dropna()
+    out = pd.Series(pd.NaT, index=session_date.index, dtype="datetime64[us, UTC]")
+    if days.empty:
+        return out
+    closes = calendar.schedule(min(days), max(days))["close"]
+    out.loc[days.index] = pd.to_datetime(days.map(closes), utc=True)
+    return out
+
+
+def missing_sessions(
+    frame: pd.DataFrame, start: date | None = None, end: date | None = None, examples: int = 5
+) -> dict:
+    """Per symbol, NYSE sessions in ``[start, end]`` with no bar in ``frame`` (a report).
+
+    ``start``/``end`` default to the batch's first and last session dates. Returns
+    ``{"total": n, "by_symbol": {symbol: {"count": k, "first": [ISO dates]}}}``, only symbols
+    with gaps listed. Quarantined bars count as received: they are in ``quarantine``.
+    """
+    days = frame["session_date"].map(lambda v: v if isinstance(v, date) else None)
+    received = frame.assign(session_date=days).dropna(subset=["symbol", "session_date"])
+    if received.empty:
+        return {"total": 0, "by_symbol": {}}
+    first, last = start or min(received["session_date"]), end or max(received["session_date"])
+    expected = calendar.sessions(first, last)
+    by_symbol: dict[str, dict] = {}
+    for symbol, got in received.groupby("symbol", sort=True)["session_date"]:
+        have = set(got)
+        gaps = [d for d in expected if d not in have]
+        if gaps:
+            by_symbol[str(symbol)] = {
+                "count": len(gaps),
+                "first": [d.isoformat() for d in gaps[:examples]],
+            }
+    return {"total": sum(v["count"] for v in by_symbol.values()), "by_symbol": by_symbol}
