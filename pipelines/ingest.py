@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ from pipelines.sources.base import BAR_COLUMNS, MarketDataSource
 from pipelines.validation import ValidationResult, validate_bars
 from pipelines.warehouse.bars import upsert_bars
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class IngestSummary:
@@ -33,6 +37,7 @@ class IngestSummary:
     rows_fetched: int
     rows_loaded: int  # inserted or changed; 0 on an identical rerun
     rows_quarantined: int
+    data_docs: str | None = None  # the GX Data Docs index.html of this run, when built
 
 
 def ingest(
@@ -43,11 +48,24 @@ def ingest(
     symbols: list[str] | None,
     run_id: str,
     max_failure_fraction: float,
+    *,
+    corporate_actions: pd.DataFrame | None = None,
+    data_docs_root: Path | None = None,
 ) -> IngestSummary:
-    """Load sessions ``[start, end]`` of ``symbols`` (None: the source's universe)."""
+    """Load sessions ``[start, end]`` of ``symbols`` (None: the source's universe).
+
+    ``corporate_actions`` (symbol, ex_date, kind, value) explain price jumps to the gate; when
+    None, those in the warehouse's ``corporate_actions`` table (if it exists) are used.
+    ``data_docs_root``: build GX Data Docs under ``<root>/gx`` (see docs/validation.md).
+    """
     with stage_run(engine, run_id, "ingest", source=source.name, start=start, end=end) as run:
         frame = source.fetch_daily_bars(start, end, symbols)
-        result = validate_bars(frame)
+        if corporate_actions is None:
+            corporate_actions = _stored_corporate_actions(engine, start, end)
+        result = validate_bars(
+            frame, corporate_actions, start=start, end=end, run_id=run_id,
+            data_docs_root=data_docs_root,
+        )
         passed = result.failure_fraction <= max_failure_fraction
         with engine.begin() as conn:
             quarantined = _quarantine(conn, result.rejected, source.name, run_id)
@@ -61,13 +79,38 @@ def ingest(
             )
         with engine.begin() as conn:
             loaded = upsert_bars(conn, result.valid, source.name)
-        summary = IngestSummary(source.name, start, end, len(frame), loaded, quarantined)
+        summary = IngestSummary(
+            source.name, start, end, len(frame), loaded, quarantined, result.data_docs
+        )
         run.summary = {
             "rows_fetched": len(frame),
             "rows_loaded": loaded,
             "rows_rejected": len(result.rejected),
+            "suite": result.summary.get("suite"),
+            "missing_sessions": result.summary.get("missing_sessions", {}).get("total", 0),
+            "data_docs": result.data_docs,
         }
+        log.info(
+            "ingest run_id=%s source=%s rows_fetched=%d rows_loaded=%d rows_quarantined=%d "
+            "data_docs=%s", run_id, source.name, len(frame), loaded, quarantined,
+            result.data_docs or "-",
+        )
     return summary
+
+
+def _stored_corporate_actions(engine: sa.Engine, start: date, end: date) -> pd.DataFrame | None:
+    """Corporate actions with an ex-date in ``[start, end]``; None before that table exists."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('corporate_actions')")).scalar() is None:
+            return None
+        return pd.read_sql(
+            sa.text(
+                "SELECT symbol, ex_date, kind, value FROM corporate_actions "
+                "WHERE ex_date BETWEEN :a AND :b"
+            ),
+            conn,
+            params={"a": start, "b": end},
+        )
 
 
 def _json_value(value: object) -> object:

@@ -54,6 +54,7 @@ def ingest_bars(start: date, end: date, run_id: str, symbols: list[str] | None =
         symbols or settings.universe or None,
         run_id,
         settings.max_quarantine_fraction,
+        data_docs_root=settings.home if settings.validation_data_docs else None,
     )
     return _plain(summary)
 

@@ -233,7 +233,8 @@ def rules(limits: Limits | None = None) -> list[Rule]:
         Rule(
             "unique_symbol_ts",
             gxe.ExpectCompoundColumnsToBeUnique(
-                column_list=["symbol", "ts"], row_condition="copy_index==0",
+                column_list=["symbol", "ts"],
+                row_condition="copy_index==0",
                 condition_parser="pandas",
             ),
             lambda row: (
@@ -253,4 +254,3 @@ def rules(limits: Limits | None = None) -> list[Rule]:
         ),
     ]
     return [_tagged(rule) for rule in suite]
-

@@ -16,22 +16,31 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipelines import calendar
 from pipelines.errors import ValidationGateError
 from pipelines.sources.base import BAR_COLUMNS
-from pipelines.validation.bars_suite import Limits, Rule, rules, suite_id
+from pipelines.validation.bars_suite import Limits, rules, suite_id
 from pipelines.validation.prepare import NUMBER_COLUMNS, check_frame, check_schema, missing_sessions
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage analytics over the network
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
-GX_COLUMNS = (*BAR_COLUMNS, "type_error", "ts_zone", "session_close", "copy_index",
-              "stale_repeat", "close_jump")
+GX_COLUMNS = (
+    *BAR_COLUMNS,
+    "type_error",
+    "ts_zone",
+    "session_close",
+    "copy_index",
+    "stale_repeat",
+    "close_jump",
+)
 DATA_SOURCE, ASSET, BATCH = "bars", "bars_frame", "whole_frame"
 
 
@@ -82,13 +91,11 @@ def _ephemeral_context() -> Any:
     )
 
 
-def _run_suite(
-    check: pd.DataFrame, suite_rules: list[Rule], run_id: str, data_docs_root: Path | None
-) -> dict[str, list[int]]:
-    """Rule name -> positional indexes of the rows that fail it, computed by GX."""
+@lru_cache(maxsize=8)
+def _checkpoint(data_docs_root: Path | None, limits: Limits) -> Any:
+    """The GX checkpoint running the suite for ``limits`` (built once per process and root)."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
 
     if data_docs_root is None:
         context = _ephemeral_context()
@@ -99,13 +106,13 @@ def _run_suite(
     asset = source.add_dataframe_asset(ASSET)
     batch_definition = asset.add_batch_definition_whole_dataframe(BATCH)
     suite = gx.ExpectationSuite(name=suite_id())
-    for rule in suite_rules:
+    for rule in rules(limits):
         suite.add_expectation(rule.expectation)
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"{suite_id()}_on_{ASSET}", data=batch_definition, suite=suite)
     )
-    checkpoint = context.checkpoints.add_or_update(
+    return context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=f"{suite_id()}_gate",
             validation_definitions=[definition],
@@ -113,7 +120,15 @@ def _run_suite(
             result_format={"result_format": "COMPLETE"},
         )
     )
-    outcome = checkpoint.run(
+
+
+def _run_suite(
+    check: pd.DataFrame, limits: Limits, run_id: str, data_docs_root: Path | None
+) -> dict[str, list[int]]:
+    """Rule name -> positional indexes of the rows that fail it, computed by GX."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    outcome = _checkpoint(data_docs_root, limits).run(
         batch_parameters={"dataframe": check}, run_id=RunIdentifier(run_name=run_id)
     )
     failing: dict[str, list[int]] = {}
@@ -141,6 +156,8 @@ def _canonical(valid: pd.DataFrame, check: pd.DataFrame) -> pd.DataFrame:
         if out[column].dtype != check[column].dtype:  # e.g. object after one bad value
             out[column] = check.loc[valid.index, column]
     out["session_date"] = check.loc[valid.index, "session_date"]  # naive midnight -> date
+    if out["symbol"].dtype == object:  # every valid symbol is text by now
+        out["symbol"] = out["symbol"].astype("str")
     return out
 
 
@@ -160,17 +177,24 @@ def validate_bars(
     the ex-date of a split is not flagged. ``start``/``end``: the requested sessions, for the
     missing-sessions report (default: the batch's own range). ``limits``: default from the
     settings ``STALE_BAR_SESSIONS`` and ``MAX_CLOSE_JUMP``. Raises :class:`BarSchemaError` when
-    a column is missing (nothing of the batch can be checked).
+    a column is missing (nothing of the batch can be checked), and
+    :class:`ValidationGateError` for an empty batch when ``[start, end]`` holds sessions.
     """
     check_schema(frame)
+    if frame.empty and start is not None and end is not None:
+        due = calendar.sessions(start, end)
+        if due:
+            raise ValidationGateError(
+                f"the source returned no bars for {len(due)} NYSE sessions in [{start}, {end}]: "
+                'an empty response is not "no news". Nothing was loaded; check the symbols, '
+                "the dates and the vendor's status, then rerun."
+            )
     frame = frame.reset_index(drop=True)
     limits = limits or Limits.from_settings()
     suite_rules = rules(limits)
     check = check_frame(frame, corporate_actions, limits)
     failing = (
-        _run_suite(check[list(GX_COLUMNS)], suite_rules, run_id, data_docs_root)
-        if len(frame)
-        else {}
+        _run_suite(check[list(GX_COLUMNS)], limits, run_id, data_docs_root) if len(frame) else {}
     )
     expectation = pd.Series(None, index=frame.index, dtype="object")
     for rule in suite_rules:  # first failed rule wins
@@ -180,9 +204,7 @@ def validate_bars(
     rejected = frame.loc[bad].copy()
     rejected["expectation"] = expectation[bad]
     by_name = {rule.name: rule for rule in suite_rules}
-    explain = rejected.join(
-        check.loc[bad, ["type_error", "ts_zone", "close_jump"]].add_prefix("_")
-    )
+    explain = rejected.join(check.loc[bad, ["type_error", "ts_zone", "close_jump"]].add_prefix("_"))
     rejected["reason"] = [
         by_name[name].reason(row)
         for name, (_, row) in zip(rejected["expectation"], explain.iterrows(), strict=True)

@@ -51,8 +51,11 @@ def check_schema(frame: pd.DataFrame) -> None:
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (
-        isinstance(value, float) and np.isnan(value)
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and np.isnan(value))
     )
 
 
@@ -93,21 +96,21 @@ def _times(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         zone = pd.Series("naive", index=index, dtype="object").where(raw.notna(), None)
         return pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]"), zone, no_error
-    stamps: list[object] = []
-    zones: list[str | None] = []
-    errors: list[str | None] = []
-    for v in raw.tolist():
+
+    def one(v: object) -> tuple[object, str | None, str | None]:
         if _is_missing(v):
-            stamps.append(pd.NaT), zones.append(None), errors.append(None)
-        elif isinstance(v, datetime | np.datetime64):
+            return pd.NaT, None, None
+        if isinstance(v, datetime | np.datetime64):
             ts = pd.Timestamp(v)
-            aware = ts.tzinfo is not None
-            stamps.append(ts.tz_convert("UTC") if aware else pd.NaT)
-            zones.append(_zone_name(ts.tz) if aware else "naive")
-            errors.append(None)
-        else:
-            stamps.append(pd.NaT), zones.append(None)
-            errors.append(f"ts {v!r} is {type(v).__name__}, not a timestamp")
+            if ts.tzinfo is None:
+                return pd.NaT, "naive", None
+            return ts.tz_convert("UTC"), _zone_name(ts.tz), None
+        return pd.NaT, None, f"ts {v!r} is {type(v).__name__}, not a timestamp"
+
+    triples = [one(v) for v in raw.tolist()]
+    stamps = [t[0] for t in triples]
+    zones = [t[1] for t in triples]
+    errors = [t[2] for t in triples]
     utc = pd.Series(pd.to_datetime(stamps, utc=True), index=index).astype("datetime64[us, UTC]")
     return utc, pd.Series(zones, index=index, dtype="object"), pd.Series(errors, index=index)
 
@@ -198,8 +201,8 @@ def _stale_and_jumps(
     )
     is_jump = (change.abs() > limits.max_close_jump) & ~explained
     two_back = (close / close.shift(2) - 1).where(same_symbol & same_symbol.shift(fill_value=False))
-    back_from_spike = is_jump & is_jump.shift(fill_value=False) & (
-        two_back.abs() <= limits.max_close_jump
+    back_from_spike = (
+        is_jump & is_jump.shift(fill_value=False) & (two_back.abs() <= limits.max_close_jump)
     )
     jump.loc[bars.index] = change.where(~explained & ~back_from_spike)
     return stale, jump

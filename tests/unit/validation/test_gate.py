@@ -43,11 +43,22 @@ def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None
     assert reason in bad["reason"]
 
 
-def test_duplicates_are_all_held_back_and_the_rest_kept() -> None:
+def test_an_exact_copy_is_loaded_once() -> None:
     frame = pd.concat([_bars(), _bars().iloc[[3]]], ignore_index=True)
     result = validate_bars(frame)
+    assert list(result.rejected.index) == [6]
+    assert set(result.rejected["expectation"]) == {"exact_copy"}
+    pd.testing.assert_frame_equal(result.valid, _bars())
+
+
+def test_conflicting_bars_for_one_key_are_all_held_back() -> None:
+    other = _bars().iloc[[3]].assign(close=10.4)
+    frame = pd.concat([_bars(), other], ignore_index=True)
+    result = validate_bars(frame)
+    assert sorted(result.rejected.index) == [3, 6]
     assert set(result.rejected["expectation"]) == {"unique_symbol_ts"}
-    assert len(result.rejected) == 2 and len(result.valid) == 5
+    assert "every version is held back" in result.rejected["reason"].iloc[0]
+    assert len(result.valid) == 5
 
 
 def test_first_failed_rule_names_the_row_and_nothing_is_lost() -> None:
