@@ -13,18 +13,19 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines import calendar
 from pipelines.errors import ValidationGateError
 from pipelines.runlog import stage_run
 from pipelines.sources.base import BAR_COLUMNS, MarketDataSource
-from pipelines.validation import ValidationResult, validate_bars
-from pipelines.warehouse.bars import upsert_bars
+from pipelines.validation import Limits, ValidationResult, validate_bars
+from pipelines.warehouse.bars import read_bars, upsert_bars
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def ingest(
             corporate_actions = _stored_corporate_actions(engine, start, end)
         result = validate_bars(
             frame, corporate_actions, start=start, end=end, run_id=run_id,
-            data_docs_root=data_docs_root,
+            data_docs_root=data_docs_root, history=_recent_bars(engine, start, symbols),
         )
         passed = result.failure_fraction <= max_failure_fraction
         with engine.begin() as conn:
@@ -96,6 +97,15 @@ def ingest(
             result.data_docs or "-",
         )
     return summary
+
+
+def _recent_bars(engine: sa.Engine, start: date, symbols: list[str] | None) -> pd.DataFrame:
+    """Loaded bars of the few sessions before ``start``: the gate's stale and jump context."""
+    before = calendar.sessions(start - timedelta(days=30), start - timedelta(days=1))
+    if not before:
+        return pd.DataFrame(columns=list(BAR_COLUMNS))
+    lookback = Limits.from_settings().stale_sessions
+    return read_bars(engine, before[-lookback:][0], before[-1], symbols)
 
 
 def _stored_corporate_actions(engine: sa.Engine, start: date, end: date) -> pd.DataFrame | None:

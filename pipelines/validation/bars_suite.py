@@ -174,8 +174,38 @@ def _jump_reason(row: pd.Series) -> str:
     )
 
 
-def _tagged(rule: Rule) -> Rule:
+def describe(name: str, limits: Limits) -> str:
+    """What rule ``name`` demands, in words (shown in Data Docs next to the rule's name)."""
+    fixed = {
+        "types_ok": "every value has its canonical type (numbers, UTC timestamps, dates, text)",
+        "ts_in_utc": "ts is time-zone aware and in UTC",
+        "symbol_well_formed": "symbol is an upper-case ticker without SQL or path characters",
+        "ts_at_session_close": "ts is the NYSE close of session_date (which is a session)",
+        "volume_non_negative": f"volume is finite and in [0, {MAX_VOLUME:g}] shares",
+        "exact_copy": "no row is an exact copy of an earlier one (the first copy is loaded)",
+        "unique_symbol_ts": "one bar per (symbol, ts); disagreeing versions are all held back",
+        "not_stale": (
+            f"the same OHLCV bar does not repeat on {limits.stale_sessions} or more "
+            "consecutive sessions (STALE_BAR_SESSIONS)"
+        ),
+        "no_unexplained_jump": (
+            f"close within ±{limits.max_close_jump:.0%} of the previous close (MAX_CLOSE_JUMP) "
+            "unless a split has that ex-date"
+        ),
+    }
+    if name in fixed:
+        return fixed[name]
+    if name.endswith("_not_null"):
+        return f"{name.removesuffix('_not_null')} is present"
+    if name.endswith("_positive"):
+        return f"{name.removesuffix('_positive')} is a price in (0, {MAX_PRICE:g}] USD"
+    high, low = name.split("_ge_")
+    return f"{high} >= {low}"
+
+
+def _tagged(rule: Rule, limits: Limits) -> Rule:
     rule.expectation.meta = {"rule": rule.name}  # GX reorders results; this names them
+    rule.expectation.description = f"[{rule.name}] {describe(rule.name, limits)}"
     return rule
 
 
@@ -253,4 +283,4 @@ def rules(limits: Limits | None = None) -> list[Rule]:
             _jump_reason,
         ),
     ]
-    return [_tagged(rule) for rule in suite]
+    return [_tagged(rule, limits) for rule in suite]

@@ -170,15 +170,20 @@ def validate_bars(
     run_id: str = "adhoc",
     limits: Limits | None = None,
     data_docs_root: Path | None = None,
+    history: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Split a canonical bar frame into rows to load and rows to quarantine.
 
     ``corporate_actions``: optional ``(symbol, ex_date, kind, value)`` frame; a close jump on
     the ex-date of a split is not flagged. ``start``/``end``: the requested sessions, for the
     missing-sessions report (default: the batch's own range). ``limits``: default from the
-    settings ``STALE_BAR_SESSIONS`` and ``MAX_CLOSE_JUMP``. Raises :class:`BarSchemaError` when
-    a column is missing (nothing of the batch can be checked), and
-    :class:`ValidationGateError` for an empty batch when ``[start, end]`` holds sessions.
+    settings ``STALE_BAR_SESSIONS`` and ``MAX_CLOSE_JUMP``. ``history``: bars already loaded
+    just before the batch (e.g. the last ``STALE_BAR_SESSIONS`` sessions), so a one-session
+    batch still has a previous close and a stale run can span batches; never returned.
+
+    Raises :class:`BarSchemaError` when a column is missing (nothing of the batch can be
+    checked), and :class:`ValidationGateError` for an empty batch when ``[start, end]`` holds
+    sessions.
     """
     check_schema(frame)
     if frame.empty and start is not None and end is not None:
@@ -192,7 +197,7 @@ def validate_bars(
     frame = frame.reset_index(drop=True)
     limits = limits or Limits.from_settings()
     suite_rules = rules(limits)
-    check = check_frame(frame, corporate_actions, limits)
+    check = check_frame(frame, corporate_actions, limits, history)
     failing = (
         _run_suite(check[list(GX_COLUMNS)], limits, run_id, data_docs_root) if len(frame) else {}
     )

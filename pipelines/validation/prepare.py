@@ -164,9 +164,16 @@ def _split_days(corporate_actions: pd.DataFrame | None) -> set[tuple[str, date]]
 
 
 def _stale_and_jumps(
-    check: pd.DataFrame, corporate_actions: pd.DataFrame | None, limits: Limits
+    check: pd.DataFrame,
+    corporate_actions: pd.DataFrame | None,
+    limits: Limits,
+    history: pd.DataFrame | None = None,
 ) -> tuple[pd.Series, pd.Series]:
-    """Computed ``stale_repeat`` (int) and ``close_jump`` (float, NaN = not checked)."""
+    """Computed ``stale_repeat`` (int) and ``close_jump`` (float, NaN = not checked).
+
+    ``history``: bars already loaded just before the batch (canonical frame); they give the
+    batch's first bars a previous close and let a stale run span the batch boundary.
+    """
     stale = pd.Series(0, index=check.index, dtype="int64")
     jump = pd.Series(np.nan, index=check.index, dtype="float64")
     values = check[list(OHLCV)]
@@ -177,9 +184,15 @@ def _stale_and_jumps(
         & np.isfinite(values).all(axis=1)
         & (check["close"] > 0)
     )
-    bars = check.loc[plausible, ["symbol", "ts", "session_date", *OHLCV]].sort_values(
-        ["symbol", "ts"], kind="stable"
-    )
+    bars = check.loc[plausible, ["symbol", "ts", "session_date", *OHLCV]]
+    if history is not None and not history.empty:
+        known = pd.MultiIndex.from_frame(bars[["symbol", "ts"]])
+        past = history[["symbol", "ts", "session_date", *OHLCV]].copy()
+        past["ts"] = pd.to_datetime(past["ts"], utc=True).astype(bars["ts"].dtype)
+        past = past.loc[~pd.MultiIndex.from_frame(past[["symbol", "ts"]]).isin(known)]
+        past.index = pd.RangeIndex(-len(past), 0)  # negative labels: context, not batch rows
+        bars = pd.concat([past, bars])
+    bars = bars.sort_values(["symbol", "ts"], kind="stable")
     if bars.empty:
         return stale, jump
     symbol = bars["symbol"]
@@ -189,7 +202,9 @@ def _stale_and_jumps(
     run = (~same_bar).cumsum()
     run_length = run.map(run.value_counts())
     position = same_bar.groupby(run).cumsum()
-    stale.loc[bars.index] = position.where(run_length >= limits.stale_sessions, 0).astype("int64")
+    ours = bars.index >= 0
+    stale_all = position.where(run_length >= limits.stale_sessions, 0).astype("int64")
+    stale.loc[bars.index[ours]] = stale_all[ours]
     # Jumps: close against the previous close; a split on the ex-date explains it, and the bar
     # right after a one-bar spike (back within the limit of the bar before the spike) is fine.
     close = bars["close"]
@@ -204,7 +219,7 @@ def _stale_and_jumps(
     back_from_spike = (
         is_jump & is_jump.shift(fill_value=False) & (two_back.abs() <= limits.max_close_jump)
     )
-    jump.loc[bars.index] = change.where(~explained & ~back_from_spike)
+    jump.loc[bars.index[ours]] = change.where(~explained & ~back_from_spike)[ours]
     return stale, jump
 
 
@@ -212,6 +227,7 @@ def check_frame(
     frame: pd.DataFrame,
     corporate_actions: pd.DataFrame | None = None,
     limits: Limits | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The frame the suite validates (same index as ``frame``); see the module docstring."""
     limits = limits or Limits()
@@ -228,7 +244,9 @@ def check_frame(
     check["session_close"] = _session_closes(session_date)
     keys = check[list(BAR_COLUMNS)].astype("object").where(check[list(BAR_COLUMNS)].notna(), None)
     check["copy_index"] = keys.groupby(list(BAR_COLUMNS), dropna=False, sort=False).cumcount()
-    check["stale_repeat"], check["close_jump"] = _stale_and_jumps(check, corporate_actions, limits)
+    check["stale_repeat"], check["close_jump"] = _stale_and_jumps(
+        check, corporate_actions, limits, history
+    )
     return check
 
 
