@@ -148,7 +148,7 @@ def _at_least(high: str, low: str) -> Rule:
 def _ts_reason(row: pd.Series) -> str:
     from pipelines import calendar
 
-    day, ts = row["session_date"], pd.Timestamp(row["ts"])
+    day, ts = row["_session_date"], pd.Timestamp(row["ts"])  # the date as checked
     if not calendar.is_session(day):
         kind = "a weekend" if day.weekday() >= 5 else "an exchange holiday"
         return f"session_date {day} is not an NYSE session ({kind}); ts {ts}"

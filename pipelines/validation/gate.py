@@ -209,7 +209,8 @@ def validate_bars(
     rejected = frame.loc[bad].copy()
     rejected["expectation"] = expectation[bad]
     by_name = {rule.name: rule for rule in suite_rules}
-    explain = rejected.join(check.loc[bad, ["type_error", "ts_zone", "close_jump"]].add_prefix("_"))
+    computed = ["type_error", "ts_zone", "close_jump", "session_date"]
+    explain = rejected.join(check.loc[bad, computed].add_prefix("_"))
     rejected["reason"] = [
         by_name[name].reason(row)
         for name, (_, row) in zip(rejected["expectation"], explain.iterrows(), strict=True)

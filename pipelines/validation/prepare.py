@@ -129,9 +129,12 @@ def _session_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
             return v, None
         return None, f"session_date {v!r} is {type(v).__name__}, not a date"
 
-    pairs = [one(v) for v in raw.tolist()]
-    dates = pd.Series([p[0] for p in pairs], index=raw.index, dtype="object")
-    return dates, pd.Series([p[1] for p in pairs], index=raw.index, dtype="object")
+    # A batch has few distinct dates: decide once per distinct value, then spread by code.
+    codes, uniques = pd.factorize(raw.astype("object"), use_na_sentinel=True)
+    pairs = [one(v) for v in uniques] + [(None, None)]  # code -1 (missing) -> last
+    dates = np.array([p[0] for p in pairs], dtype="object")[codes]
+    errors = np.array([p[1] for p in pairs], dtype="object")[codes]
+    return pd.Series(dates, index=raw.index), pd.Series(errors, index=raw.index)
 
 
 def _symbols(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -210,10 +213,10 @@ def _stale_and_jumps(
     close = bars["close"]
     change = (close / close.shift() - 1).where(same_symbol)
     splits = _split_days(corporate_actions)
-    explained = pd.Series(
-        [(s, d) in splits for s, d in zip(symbol, bars["session_date"], strict=True)],
-        index=bars.index,
-    )
+    explained = pd.Series(False, index=bars.index)
+    if splits:
+        keys = pd.MultiIndex.from_arrays([symbol, bars["session_date"]])
+        explained[:] = keys.isin(list(splits))
     is_jump = (change.abs() > limits.max_close_jump) & ~explained
     two_back = (close / close.shift(2) - 1).where(same_symbol & same_symbol.shift(fill_value=False))
     back_from_spike = (
@@ -242,12 +245,22 @@ def check_frame(
     check["type_error"] = type_error.astype("object").where(type_error.notna(), None)
     check["ts_zone"] = ts_zone
     check["session_close"] = _session_closes(session_date)
-    keys = check[list(BAR_COLUMNS)].astype("object").where(check[list(BAR_COLUMNS)].notna(), None)
-    check["copy_index"] = keys.groupby(list(BAR_COLUMNS), dropna=False, sort=False).cumcount()
+    check["copy_index"] = _copy_index(check)
     check["stale_repeat"], check["close_jump"] = _stale_and_jumps(
         check, corporate_actions, limits, history
     )
     return check
+
+
+def _copy_index(check: pd.DataFrame) -> pd.Series:
+    """0 for a row, 1, 2, ... for later rows identical to it in every bar column."""
+    copy_index = pd.Series(0, index=check.index, dtype="int64")
+    same_key = check.duplicated(["symbol", "ts"], keep=False)  # cheap: usually none
+    if same_key.any():
+        keys = check.loc[same_key, list(BAR_COLUMNS)].astype("object")
+        keys = keys.where(keys.notna(), None)
+        copy_index[same_key] = keys.groupby(list(BAR_COLUMNS), dropna=False, sort=False).cumcount()
+    return copy_index
 
 
 def _session_closes(session_date: pd.Series) -> pd.Series:
