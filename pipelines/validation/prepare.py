@@ -31,7 +31,10 @@ from pipelines.validation.bars_suite import Limits
 NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume")
 OHLCV = NUMBER_COLUMNS
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
-SPLIT_KINDS = ("split",)  # a corporate action whose kind contains this explains a price jump
+# A corporate action whose kind contains one of these explains any price jump on its ex-date;
+# a dividend (kind contains "dividend", value = cash per share) explains it only when adding
+# the dividend back brings the close within the limit; other kinds explain nothing.
+STRUCTURAL_KINDS = ("split", "spin")
 
 
 class BarSchemaError(ValidationGateError):
@@ -150,10 +153,12 @@ def _symbols(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, errors.astype("object")
 
 
-def _split_days(corporate_actions: pd.DataFrame | None) -> set[tuple[str, date]]:
-    """(symbol, ex_date) of every split-like corporate action."""
+def _corporate_days(
+    corporate_actions: pd.DataFrame | None,
+) -> tuple[set[tuple[str, date]], dict[tuple[str, date], float]]:
+    """(symbol, ex_date) of splits and spin-offs; and cash dividend per share by the same key."""
     if corporate_actions is None or corporate_actions.empty:
-        return set()
+        return set(), {}
     missing = {"symbol", "ex_date", "kind"} - set(corporate_actions.columns)
     if missing:
         raise DataSourceError(
@@ -161,9 +166,21 @@ def _split_days(corporate_actions: pd.DataFrame | None) -> set[tuple[str, date]]
             "(symbol, ex_date, kind, value)"
         )
     kinds = corporate_actions["kind"].astype(str).str.lower()
-    splits = corporate_actions.loc[kinds.str.contains("|".join(SPLIT_KINDS))]
-    days = pd.to_datetime(splits["ex_date"]).dt.date
-    return set(zip(splits["symbol"].astype(str), days, strict=True))
+    keys = list(
+        zip(
+            corporate_actions["symbol"].astype(str),
+            pd.to_datetime(corporate_actions["ex_date"]).dt.date,
+            strict=True,
+        )
+    )
+    structural = kinds.str.contains("|".join(STRUCTURAL_KINDS)).to_numpy()
+    dividend = kinds.str.contains("dividend").to_numpy()
+    values = pd.to_numeric(corporate_actions.get("value"), errors="coerce")
+    cash: dict[tuple[str, date], float] = {}
+    for key, is_dividend, value in zip(keys, dividend, values, strict=True):
+        if is_dividend and np.isfinite(value):
+            cash[key] = cash.get(key, 0.0) + float(value)
+    return {k for k, hit in zip(keys, structural, strict=True) if hit}, cash
 
 
 def _stale_and_jumps(
@@ -212,11 +229,14 @@ def _stale_and_jumps(
     # right after a one-bar spike (back within the limit of the bar before the spike) is fine.
     close = bars["close"]
     change = (close / close.shift() - 1).where(same_symbol)
-    splits = _split_days(corporate_actions)
+    structural, cash = _corporate_days(corporate_actions)
     explained = pd.Series(False, index=bars.index)
-    if splits:
+    if structural or cash:
         keys = pd.MultiIndex.from_arrays([symbol, bars["session_date"]])
-        explained[:] = keys.isin(list(splits))
+        explained[:] = keys.isin(list(structural))
+        paid = pd.Series([cash.get(k, np.nan) for k in keys], index=bars.index)
+        after_dividend = ((close + paid) / close.shift() - 1).where(same_symbol)
+        explained |= paid.notna() & (after_dividend.abs() <= limits.max_close_jump)
     is_jump = (change.abs() > limits.max_close_jump) & ~explained
     two_back = (close / close.shift(2) - 1).where(same_symbol & same_symbol.shift(fill_value=False))
     back_from_spike = (

@@ -307,3 +307,28 @@ def test_missing_sessions_are_reported_not_quarantined(sample: pd.DataFrame) -> 
 
 def test_the_corpus_has_at_least_22_kinds() -> None:
     assert len(CASES) + 3 >= 22  # plus the split, missing column and empty cases above
+
+
+def test_real_corporate_actions_in_the_sample_explain_its_jumps() -> None:
+    """The sample's jumps that look like corporate actions are explained when recorded as such.
+
+    The action rows are illustrative (the sample ships none): GIS halves (2-for-1 split), STR
+    falls by two thirds (spin-off), WY falls by ~$26 (special dividend); MFE's +57% has no
+    corporate action and stays quarantined.
+    """
+    frame = SampleSource().fetch_daily_bars(date(2010, 6, 1), date(2010, 8, 20), None)
+    frame = frame[frame["symbol"].isin(["GIS", "STR", "WY", "MFE"])].reset_index(drop=True)
+    actions = pd.DataFrame(
+        {
+            "symbol": ["GIS", "STR", "WY", "WY"],
+            "ex_date": [date(2010, 6, 9), date(2010, 7, 1), date(2010, 7, 20), date(2010, 7, 20)],
+            "kind": ["split", "spinoff", "dividend", "dividend"],
+            "value": [2.0, 1.0, 0.05, 26.41],  # WY: USD/share, a special dividend the drop's size
+        }
+    )
+    without = validate_bars(frame, limits=LIMITS).rejected
+    assert sorted(without["symbol"]) == ["GIS", "MFE", "STR", "WY"]
+    held = validate_bars(frame, actions, limits=LIMITS).rejected
+    assert list(held["symbol"]) == ["MFE"]  # +57% on a takeover bid: a person must look
+    small = actions.assign(value=[2.0, 1.0, 0.05, 0.1])  # dividends far too small for WY's drop
+    assert sorted(validate_bars(frame, small, limits=LIMITS).rejected["symbol"]) == ["MFE", "WY"]
