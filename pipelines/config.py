@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     universe: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
     stale_bar_sessions: int = Field(3, ge=2)  # identical OHLCV on this many sessions: stale
-    max_close_jump: float = Field(0.5, gt=0)  # |close/prev close - 1| beyond needs a split
+    max_close_jump: float = Field(0.5, gt=0)  # |close/prev close - 1| beyond: quarantined
     validation_data_docs: bool = True  # build GX Data Docs under MLTRADE_HOME/gx on ingest
 
     # Model

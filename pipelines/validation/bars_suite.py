@@ -36,8 +36,9 @@ not_stale              GX ``ExpectColumnValuesToBeBetween`` on computed ``stale_
                        an identical OHLCV bar on ``stale_sessions`` or more consecutive
                        sessions of a symbol quarantines every repeat after the first
 no_unexplained_jump    GX ``ExpectColumnValuesToBeBetween`` on computed ``close_jump`` (close
-                       over the symbol's previous close, minus one; left empty on the ex-date
-                       of a split and on the bar that returns from a one-bar spike)
+                       over the symbol's previous close, minus one; left empty where a
+                       corporate action explains it and on the bar that returns from a
+                       one-bar spike; see docs/validation.md)
 =====================  ======================================================================
 
 Missing sessions are not a row rule (there is no row): the gate reports them in its summary.
@@ -168,9 +169,9 @@ def _stale_reason(row: pd.Series) -> str:
 
 def _jump_reason(row: pd.Series) -> str:
     return (
-        f"close {row['close']} moved {row['_close_jump']:+.0%} from the previous close with no "
-        "split on record for this ex-date; if a corporate action happened, record it in "
-        "corporate_actions and rerun, else the vendor sent a bad price"
+        f"close {row['close']} moved {row['_close_jump']:+.0%} from the previous close and no "
+        "corporate action on record explains it; if a split, spin-off or special dividend "
+        "happened, record it in corporate_actions and rerun, else the vendor sent a bad price"
     )
 
 
@@ -190,7 +191,7 @@ def describe(name: str, limits: Limits) -> str:
         ),
         "no_unexplained_jump": (
             f"close within ±{limits.max_close_jump:.0%} of the previous close (MAX_CLOSE_JUMP) "
-            "unless a split has that ex-date"
+            "unless a split, spin-off or dividend on that ex-date explains it"
         ),
     }
     if name in fixed:

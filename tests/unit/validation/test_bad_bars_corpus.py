@@ -203,7 +203,7 @@ CASES: dict[str, Case] = {
     "jump_100x_unflagged": Case(
         _scale("IBM", "2010-03-10", 100.0, onward=False),
         "no_unexplained_jump",
-        "no split on record",
+        "no corporate action on record",
     ),
     "level_shift_without_split": Case(
         _scale("MSFT", "2010-03-10", 100.0, onward=True), "no_unexplained_jump", "moved +99"
