@@ -227,7 +227,7 @@ def validate_bars(
             "stale_sessions": limits.stale_sessions,
             "max_close_jump": limits.max_close_jump,
         },
-        "missing_sessions": missing_sessions(frame, start, end) if len(frame) else {"total": 0},
+        "missing_sessions": missing_sessions(check, start, end),
     }
     if data_docs_root is not None and len(frame):
         summary["data_docs"] = str(data_docs_index(data_docs_root))

@@ -77,3 +77,21 @@ def test_clean_frame_passes_untouched() -> None:
     result = validate_bars(frame)
     assert result.rejected.empty
     pd.testing.assert_frame_equal(result.valid, frame)
+
+
+def test_thresholds_come_from_the_settings(monkeypatch) -> None:
+    from pipelines.config import get_settings
+    from pipelines.validation import Limits
+
+    monkeypatch.setenv("STALE_BAR_SESSIONS", "4")
+    monkeypatch.setenv("MAX_CLOSE_JUMP", "0.25")
+    get_settings.cache_clear()
+    try:
+        assert Limits.from_settings() == Limits(stale_sessions=4, max_close_jump=0.25)
+        frame = _bars()
+        frame.loc[3:, ["open", "high", "low", "close"]] *= 1.3  # +30%: a jump at 25%, not 50%
+        result = validate_bars(frame)
+        assert list(result.rejected["expectation"]) == ["no_unexplained_jump"]
+        assert result.summary["limits"] == {"stale_sessions": 4, "max_close_jump": 0.25}
+    finally:
+        get_settings.cache_clear()
