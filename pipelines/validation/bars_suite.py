@@ -48,12 +48,14 @@ says what is wrong in words a user can act on. Changing a rule means bumping ``S
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import great_expectations.expectations as gxe
 import pandas as pd
 
+Row = Mapping[str, Any]  # one rejected row: raw values, plus computed ones prefixed "_"
 SUITE_NAME = "bars"
 SUITE_VERSION = "2"
 MAX_PRICE = 1e7  # USD; anything above is a unit or parsing error, not a stock price
@@ -86,7 +88,7 @@ class Rule:
 
     name: str
     expectation: gxe.Expectation
-    reason: Callable[[pd.Series], str]
+    reason: Callable[[Row], str]
 
 
 def suite_id() -> str:
@@ -146,7 +148,7 @@ def _at_least(high: str, low: str) -> Rule:
     )
 
 
-def _ts_reason(row: pd.Series) -> str:
+def _ts_reason(row: Row) -> str:
     from pipelines import calendar
 
     day, ts = row["_session_date"], pd.Timestamp(row["ts"])  # the date as checked
@@ -160,14 +162,14 @@ def _ts_reason(row: pd.Series) -> str:
     return f"ts {ts} is not the close of session {day} ({close}); a daily bar is stamped at it"
 
 
-def _stale_reason(row: pd.Series) -> str:
+def _stale_reason(row: Row) -> str:
     return (
         f"same OHLCV as the previous session(s) (close {row['close']}, volume {row['volume']}) "
         "repeated on consecutive sessions: the vendor's series looks frozen"
     )
 
 
-def _jump_reason(row: pd.Series) -> str:
+def _jump_reason(row: Row) -> str:
     return (
         f"close {row['close']} moved {row['_close_jump']:+.0%} from the previous close and no "
         "corporate action on record explains it; if a split, spin-off or special dividend "
