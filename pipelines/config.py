@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Days of history kept; None (the default) keeps everything. Whole partitions/chunks only.
     bars_retention_days: int | None = Field(None, ge=1)
     minute_bars_retention_days: int | None = Field(None, ge=1)
+    stale_bar_sessions: int = Field(3, ge=2)  # identical OHLCV on this many sessions: stale
+    max_close_jump: float = Field(0.5, gt=0)  # |close/prev close - 1| beyond: quarantined
+    validation_data_docs: bool = True  # build GX Data Docs under MLTRADE_HOME/gx on ingest
 
     # Model
     model_name: str = "mltrade-returns"

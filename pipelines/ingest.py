@@ -1,30 +1,39 @@
 """Ingest: fetch bars from a source, pass them through the gate, load what passed.
 
-Rejected rows go to ``quarantine`` with the failed expectation, a reason and the raw values;
-the run's validation summary goes to ``validation_runs``. When the rejected fraction exceeds
-the threshold, nothing of the batch is loaded and :class:`ValidationGateError` stops the run
-(and everything downstream of it): no trading on bad data.
+Symbols go in batches (``INGEST_BATCH_SYMBOLS``), each fetched, validated and loaded in its own
+transaction. Rejected rows go to ``quarantine`` with the failed expectation, a reason and the
+raw values; each batch's validation summary goes to ``validation_runs``. When a batch's
+rejected fraction exceeds the threshold, nothing of that batch is loaded and
+:class:`ValidationGateError` stops the run (and everything downstream of it): no trading on bad
+data. Symbols the vendor failed on are named in a :class:`DataSourceError` raised after every
+good symbol's bars are loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.errors import ValidationGateError
+from pipelines import calendar
+from pipelines.errors import DataSourceError, ValidationGateError
 from pipelines.runlog import stage_run
-from pipelines.sources.base import BAR_COLUMNS, MarketDataSource
-from pipelines.validation import ValidationResult, validate_bars
-from pipelines.warehouse.bars import upsert_bars
+from pipelines.sources.base import BAR_COLUMNS, MarketDataSource, PartialFetchError
+from pipelines.validation import Limits, ValidationResult, validate_bars
+from pipelines.warehouse.bars import read_bars, upsert_bars
+from pipelines.warehouse.corporate_actions import load_corporate_actions
 from pipelines.warehouse.partitions import ensure_partitions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,8 @@ class IngestSummary:
     rows_fetched: int
     rows_loaded: int  # inserted or changed; 0 on an identical rerun
     rows_quarantined: int
+    data_docs: str | None = None  # the GX Data Docs index.html of this run, when built
+    failed_symbols: dict[str, str] = field(default_factory=dict)  # symbol -> vendor's reason
 
 
 def ingest(
@@ -47,36 +58,86 @@ def ingest(
     max_failure_fraction: float,
     batch_symbols: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    *,
+    corporate_actions: pd.DataFrame | None = None,
+    data_docs_root: Path | None = None,
 ) -> IngestSummary:
     """Load sessions ``[start, end]`` of ``symbols`` (None: the source's universe).
 
-    Symbols go in batches of ``batch_symbols`` (None: one batch), each fetched, validated and
-    loaded in its own transaction, so a crash leaves whole batches or none of one. The gate
-    applies per batch: a batch above ``max_failure_fraction`` loads nothing and stops the run
-    (batches before it stay loaded; a rerun of the interval is a no-op for them).
-    ``on_batch(done, total)`` is called after each batch (progress bars).
+    Batches of ``batch_symbols`` (None: one batch) each load in one transaction, so a crash
+    leaves whole batches or none of one; the gate applies per batch (batches before a failing
+    one stay loaded; a rerun of the interval is a no-op for them). ``on_batch(done, total)`` is
+    called after each batch (progress bars).
+
+    ``corporate_actions`` (symbol, ex_date, kind, value) explain price jumps to the gate; when
+    None, the source's actions are fetched into ``corporate_actions`` first (vendors that have
+    them) and the table's rows are used. ``data_docs_root``: build GX Data Docs under
+    ``<root>/gx`` (see docs/validation.md).
     """
     with stage_run(engine, run_id, "ingest", source=source.name, start=start, end=end) as run:
         wanted = sorted(set(symbols)) if symbols is not None else source.universe()
         batches = symbol_batches(wanted, batch_symbols)
         with engine.begin() as conn:  # partitions first, in their own short transaction
             ensure_partitions(conn, "bars", start, end)
-        fetched = loaded = quarantined = rejected = 0
+        if corporate_actions is None:
+            load_corporate_actions(engine, source, start, end, wanted)
+            corporate_actions = _stored_corporate_actions(engine, start, end)
+        parts = []
         for done, batch in enumerate(batches, start=1):
-            part = _ingest_batch(engine, source, start, end, batch, run_id, max_failure_fraction)
-            fetched += part.rows_fetched
-            loaded += part.rows_loaded
-            quarantined += part.rows_quarantined
-            rejected += part.rows_rejected
+            parts.append(
+                _ingest_batch(
+                    engine,
+                    source,
+                    start,
+                    end,
+                    batch,
+                    run_id,
+                    max_failure_fraction,
+                    corporate_actions,
+                    data_docs_root,
+                )
+            )
             if on_batch is not None:
                 on_batch(done, len(batches))
-        summary = IngestSummary(source.name, start, end, fetched, loaded, quarantined)
+        failed = {s: r for part in parts for s, r in part.failed_symbols.items()}
+        summary = IngestSummary(
+            source.name,
+            start,
+            end,
+            sum(p.rows_fetched for p in parts),
+            sum(p.rows_loaded for p in parts),
+            sum(p.rows_quarantined for p in parts),
+            next((p.data_docs for p in reversed(parts) if p.data_docs), None),
+            failed,
+        )
         run.summary = {
-            "rows_fetched": fetched,
-            "rows_loaded": loaded,
-            "rows_rejected": rejected,
+            "rows_fetched": summary.rows_fetched,
+            "rows_loaded": summary.rows_loaded,
+            "rows_rejected": sum(p.rows_rejected for p in parts),
             "batches": len(batches),
+            "missing_sessions": sum(p.missing_sessions for p in parts),
+            "failed_symbols": failed,
+            "data_docs": summary.data_docs,
         }
+        log.info(
+            "ingest run_id=%s source=%s batches=%d rows_fetched=%d rows_loaded=%d "
+            "rows_quarantined=%d failed_symbols=%d data_docs=%s",
+            run_id,
+            source.name,
+            len(batches),
+            summary.rows_fetched,
+            summary.rows_loaded,
+            summary.rows_quarantined,
+            len(failed),
+            summary.data_docs or "-",
+        )
+        if failed:
+            reasons = "; ".join(f"{s}: {r}" for s, r in sorted(failed.items()))
+            raise DataSourceError(
+                f"{source.name} failed for {len(failed)} symbol(s) ({reasons}); the other "
+                f"symbols' {summary.rows_loaded} new bars were loaded. Fix or drop those symbols "
+                "(UNIVERSE / --symbols) and rerun the interval."
+            )
     return summary
 
 
@@ -94,6 +155,9 @@ class _BatchResult:
     rows_loaded: int
     rows_quarantined: int
     rows_rejected: int
+    missing_sessions: int
+    data_docs: str | None
+    failed_symbols: dict[str, str]
 
 
 def _ingest_batch(
@@ -104,10 +168,23 @@ def _ingest_batch(
     symbols: list[str],
     run_id: str,
     max_failure_fraction: float,
+    corporate_actions: pd.DataFrame | None,
+    data_docs_root: Path | None,
 ) -> _BatchResult:
     """Fetch, validate and load one batch of symbols; the bars go in one transaction."""
-    frame = source.fetch_daily_bars(start, end, symbols)
-    result = validate_bars(frame)
+    try:
+        frame, failed = source.fetch_daily_bars(start, end, symbols), {}
+    except PartialFetchError as exc:  # the good symbols' bars still go through the gate
+        frame, failed = exc.result.bars, dict(exc.result.failures)
+    result = validate_bars(
+        frame,
+        corporate_actions,
+        start=start,
+        end=end,
+        run_id=run_id,
+        data_docs_root=data_docs_root,
+        history=_recent_bars(engine, start, symbols),
+    )
     passed = result.failure_fraction <= max_failure_fraction
     with engine.begin() as conn:
         quarantined = _quarantine(conn, result.rejected, source.name, run_id)
@@ -121,7 +198,39 @@ def _ingest_batch(
         )
     with engine.begin() as conn:
         loaded = upsert_bars(conn, result.valid, source.name)
-    return _BatchResult(len(frame), loaded, quarantined, len(result.rejected))
+    return _BatchResult(
+        len(frame),
+        loaded,
+        quarantined,
+        len(result.rejected),
+        result.summary.get("missing_sessions", {}).get("total", 0),
+        result.data_docs,
+        failed,
+    )
+
+
+def _recent_bars(engine: sa.Engine, start: date, symbols: list[str] | None) -> pd.DataFrame:
+    """Loaded bars of the few sessions before ``start``: the gate's stale and jump context."""
+    before = calendar.sessions(start - timedelta(days=30), start - timedelta(days=1))
+    if not before:
+        return pd.DataFrame(columns=list(BAR_COLUMNS))
+    lookback = Limits.from_settings().stale_sessions
+    return read_bars(engine, before[-lookback:][0], before[-1], symbols)
+
+
+def _stored_corporate_actions(engine: sa.Engine, start: date, end: date) -> pd.DataFrame | None:
+    """Corporate actions with an ex-date in ``[start, end]``; None before that table exists."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('corporate_actions')")).scalar() is None:
+            return None
+        return pd.read_sql(
+            sa.text(
+                "SELECT symbol, ex_date, kind, value FROM corporate_actions "
+                "WHERE ex_date BETWEEN :a AND :b"
+            ),
+            conn,
+            params={"a": start, "b": end},
+        )
 
 
 def _json_value(value: object) -> object:

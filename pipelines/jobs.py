@@ -66,6 +66,7 @@ def ingest_bars(
         settings.max_quarantine_fraction,
         batch_symbols=settings.ingest_batch_symbols,
         on_batch=on_batch,
+        data_docs_root=settings.home if settings.validation_data_docs else None,
     )
     return _plain(summary)
 

@@ -1,28 +1,47 @@
 """The ingest gate: run the GX suite on a bar frame and split it into valid and rejected rows.
 
 A row is rejected by the first rule it fails (in :func:`bars_suite.rules` order); the rejected
-frame keeps the raw values plus ``expectation`` and ``reason``. Nothing is dropped silently:
-``len(valid) + len(rejected) == len(frame)``.
+frame keeps the raw values as received plus ``expectation`` and ``reason``. Nothing is dropped
+silently: ``len(valid) + len(rejected) == len(frame)``. Valid rows come back with canonical
+dtypes (float64 prices and volume, UTC ``ts``, ``datetime.date`` session dates).
+
+With ``data_docs_root`` the suite runs in a file-backed GX context under
+``<data_docs_root>/gx`` (suite, validation results and the ``local_site`` Data Docs are kept
+there, one page per run named by ``run_id``); without it, in an ephemeral in-memory context.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.data_context.types.base import (
-    DataContextConfig,
-    InMemoryStoreBackendDefaults,
-    ProgressBarsConfig,
-)
 
+from pipelines import calendar
 from pipelines.errors import ValidationGateError
-from pipelines.validation.bars_suite import SUITE_NAME, SUITE_VERSION, Rule, rules
+from pipelines.sources.base import BAR_COLUMNS
+from pipelines.validation.bars_suite import Limits, rules, suite_id
+from pipelines.validation.prepare import NUMBER_COLUMNS, check_frame, check_schema, missing_sessions
 
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage analytics over the network
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+GX_COLUMNS = (
+    *BAR_COLUMNS,
+    "type_error",
+    "ts_zone",
+    "session_close",
+    "copy_index",
+    "stale_repeat",
+    "close_jump",
+)
+DATA_SOURCE, ASSET, BATCH = "bars", "bars_frame", "whole_frame"
 
 
 @dataclass
@@ -36,10 +55,33 @@ class ValidationResult:
         total = len(self.valid) + len(self.rejected)
         return len(self.rejected) / total if total else 0.0
 
+    @property
+    def data_docs(self) -> str | None:
+        """Path of the Data Docs ``index.html`` when the run built them."""
+        return self.summary.get("data_docs")
 
-def _run_suite(frame: pd.DataFrame, suite_rules: list[Rule]) -> dict[str, list[int]]:
-    """Rule name -> positional indexes of the rows that fail it, computed by GX."""
-    context = gx.get_context(
+
+def data_docs_index(root: Path) -> Path:
+    """Where the Data Docs of a context under ``root`` are: open this file in a browser."""
+    return root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _quiet(context: Any) -> None:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.analytics_enabled = False
+
+
+def _ephemeral_context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    return gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(),
@@ -47,51 +89,181 @@ def _run_suite(frame: pd.DataFrame, suite_rules: list[Rule]) -> dict[str, list[i
             analytics_enabled=False,
         ),
     )
-    batch_definition = (
-        context.data_sources.add_pandas("bars")
-        .add_dataframe_asset("bars_frame")
-        .add_batch_definition_whole_dataframe("whole_frame")
-    )
-    suite = gx.ExpectationSuite(name=f"{SUITE_NAME}_v{SUITE_VERSION}")
-    for rule in suite_rules:
-        rule.expectation.meta = {"rule": rule.name}  # GX reorders results; this names them
+
+
+COMPLETE = {"result_format": "COMPLETE"}  # every failing row's index, not a sample
+
+
+@lru_cache(maxsize=8)
+def _gx(data_docs_root: Path | None, limits: Limits) -> tuple[Any, Any, Any]:
+    """(batch definition, suite, checkpoint or None) for ``limits``, built once per process.
+
+    Without a root there is no checkpoint: the batch is validated directly and no result is
+    stored (storing serializes every failing row's value, which is what makes a run slow).
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    if data_docs_root is None:
+        context = _ephemeral_context()
+    else:
+        context = gx.get_context(mode="file", project_root_dir=str(data_docs_root))
+        _quiet(context)
+    source = context.data_sources.add_or_update_pandas(DATA_SOURCE)
+    asset = source.add_dataframe_asset(ASSET)
+    batch_definition = asset.add_batch_definition_whole_dataframe(BATCH)
+    suite = gx.ExpectationSuite(name=suite_id())
+    for rule in rules(limits):
         suite.add_expectation(rule.expectation)
-    suite = context.suites.add(suite)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    suite = context.suites.add_or_update(suite)
+    if data_docs_root is None:
+        return batch_definition, suite, None
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{suite_id()}_on_{ASSET}", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{suite_id()}_gate",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs")],
+            result_format=COMPLETE,
+        )
+    )
+    return batch_definition, suite, checkpoint
+
+
+def _run_suite(
+    check: pd.DataFrame, limits: Limits, run_id: str, data_docs_root: Path | None
+) -> dict[str, list[int]]:
+    """Rule name -> positional indexes of the rows that fail it, computed by GX."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    batch_definition, suite, checkpoint = _gx(data_docs_root, limits)
+    if checkpoint is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": check})
+        validations = [batch.validate(suite, result_format=COMPLETE)]
+    else:
+        outcome = checkpoint.run(
+            batch_parameters={"dataframe": check}, run_id=RunIdentifier(run_name=run_id)
+        )
+        validations = list(outcome.run_results.values())
     failing: dict[str, list[int]] = {}
-    for outcome in result.results:
-        config = outcome.expectation_config
-        if config is None or "rule" not in (config.meta or {}):  # fail closed
-            raise ValidationGateError("GX returned a result it cannot attribute to a rule")
-        failing[config.meta["rule"]] = [
-            int(i) for i in outcome.result.get("unexpected_index_list") or []
-        ]
+    for validation in validations:
+        for result in validation.results:
+            config = result.expectation_config
+            if config is None or "rule" not in (config.meta or {}):  # fail closed
+                raise ValidationGateError("GX returned a result it cannot attribute to a rule")
+            info = result.exception_info or {}
+            if info.get("raised_exception"):
+                raise ValidationGateError(
+                    f"GX could not evaluate rule {config.meta['rule']}: "
+                    f"{info.get('exception_message')}; nothing was loaded"
+                )
+            failing[config.meta["rule"]] = [
+                int(i) for i in result.result.get("unexpected_index_list") or []
+            ]
     return failing
 
 
-def validate_bars(frame: pd.DataFrame) -> ValidationResult:
-    """Split a canonical bar frame into rows to load and rows to quarantine."""
+def _canonical(valid: pd.DataFrame, check: pd.DataFrame) -> pd.DataFrame:
+    """Valid rows with canonical dtypes (their values already passed every type check)."""
+    out = valid.copy()
+    for column in ("ts", *NUMBER_COLUMNS):
+        if out[column].dtype != check[column].dtype:  # e.g. object after one bad value
+            out[column] = check.loc[valid.index, column]
+    out["session_date"] = check.loc[valid.index, "session_date"]  # naive midnight -> date
+    if out["symbol"].dtype == object:  # every valid symbol is text by now
+        out["symbol"] = out["symbol"].astype("str")
+    return out
+
+
+def validate_bars(
+    frame: pd.DataFrame,
+    corporate_actions: pd.DataFrame | None = None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    run_id: str = "adhoc",
+    limits: Limits | None = None,
+    data_docs_root: Path | None = None,
+    history: pd.DataFrame | None = None,
+) -> ValidationResult:
+    """Split a canonical bar frame into rows to load and rows to quarantine.
+
+    ``corporate_actions``: optional ``(symbol, ex_date, kind, value)`` frame; a close jump on
+    the ex-date of a split is not flagged. ``start``/``end``: the requested sessions, for the
+    missing-sessions report (default: the batch's own range). ``limits``: default from the
+    settings ``STALE_BAR_SESSIONS`` and ``MAX_CLOSE_JUMP``. ``history``: bars already loaded
+    just before the batch (e.g. the last ``STALE_BAR_SESSIONS`` sessions), so a one-session
+    batch still has a previous close and a stale run can span batches; never returned.
+
+    Raises :class:`BarSchemaError` when a column is missing (nothing of the batch can be
+    checked), and :class:`ValidationGateError` for an empty batch when ``[start, end]`` holds
+    sessions.
+    """
+    check_schema(frame)
+    if frame.empty and start is not None and end is not None:
+        due = calendar.sessions(start, end)
+        if due:
+            raise ValidationGateError(
+                f"the source returned no bars for {len(due)} NYSE sessions in [{start}, {end}]: "
+                'an empty response is not "no news". Nothing was loaded; check the symbols, '
+                "the dates and the vendor's status, then rerun."
+            )
     frame = frame.reset_index(drop=True)
-    suite_rules = rules()
-    failing = _run_suite(frame, suite_rules) if len(frame) else {}
-    expectation = pd.Series(pd.NA, index=frame.index, dtype="object")
+    limits = limits or Limits.from_settings()
+    suite_rules = rules(limits)
+    check = check_frame(frame, corporate_actions, limits, history)
+    failing = (
+        _run_suite(check[list(GX_COLUMNS)], limits, run_id, data_docs_root) if len(frame) else {}
+    )
+    expectation = pd.Series(None, index=frame.index, dtype="object")
     for rule in suite_rules:  # first failed rule wins
         rows = [i for i in failing.get(rule.name, []) if pd.isna(expectation.iat[i])]
         expectation.iloc[rows] = rule.name
     bad = expectation.notna()
     rejected = frame.loc[bad].copy()
-    by_name = {rule.name: rule for rule in suite_rules}
     rejected["expectation"] = expectation[bad]
+    by_name = {rule.name: rule for rule in suite_rules}
+    computed = ["type_error", "ts_zone", "close_jump", "session_date"]
+    explain = rejected.join(check.loc[bad, computed].add_prefix("_"))
     rejected["reason"] = [
         by_name[name].reason(row)
-        for name, (_, row) in zip(rejected["expectation"], rejected.iterrows(), strict=True)
+        for name, row in zip(rejected["expectation"], explain.to_dict("records"), strict=True)
     ]
-    summary = {
-        "suite": f"{SUITE_NAME}_v{SUITE_VERSION}",
+    summary: dict[str, Any] = {
+        "suite": suite_id(),
+        "run_id": run_id,
         "rows": len(frame),
+        "valid": int((~bad).sum()),
         "rejected": int(bad.sum()),
-        "failed_rules": {name: len(ix) for name, ix in failing.items() if ix},
+        "failed": {name: len(ix) for name, ix in failing.items() if ix},
+        "quarantined_by": {str(k): int(v) for k, v in expectation[bad].value_counts().items()},
+        "limits": {
+            "stale_sessions": limits.stale_sessions,
+            "max_close_jump": limits.max_close_jump,
+        },
+        "missing_sessions": missing_sessions(check, start, end),
     }
-    log.info("validation suite=%s rows=%d rejected=%d", summary["suite"], len(frame), bad.sum())
-    return ValidationResult(frame.loc[~bad].reset_index(drop=True), rejected, summary)
+    if data_docs_root is not None and len(frame):
+        summary["data_docs"] = str(data_docs_index(data_docs_root))
+    log.info(summary_line(summary))
+    valid = _canonical(frame.loc[~bad], check).reset_index(drop=True)
+    return ValidationResult(valid, rejected, summary)
+
+
+def summary_line(summary: dict) -> str:
+    """The summary as one structured ``key=value`` log line (no per-symbol detail)."""
+    failed = ",".join(f"{k}:{v}" for k, v in sorted(summary.get("failed", {}).items())) or "none"
+    fields = {
+        "event": "validation",
+        "run_id": summary.get("run_id"),
+        "suite": summary.get("suite"),
+        "rows": summary.get("rows"),
+        "valid": summary.get("valid"),
+        "rejected": summary.get("rejected"),
+        "failed": failed,
+        "missing_sessions": summary.get("missing_sessions", {}).get("total", 0),
+        "data_docs": summary.get("data_docs", "-"),
+    }
+    return " ".join(f"{k}={v}" for k, v in fields.items())

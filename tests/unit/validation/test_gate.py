@@ -9,13 +9,14 @@ from pipelines.validation import validate_bars
 
 
 def _bars(n: int = 6) -> pd.DataFrame:
-    """n good bars of one symbol on consecutive 2010 sessions."""
+    """n good bars of one symbol on consecutive 2010 sessions (volume differs: none is stale)."""
     sessions = pd.bdate_range("2010-03-01", periods=n)
     return pd.DataFrame({
         "symbol": "AAA",
         "ts": [pd.Timestamp(d.date().isoformat() + " 21:00", tz="UTC") for d in sessions],
         "session_date": [d.date() for d in sessions],
-        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0,
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+        "volume": [1000.0 + i for i in range(n)],
     })
 
 
@@ -28,7 +29,7 @@ def _bars(n: int = 6) -> pd.DataFrame:
     ("high", 10.2, "high_ge_close", "high 10.2 < close 10.5"),
     ("low", 10.2, "open_ge_low", "open 10.0 < low 10.2"),
     ("volume", -5.0, "volume_non_negative", "volume -5.0"),
-    ("ts", pd.NaT, "ts_not_null", "not an NYSE session"),
+    ("ts", pd.NaT, "ts_not_null", "ts is missing"),
 ])
 def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None:
     frame = _bars()
@@ -42,11 +43,22 @@ def test_each_rule_rejects_only_the_bad_row(column, value, rule, reason) -> None
     assert reason in bad["reason"]
 
 
-def test_duplicates_are_all_held_back_and_the_rest_kept() -> None:
+def test_an_exact_copy_is_loaded_once() -> None:
     frame = pd.concat([_bars(), _bars().iloc[[3]]], ignore_index=True)
     result = validate_bars(frame)
+    assert list(result.rejected.index) == [6]
+    assert set(result.rejected["expectation"]) == {"exact_copy"}
+    pd.testing.assert_frame_equal(result.valid, _bars())
+
+
+def test_conflicting_bars_for_one_key_are_all_held_back() -> None:
+    other = _bars().iloc[[3]].assign(close=10.4)
+    frame = pd.concat([_bars(), other], ignore_index=True)
+    result = validate_bars(frame)
+    assert sorted(result.rejected.index) == [3, 6]
     assert set(result.rejected["expectation"]) == {"unique_symbol_ts"}
-    assert len(result.rejected) == 2 and len(result.valid) == 5
+    assert "every version is held back" in result.rejected["reason"].iloc[0]
+    assert len(result.valid) == 5
 
 
 def test_first_failed_rule_names_the_row_and_nothing_is_lost() -> None:
@@ -65,3 +77,21 @@ def test_clean_frame_passes_untouched() -> None:
     result = validate_bars(frame)
     assert result.rejected.empty
     pd.testing.assert_frame_equal(result.valid, frame)
+
+
+def test_thresholds_come_from_the_settings(monkeypatch) -> None:
+    from pipelines.config import get_settings
+    from pipelines.validation import Limits
+
+    monkeypatch.setenv("STALE_BAR_SESSIONS", "4")
+    monkeypatch.setenv("MAX_CLOSE_JUMP", "0.25")
+    get_settings.cache_clear()
+    try:
+        assert Limits.from_settings() == Limits(stale_sessions=4, max_close_jump=0.25)
+        frame = _bars()
+        frame.loc[3:, ["open", "high", "low", "close"]] *= 1.3  # +30%: a jump at 25%, not 50%
+        result = validate_bars(frame)
+        assert list(result.rejected["expectation"]) == ["no_unexplained_jump"]
+        assert result.summary["limits"] == {"stale_sessions": 4, "max_close_jump": 0.25}
+    finally:
+        get_settings.cache_clear()
