@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from pipelines import jobs
 from pipelines.config import PROJECT_ROOT, get_settings
@@ -24,7 +25,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-models_app = typer.Typer(help="Registered models: promotion and rollback.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered models: evaluation, promotion and rollback.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 console = Console()
 
@@ -125,6 +128,39 @@ def models_promote(
 ) -> None:
     """Promote @challenger if it beats @champion on the same window (or --version, by hand)."""
     _show(jobs.promote_model(_optional_date(as_of, "--as-of"), version))
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    start: Annotated[str | None, typer.Option(help="first out-of-sample feature date")] = None,
+    end: Annotated[str | None, typer.Option(help="last one (default: before the last bar)")] = None,
+    sessions: Annotated[int, typer.Option(help="window length when --start is not given")] = 60,
+    refit_every: Annotated[int, typer.Option(help="sessions between walk-forward refits")] = 21,
+    window: Annotated[int | None, typer.Option(help="rolling training dates (default all)")] = None,
+    purge: Annotated[int, typer.Option(help="sessions dropped before each test block")] = 1,
+    embargo: Annotated[int, typer.Option(help="extra sessions dropped after the purge")] = 0,
+) -> None:
+    """Walk-forward GKX table for every model kind and a zero forecast; logged to MLflow."""
+    from pipelines.models.evaluation import METRICS
+
+    with console.status("evaluating models walk-forward"):
+        result = jobs.evaluate_models(
+            _optional_date(start, "--start"),
+            _optional_date(end, "--end"),
+            _cli_run_id("evaluate"),
+            refit_every=refit_every,
+            window=window,
+            purge=purge,
+            embargo=embargo,
+            sessions=sessions,
+        )
+    table = Table(title=f"out of sample {result['oos_start']} → {result['oos_end']}")
+    for column in ("model", *METRICS):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, row in result["table"].items():
+        table.add_row(model, *("—" if row[m] is None else f"{row[m]:.4f}" for m in METRICS))
+    console.print(table)
+    _show({k: v for k, v in result.items() if k != "table"})
 
 
 @models_app.command("rollback")

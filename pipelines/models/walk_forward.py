@@ -74,9 +74,7 @@ def make_folds(
     if window is not None and window < min_train:
         raise ModelError(f"a window of {window} dates is shorter than min_train={min_train}")
     positions = [
-        i
-        for i, d in enumerate(ordered)
-        if d >= test_start and (test_end is None or d <= test_end)
+        i for i, d in enumerate(ordered) if d >= test_start and (test_end is None or d <= test_end)
     ]
     if not positions:
         raise ModelError(f"no feature dates from {test_start} to {test_end}: build features first")
@@ -91,9 +89,7 @@ def make_folds(
                 f"dates (need {min_train}): start the test window later or load more history"
             )
         test = positions[block : block + refit_every]
-        folds.append(
-            Fold(tuple(ordered[start:stop]), tuple(ordered[test[0] : test[-1] + 1]))
-        )
+        folds.append(Fold(tuple(ordered[start:stop]), tuple(ordered[test[0] : test[-1] + 1])))
     return folds
 
 
