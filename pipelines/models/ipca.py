@@ -31,8 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipelines.errors import ModelError
+
+_BLOCK_BYTES = 8 * 2**20  # padded workspace per block of dates
+MAX_ITER, TOL = 5_000, 1e-10  # ALS defaults: iterations, largest change in Γ or F
 
 
 @dataclass(frozen=True)
@@ -86,30 +90,54 @@ def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) 
     counts = np.bincount(date_codes, minlength=n_dates).astype(float)
     if (counts == 0).any():
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    # Pad each date's rows into a T × N_max × L block (zeros for absent assets): then the
-    # moments are one batched matrix product, with no loop over dates.
     if np.any(np.diff(date_codes) < 0):  # rows usually arrive date-sorted: skip the copy
         order = np.argsort(date_codes, kind="stable")
         z, r, date_codes = z[order], r[order], date_codes[order]
-    widest = int(counts.max())
-    starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(int)
-    flat = date_codes * widest + np.arange(len(r)) - starts[date_codes]
-    stacked_z = np.zeros((n_dates * widest, z.shape[1]))
-    stacked_r = np.zeros(n_dates * widest)
-    stacked_z[flat] = z
-    stacked_r[flat] = r
-    padded_z = stacked_z.reshape(n_dates, widest, z.shape[1])
-    x = np.einsum("tnl,tn->tl", padded_z, stacked_r.reshape(n_dates, widest))
-    w = padded_z.transpose(0, 2, 1) @ padded_z
+    x, w = _padded_products(z, r, counts.astype(int), n_dates)
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
+
+
+def _padded_products(
+    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ z z'`` and ``Σ z r`` per date for date-sorted rows, without a loop over dates.
+
+    Dates go in blocks of about :data:`_BLOCK_BYTES`: each block's rows are copied into a
+    zero-padded dates × N_max × L buffer (reused), and one batched product gives all its
+    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). The
+    products are small (L × N_t × L), so BLAS runs on one thread: its threads cost more than
+    they save here, and much more when other processes hold the cores. Blocks keep the
+    workspace at a few MB instead of a padded copy of the whole panel.
+    """
+    n_chars = z.shape[1]
+    widest = int(counts.max())
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    filled = np.arange(widest)[None, :] < counts[:, None]  # dates × N_max: a real row?
+    block = max(1, _BLOCK_BYTES // (8 * widest * n_chars))
+    buffer_z = np.zeros((block, widest, n_chars))
+    buffer_r = np.zeros((block, widest))
+    x = np.empty((n_dates, n_chars))
+    w = np.empty((n_dates, n_chars, n_chars))
+    with threadpool_limits(1, user_api="blas"):
+        for first in range(0, n_dates, block):
+            last = min(n_dates, first + block)
+            pz, pr = buffer_z[: last - first], buffer_r[: last - first]
+            mask = filled[first:last]
+            rows = slice(starts[first], starts[last])
+            pz[mask], pr[mask] = z[rows], r[rows]
+            pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
+            transposed = pz.transpose(0, 2, 1)
+            np.matmul(transposed, pz, out=w[first:last])
+            x[first:last] = np.matmul(transposed, pr[:, :, None])[:, :, 0]
+    return x, w
 
 
 def fit(
     m: Moments,
     n_factors: int,
     intercept: bool = False,
-    max_iter: int = 5_000,
-    tol: float = 1e-10,
+    max_iter: int = MAX_ITER,
+    tol: float = TOL,
     warm_start: IPCAFit | None = None,
     psf: np.ndarray | None = None,
 ) -> IPCAFit:
@@ -119,7 +147,23 @@ def fit(
     (e.g. a market return): the model adds ``z'Γ_δ g_{t+1}`` with Γ_δ estimated alongside Γ_β.
     As for Γ_α, the part of Γ_δ inside span(Γ_β) is moved into the latent factors, so
     ``Γ_β'Γ_δ = 0`` (the reference package's convention).
+
+    Every product here is small (at most (L·K̃)²), so BLAS runs on one thread: its threads
+    only add synchronization, and spin for long when other processes hold the cores.
     """
+    with threadpool_limits(1, user_api="blas"):
+        return _fit(m, n_factors, intercept, max_iter, tol, warm_start, psf)
+
+
+def _fit(
+    m: Moments,
+    n_factors: int,
+    intercept: bool,
+    max_iter: int,
+    tol: float,
+    warm_start: IPCAFit | None,
+    psf: np.ndarray | None,
+) -> IPCAFit:
     n_dates, n_chars = m.x.shape
     if not 0 < n_factors <= n_chars:
         raise ModelError(f"K={n_factors} factors need 1 ≤ K ≤ L={n_chars} characteristics")
@@ -282,12 +326,13 @@ def oos_expected_returns(
     full = moments(z, r, date_codes, n_dates)
     forecasts = np.full(len(r), np.nan)
     previous: IPCAFit | None = None
-    for t in range(first_date, n_dates):
-        start = 0 if window is None else max(0, t - window)
-        past = Moments(full.x[start:t], full.w[start:t], full.counts[start:t])
-        previous = fit(past, n_factors, intercept=intercept, warm_start=previous)
-        rows = date_codes == t
-        forecasts[rows] = previous.expected_returns(z[rows])
+    with threadpool_limits(1, user_api="blas"):
+        for t in range(first_date, n_dates):
+            start = 0 if window is None else max(0, t - window)
+            past = Moments(full.x[start:t], full.w[start:t], full.counts[start:t])
+            previous = _fit(past, n_factors, intercept, MAX_ITER, TOL, previous, None)
+            rows = date_codes == t
+            forecasts[rows] = previous.expected_returns(z[rows])
     return forecasts
 
 
@@ -375,9 +420,11 @@ def _residual_bootstrap(
         picked = rng.integers(0, len(m.x), len(m.x))
         q = unit_t5(rng, len(m.x))
         drawn = Moments(null_x + q[:, None] * residuals[picked], m.w, m.counts)
-        return statistic(fit(drawn, k, intercept=intercept, warm_start=alternative))
+        return statistic(_fit(drawn, k, intercept, MAX_ITER, TOL, alternative, None))
 
     seeds = np.random.SeedSequence(seed).spawn(draws)
-    null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
+    # One BLAS thread per draw: in this process here, in joblib's workers by its own default.
+    with threadpool_limits(1, user_api="blas"):
+        null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
     observed = statistic(alternative)
     return BootstrapTest(observed, float(np.mean(null >= observed)), null)
