@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -68,16 +69,17 @@ def _ours(size: str, data: Path, out: Path, extras: bool) -> dict:
     panel = _load(data)
     loaded = _current_mb()
     k, n_dates = SIZES[size][3], int(panel["n_dates"])
-    times, fit = [], None
+    times, cpu, fit = [], [], None
     for _ in range(3):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         moments = ipca.moments(panel["z"], panel["r"], panel["date_codes"], n_dates)
         fit = ipca.fit(moments, k, tol=TOL)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     assert fit is not None
     np.save(out, fit.gamma_beta)
-    result = {"seconds": statistics.median(times), "peak_mb": _peak_mb(), "loaded_mb": loaded,
-              "iterations": fit.iterations}
+    result = {"seconds": statistics.median(times), "cpu": statistics.median(cpu),
+              "peak_mb": _peak_mb(), "loaded_mb": loaded, "iterations": fit.iterations}
     if extras:
         start = time.perf_counter()
         boot = ipca.bootstrap_alpha_test(moments, k, 1_000, 0, 2)
@@ -113,11 +115,11 @@ def _reference(size: str, data: Path, out: Path) -> dict:
     panel = _load(data)
     loaded = _current_mb()
     k = SIZES[size][3]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     model = _reference_fit(panel["z"], panel["r"], panel["date_codes"], panel["asset_codes"], k)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     np.save(out, model.Gamma[:, :k])
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "loaded_mb": loaded}
+    return {"seconds": seconds, "cpu": cpu, "peak_mb": _peak_mb(), "loaded_mb": loaded}
 
 
 def _worker(*args: str) -> dict:
@@ -169,6 +171,7 @@ def main() -> None:
 
     sizes = list(SIZES) if args.size == "all" else [args.size]
     print(f"{'N':>5} {'T':>4} {'L':>3} {'K':>2} {'ours s':>8} {'ipca s':>8} {'ratio':>6} "
+          f"{'ours cpu':>8} {'ipca cpu':>8} {'ratio':>6} "
           f"{'ours MB':>8} {'ipca MB':>8} {'input MB':>8} {'max |dΓ|':>9} {'proj R²':>8}")
     extras = None
     with tempfile.TemporaryDirectory(prefix="bench_ipca_") as tmp:
@@ -178,6 +181,7 @@ def main() -> None:
             ours, ref = row["ours"], row["ref"]
             print(f"{n:>5} {t:>4} {l_chars:>3} {k:>2} {ours['seconds']:>8.3f} "
                   f"{ref['seconds']:>8.2f} {ref['seconds'] / ours['seconds']:>5.0f}x "
+                  f"{ours['cpu']:>8.3f} {ref['cpu']:>8.2f} {ref['cpu'] / ours['cpu']:>5.0f}x "
                   f"{ours['peak_mb']:>8,.0f} {ref['peak_mb']:>8,.0f} {row['input_mb']:>8,.0f} "
                   f"{row['max_dgamma']:>9.1e} {row['projection_r2']:>8.4f}", flush=True)
             if "bootstrap_s" in ours:
@@ -187,8 +191,10 @@ def main() -> None:
               f"{extras['bootstrap_s']:.1f} s, p = {extras['bootstrap_p']:.3f}")
         print(f"out-of-sample refits, one per period for periods 120-239 "
               f"(120 warm-started fits): {extras['oos_s']:.1f} s")
-    print("peak MB: max RSS of the process that loaded the input and ran that one fit; "
-          "input MB: the saved panel (z, r, codes)")
+    print("s: wall clock; cpu: CPU time of the process, all threads (less sensitive to other "
+          "load on the machine); peak MB: max RSS of the process that loaded the input and ran "
+          "that one fit; input MB: the saved panel (z, r, codes)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
