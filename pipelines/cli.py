@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pipelines import jobs
 from pipelines.config import PROJECT_ROOT, get_settings
@@ -141,8 +140,6 @@ def models_evaluate(
     embargo: Annotated[int, typer.Option(help="extra sessions dropped after the purge")] = 0,
 ) -> None:
     """Walk-forward GKX table for every model kind and a zero forecast; logged to MLflow."""
-    from pipelines.models.evaluation import METRICS
-
     with console.status("evaluating models walk-forward"):
         result = jobs.evaluate_models(
             _optional_date(start, "--start"),
@@ -154,13 +151,9 @@ def models_evaluate(
             embargo=embargo,
             sessions=sessions,
         )
-    table = Table(title=f"out of sample {result['oos_start']} → {result['oos_end']}")
-    for column in ("model", *METRICS):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for model, row in result["table"].items():
-        table.add_row(model, *("—" if row[m] is None else f"{row[m]:.4f}" for m in METRICS))
-    console.print(table)
-    _show({k: v for k, v in result.items() if k != "table"})
+    console.print(f"out of sample {result['oos_start']} → {result['oos_end']}")
+    console.print(result["markdown"], highlight=False, soft_wrap=True)
+    _show({k: v for k, v in result.items() if k not in ("table", "markdown")})
 
 
 @models_app.command("rollback")

@@ -256,6 +256,7 @@ def evaluate_and_log(
     return {
         **details,
         "mlflow_run_id": mlflow_run,
+        "markdown": markdown(table),
         "table": {
             model: {k: (None if not np.isfinite(v) else round(float(v), 6)) for k, v in row.items()}
             for model, row in table.iterrows()
