@@ -1,4 +1,7 @@
-"""Monthly (and on-demand) training: registers a @challenger; the first model becomes @champion."""
+"""Monthly (and on-demand) training: registers a @challenger; the first model becomes @champion.
+
+Scheduled at 06:00 New York on the first of each month, on the month that just ended. Trigger
+it by hand with an `as_of` date, or without one to train on the newest bars."""
 
 from __future__ import annotations
 
@@ -12,15 +15,27 @@ from dag_defaults import DAG_ARGS, DEFAULT_ARGS, EXCHANGE_TZ, MODEL, as_date, da
     **DAG_ARGS,
     default_args={**DEFAULT_ARGS, "retries": 1},
     tags=["mltrade", "models"],
-    params={"as_of": date_param("train on data through this date; empty = the run's date")},
+    params={
+        "as_of": date_param(
+            "train on data through this date; empty = the latest bars (manual run) or the "
+            "month's end (scheduled run)"
+        )
+    },
     doc_md=__doc__,
 )
 def train():
     @task(outlets=[MODEL])
-    def fit(params=None, data_interval_end=None, run_id=None) -> dict:
+    def fit(params=None, data_interval_end=None, run_id=None, dag_run=None) -> dict:
         from pipelines import calendar, jobs
 
-        as_of = as_date(params.get("as_of")) or calendar.exchange_date(data_interval_end)
+        as_of = as_date(params.get("as_of"))
+        if as_of is None:
+            # A manual run's data interval is the last complete month, not "now": on demand
+            # means the newest data the warehouse holds.
+            manual = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "manual"
+            as_of = (
+                jobs.latest_bar_date() if manual else calendar.exchange_date(data_interval_end)
+            )
         return jobs.train_model(as_of, run_id)
 
     fit()

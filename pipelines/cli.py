@@ -24,7 +24,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-models_app = typer.Typer(help="Registered models: promotion and rollback.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered models: evaluation, promotion and rollback.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 console = Console()
 
@@ -150,6 +152,33 @@ def models_promote(
 ) -> None:
     """Promote @challenger if it beats @champion on the same window (or --version, by hand)."""
     _show(jobs.promote_model(_optional_date(as_of, "--as-of"), version))
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    start: Annotated[str | None, typer.Option(help="first out-of-sample feature date")] = None,
+    end: Annotated[str | None, typer.Option(help="last one (default: before the last bar)")] = None,
+    sessions: Annotated[int, typer.Option(help="window length when --start is not given")] = 60,
+    refit_every: Annotated[int, typer.Option(help="sessions between walk-forward refits")] = 21,
+    window: Annotated[int | None, typer.Option(help="rolling training dates (default all)")] = None,
+    purge: Annotated[int, typer.Option(help="sessions dropped before each test block")] = 1,
+    embargo: Annotated[int, typer.Option(help="extra sessions dropped after the purge")] = 0,
+) -> None:
+    """Walk-forward GKX table for every model kind and a zero forecast; logged to MLflow."""
+    with console.status("evaluating models walk-forward"):
+        result = jobs.evaluate_models(
+            _optional_date(start, "--start"),
+            _optional_date(end, "--end"),
+            _cli_run_id("evaluate"),
+            refit_every=refit_every,
+            window=window,
+            purge=purge,
+            embargo=embargo,
+            sessions=sessions,
+        )
+    console.print(f"out of sample {result['oos_start']} → {result['oos_end']}")
+    console.print(result["markdown"], highlight=False, soft_wrap=True)
+    _show({k: v for k, v in result.items() if k not in ("table", "markdown")})
 
 
 @models_app.command("rollback")

@@ -282,3 +282,30 @@ def rollback_model() -> dict:
     from pipelines.models.promotion import rollback
 
     return rollback(get_settings())
+
+
+def evaluate_models(
+    start: date | None,
+    end: date | None,
+    run_id: str,
+    refit_every: int = 21,
+    window: int | None = None,
+    purge: int = 1,
+    embargo: int = 0,
+    sessions: int = 60,
+) -> dict:
+    """GKX table of every model kind (and a zero forecast) on one out-of-sample window.
+
+    Default window: the ``sessions`` feature dates ending the session before the latest bar
+    (the last date whose next-session return is known). Logged to MLflow.
+    """
+    from datetime import timedelta
+
+    from pipelines.models.evaluation import EvaluationWindow, evaluate_and_log
+
+    if end is None:
+        end = calendar.previous_session(latest_bar_date())
+    if start is None:
+        start = calendar.sessions(end - timedelta(days=2 * sessions + 10), end)[-sessions]
+    spec = EvaluationWindow(start, end, refit_every, window, purge, embargo)
+    return evaluate_and_log(warehouse(), get_settings(), spec, run_id)

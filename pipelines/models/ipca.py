@@ -31,8 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipelines.errors import ModelError
+
+_BLOCK_BYTES = 8 * 2**20  # padded workspace per block of dates
+MAX_ITER, TOL = 5_000, 1e-10  # ALS defaults: iterations, largest change in Γ or F
 
 
 @dataclass(frozen=True)
@@ -51,18 +55,28 @@ class IPCAFit:
     factors: np.ndarray  # T × K; row t is f_{t+1}
     iterations: int
     converged: bool
+    gamma_delta: np.ndarray | None = None  # L × M loadings on pre-specified factors, if any
+    psf: np.ndarray | None = None  # T × M pre-specified factors; row t is g_{t+1}
 
     @property
     def factor_mean(self) -> np.ndarray:
         """λ: the mean factor, used for predictive fits and forecasts."""
         return self.factors.mean(axis=0)
 
-    def expected_returns(self, z: np.ndarray) -> np.ndarray:
-        """Predictive fit ``z'(Γ_α + Γ_β λ)`` for rows of characteristics ``z`` (n × L)."""
-        loading = self.gamma_beta @ self.factor_mean
+    def loadings(self, predictive: bool = False) -> np.ndarray:
+        """T × L: ``Γ_α + Γ_β f_{t+1} + Γ_δ g_{t+1}`` per date (means of f and g if predictive)."""
+        f = np.broadcast_to(self.factor_mean, self.factors.shape) if predictive else self.factors
+        loadings = f @ self.gamma_beta.T
+        if self.gamma_delta is not None and self.psf is not None:
+            g = np.broadcast_to(self.psf.mean(axis=0), self.psf.shape) if predictive else self.psf
+            loadings = loadings + g @ self.gamma_delta.T
         if self.gamma_alpha is not None:
-            loading = loading + self.gamma_alpha
-        return z @ loading
+            loadings = loadings + self.gamma_alpha
+        return loadings
+
+    def expected_returns(self, z: np.ndarray) -> np.ndarray:
+        """Predictive fit ``z'(Γ_α + Γ_β λ + Γ_δ mean(g))`` for characteristics ``z`` (n × L)."""
+        return z @ self.loadings(predictive=True)[0]
 
 
 def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) -> Moments:
@@ -76,36 +90,89 @@ def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) 
     counts = np.bincount(date_codes, minlength=n_dates).astype(float)
     if (counts == 0).any():
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    # Pad each date's rows into a T × N_max × L block (zeros for absent assets): then the
-    # moments are one batched matrix product, with no loop over dates.
     if np.any(np.diff(date_codes) < 0):  # rows usually arrive date-sorted: skip the copy
         order = np.argsort(date_codes, kind="stable")
         z, r, date_codes = z[order], r[order], date_codes[order]
-    widest = int(counts.max())
-    starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(int)
-    flat = date_codes * widest + np.arange(len(r)) - starts[date_codes]
-    stacked_z = np.zeros((n_dates * widest, z.shape[1]))
-    stacked_r = np.zeros(n_dates * widest)
-    stacked_z[flat] = z
-    stacked_r[flat] = r
-    padded_z = stacked_z.reshape(n_dates, widest, z.shape[1])
-    x = np.einsum("tnl,tn->tl", padded_z, stacked_r.reshape(n_dates, widest))
-    w = padded_z.transpose(0, 2, 1) @ padded_z
+    x, w = _padded_products(z, r, counts.astype(int), n_dates)
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
+
+
+def _padded_products(
+    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ z z'`` and ``Σ z r`` per date for date-sorted rows, without a loop over dates.
+
+    Dates go in blocks of about :data:`_BLOCK_BYTES`: each block's rows are copied into a
+    zero-padded dates × N_max × L buffer (reused), and one batched product gives all its
+    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). The
+    products are small (L × N_t × L), so BLAS runs on one thread: its threads cost more than
+    they save here, and much more when other processes hold the cores. Blocks keep the
+    workspace at a few MB instead of a padded copy of the whole panel.
+    """
+    n_chars = z.shape[1]
+    widest = int(counts.max())
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    filled = np.arange(widest)[None, :] < counts[:, None]  # dates × N_max: a real row?
+    block = max(1, _BLOCK_BYTES // (8 * widest * n_chars))
+    buffer_z = np.zeros((block, widest, n_chars))
+    buffer_r = np.zeros((block, widest))
+    x = np.empty((n_dates, n_chars))
+    w = np.empty((n_dates, n_chars, n_chars))
+    with threadpool_limits(1, user_api="blas"):
+        for first in range(0, n_dates, block):
+            last = min(n_dates, first + block)
+            pz, pr = buffer_z[: last - first], buffer_r[: last - first]
+            mask = filled[first:last]
+            rows = slice(starts[first], starts[last])
+            pz[mask], pr[mask] = z[rows], r[rows]
+            pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
+            transposed = pz.transpose(0, 2, 1)
+            np.matmul(transposed, pz, out=w[first:last])
+            x[first:last] = np.matmul(transposed, pr[:, :, None])[:, :, 0]
+    return x, w
 
 
 def fit(
     m: Moments,
     n_factors: int,
     intercept: bool = False,
-    max_iter: int = 5_000,
-    tol: float = 1e-10,
+    max_iter: int = MAX_ITER,
+    tol: float = TOL,
     warm_start: IPCAFit | None = None,
+    psf: np.ndarray | None = None,
 ) -> IPCAFit:
-    """Estimate Γ and F by alternating least squares; normalized as KPS identify them."""
+    """Estimate Γ and F by alternating least squares; normalized as KPS identify them.
+
+    ``psf``: optional pre-specified (observable) factors, T × M with row t holding g_{t+1}
+    (e.g. a market return): the model adds ``z'Γ_δ g_{t+1}`` with Γ_δ estimated alongside Γ_β.
+    As for Γ_α, the part of Γ_δ inside span(Γ_β) is moved into the latent factors, so
+    ``Γ_β'Γ_δ = 0`` (the reference package's convention).
+
+    Every product here is small (at most (L·K̃)²), so BLAS runs on one thread: its threads
+    only add synchronization, and spin for long when other processes hold the cores.
+    """
+    with threadpool_limits(1, user_api="blas"):
+        return _fit(m, n_factors, intercept, max_iter, tol, warm_start, psf)
+
+
+def _fit(
+    m: Moments,
+    n_factors: int,
+    intercept: bool,
+    max_iter: int,
+    tol: float,
+    warm_start: IPCAFit | None,
+    psf: np.ndarray | None,
+) -> IPCAFit:
     n_dates, n_chars = m.x.shape
     if not 0 < n_factors <= n_chars:
         raise ModelError(f"K={n_factors} factors need 1 ≤ K ≤ L={n_chars} characteristics")
+    exog = _exogenous(psf, intercept, n_dates)
+    if exog is not None and n_factors + exog.shape[1] > n_chars:
+        raise ModelError(
+            f"K={n_factors} factors plus {exog.shape[1]} pre-specified (or intercept) columns "
+            f"exceed L={n_chars} characteristics: lower K"
+        )
     thin = np.flatnonzero(m.counts < n_factors)
     if len(thin):
         raise ModelError(
@@ -122,37 +189,64 @@ def fit(
             f"characteristics are collinear (rank {rank} < L={n_chars}): "
             "drop redundant characteristics"
         )
-    gamma = _initial_gamma(m, n_factors, intercept, warm_start)
-    factors = _factor_step(m, gamma, n_factors)
+    gamma = _initial_gamma(m, n_factors, exog, warm_start)
+    factors = _factor_step(m, gamma, n_factors, exog)
     iterations, change = 0, np.inf
     while change >= tol and iterations < max_iter:
-        new_gamma = _gamma_step(m, factors, intercept)
-        new_factors = _factor_step(m, new_gamma, n_factors)
+        new_gamma = _gamma_step(m, factors, exog)
+        new_factors = _factor_step(m, new_gamma, n_factors, exog)
         change = max(np.abs(new_gamma - gamma).max(), np.abs(new_factors - factors).max())
         gamma, factors, iterations = new_gamma, new_factors, iterations + 1
-    return _normalize(gamma, factors, n_factors, intercept, iterations, change < tol)
+    return _normalize(gamma, factors, n_factors, exog, psf, intercept, iterations, change < tol)
 
 
-def _initial_gamma(m: Moments, k: int, intercept: bool, warm: IPCAFit | None) -> np.ndarray:
+def _exogenous(psf: np.ndarray | None, intercept: bool, n_dates: int) -> np.ndarray | None:
+    """T × J observed regressors of the Γ step: the pre-specified factors, then a constant."""
+    columns = []
+    if psf is not None:
+        psf = np.asarray(psf, dtype=float)
+        if psf.ndim != 2 or psf.shape[0] != n_dates:
+            raise ModelError(f"psf must be T×M with T={n_dates} dates, got shape {psf.shape}")
+        if not np.isfinite(psf).all():
+            raise ModelError("pre-specified factors must be finite on every date")
+        columns.append(psf)
+    if intercept:
+        columns.append(np.ones((n_dates, 1)))
+    return np.column_stack(columns) if columns else None
+
+
+def _initial_gamma(m: Moments, k: int, exog: np.ndarray | None, warm: IPCAFit | None) -> np.ndarray:
+    n_chars = m.x.shape[1]
     if warm is not None:
         beta = warm.gamma_beta
-        alpha = warm.gamma_alpha if warm.gamma_alpha is not None else np.zeros(beta.shape[0])
     else:  # the managed portfolios' leading principal directions
         u, _, _ = np.linalg.svd(m.x.T, full_matrices=False)
-        beta, alpha = u[:, :k], np.zeros(m.x.shape[1])
-    return np.column_stack([beta, alpha]) if intercept else beta
+        beta = u[:, :k]
+    if exog is None:
+        return beta
+    block = np.zeros((n_chars, exog.shape[1]))
+    if warm is not None:
+        known = [g for g in (warm.gamma_delta, warm.gamma_alpha) if g is not None]
+        warm_block = np.column_stack(known) if known else block
+        if warm_block.shape == block.shape:
+            block = warm_block
+    return np.column_stack([beta, block])
 
 
-def _factor_step(m: Moments, gamma: np.ndarray, k: int) -> np.ndarray:
+def _factor_step(m: Moments, gamma: np.ndarray, k: int, exog: np.ndarray | None) -> np.ndarray:
     beta = gamma[:, :k]
-    target = m.x - (m.w @ gamma[:, k]) if gamma.shape[1] > k else m.x
+    if exog is None:
+        target = m.x
+    else:  # remove what the observed regressors explain: W_t (Γ_δ g_{t+1} + Γ_α)
+        fixed = exog @ gamma[:, k:].T
+        target = m.x - np.einsum("tlm,tm->tl", m.w, fixed)
     lhs = beta.T @ m.w @ beta  # T × K × K, one batched product
     rhs = target @ beta
     return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
 
 
-def _gamma_step(m: Moments, factors: np.ndarray, intercept: bool) -> np.ndarray:
-    f = np.column_stack([factors, np.ones(len(factors))]) if intercept else factors
+def _gamma_step(m: Moments, factors: np.ndarray, exog: np.ndarray | None) -> np.ndarray:
+    f = factors if exog is None else np.column_stack([factors, exog])
     n_chars, kk = m.x.shape[1], f.shape[1]
     weighted = f * m.counts[:, None]
     numerator = np.einsum("tl,tk->lk", m.x, weighted).reshape(n_chars * kk)
@@ -167,15 +261,22 @@ def _normalize(
     gamma: np.ndarray,
     factors: np.ndarray,
     k: int,
+    exog: np.ndarray | None,
+    psf: np.ndarray | None,
     intercept: bool,
     iterations: int,
     converged: bool,
 ) -> IPCAFit:
-    beta, alpha = gamma[:, :k], None
-    if intercept:  # move the part of Γ_α inside span(Γ_β) into the factors
-        inside = np.linalg.lstsq(beta, gamma[:, k], rcond=None)[0]
-        alpha = gamma[:, k] - beta @ inside
-        factors = factors + inside
+    beta, alpha, delta = gamma[:, :k], None, None
+    if exog is not None:  # move the part of [Γ_δ, Γ_α] inside span(Γ_β) into the factors
+        block = gamma[:, k:]
+        inside = np.linalg.lstsq(beta, block, rcond=None)[0]  # K × J
+        block = block - beta @ inside
+        factors = factors + exog @ inside.T
+        if intercept:
+            alpha, block = block[:, -1], block[:, :-1]
+        if psf is not None:
+            delta = block
     chol = np.linalg.cholesky(beta.T @ beta)  # Γ'Γ = C C'
     beta = beta @ np.linalg.inv(chol.T)
     factors = factors @ chol
@@ -183,15 +284,12 @@ def _normalize(
     rotation = eigvecs[:, np.argsort(eigvals)[::-1]]
     beta, factors = beta @ rotation, factors @ rotation
     signs = np.where(factors.mean(axis=0) < 0, -1.0, 1.0)
-    return IPCAFit(beta * signs, alpha, factors * signs, iterations, converged)
+    psf_kept = None if psf is None else np.asarray(psf, dtype=float)
+    return IPCAFit(beta * signs, alpha, factors * signs, iterations, converged, delta, psf_kept)
 
 
 def _fitted(fit_: IPCAFit, z: np.ndarray, date_codes: np.ndarray, predictive: bool) -> np.ndarray:
-    f = np.broadcast_to(fit_.factor_mean, fit_.factors.shape) if predictive else fit_.factors
-    loadings = f @ fit_.gamma_beta.T  # T × L: Γ_β f_{t+1} per date
-    if fit_.gamma_alpha is not None:
-        loadings = loadings + fit_.gamma_alpha
-    return np.einsum("nl,nl->n", z, loadings[date_codes])
+    return np.einsum("nl,nl->n", z, fit_.loadings(predictive)[date_codes])
 
 
 def r2(
@@ -204,11 +302,7 @@ def r2(
 
 def portfolio_r2(fit_: IPCAFit, m: Moments, predictive: bool = False) -> float:
     """KPS total (or predictive) R² for the managed portfolios x_{t+1}: uncentred, pooled."""
-    f = np.broadcast_to(fit_.factor_mean, fit_.factors.shape) if predictive else fit_.factors
-    loadings = f @ fit_.gamma_beta.T
-    if fit_.gamma_alpha is not None:
-        loadings = loadings + fit_.gamma_alpha
-    fitted = np.einsum("tlm,tm->tl", m.w, loadings)
+    fitted = np.einsum("tlm,tm->tl", m.w, fit_.loadings(predictive))
     return float(1 - np.sum((m.x - fitted) ** 2) / np.sum(m.x**2))
 
 
@@ -232,12 +326,13 @@ def oos_expected_returns(
     full = moments(z, r, date_codes, n_dates)
     forecasts = np.full(len(r), np.nan)
     previous: IPCAFit | None = None
-    for t in range(first_date, n_dates):
-        start = 0 if window is None else max(0, t - window)
-        past = Moments(full.x[start:t], full.w[start:t], full.counts[start:t])
-        previous = fit(past, n_factors, intercept=intercept, warm_start=previous)
-        rows = date_codes == t
-        forecasts[rows] = previous.expected_returns(z[rows])
+    with threadpool_limits(1, user_api="blas"):
+        for t in range(first_date, n_dates):
+            start = 0 if window is None else max(0, t - window)
+            past = Moments(full.x[start:t], full.w[start:t], full.counts[start:t])
+            previous = _fit(past, n_factors, intercept, MAX_ITER, TOL, previous, None)
+            rows = date_codes == t
+            forecasts[rows] = previous.expected_returns(z[rows])
     return forecasts
 
 
@@ -316,10 +411,7 @@ def _residual_bootstrap(
     """
     from joblib import Parallel, delayed
 
-    loadings = alternative.factors @ alternative.gamma_beta.T
-    if alternative.gamma_alpha is not None:
-        loadings = loadings + alternative.gamma_alpha
-    residuals = m.x - np.einsum("tlm,tm->tl", m.w, loadings)
+    residuals = m.x - np.einsum("tlm,tm->tl", m.w, alternative.loadings())
     intercept = alternative.gamma_alpha is not None
     k = alternative.gamma_beta.shape[1]
 
@@ -328,9 +420,11 @@ def _residual_bootstrap(
         picked = rng.integers(0, len(m.x), len(m.x))
         q = unit_t5(rng, len(m.x))
         drawn = Moments(null_x + q[:, None] * residuals[picked], m.w, m.counts)
-        return statistic(fit(drawn, k, intercept=intercept, warm_start=alternative))
+        return statistic(_fit(drawn, k, intercept, MAX_ITER, TOL, alternative, None))
 
     seeds = np.random.SeedSequence(seed).spawn(draws)
-    null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
+    # One BLAS thread per draw: in this process here, in joblib's workers by its own default.
+    with threadpool_limits(1, user_api="blas"):
+        null = np.array(Parallel(n_jobs=n_jobs)(delayed(one)(s) for s in seeds))
     observed = statistic(alternative)
     return BootstrapTest(observed, float(np.mean(null >= observed)), null)

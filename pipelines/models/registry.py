@@ -142,3 +142,26 @@ def load_model(settings: Settings, model_name: str, version: str) -> Any:
     """A registered version as a pyfunc: ``.predict(features frame) -> expected returns``."""
     _client(settings)
     return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+
+
+def log_evaluation(
+    settings: Settings,
+    metrics: dict[str, float],
+    params: dict,
+    tags: dict[str, str],
+    artifacts: dict[str, str],
+) -> str:
+    """Log an evaluation run: metrics, parameters, and text artifacts (file name -> content).
+
+    Non-finite metrics (e.g. the zero baseline's undefined rank IC) are left out. Returns the
+    MLflow run id.
+    """
+    _client(settings)
+    finite = {key: float(value) for key, value in metrics.items() if np.isfinite(value)}
+    name = f"evaluate-{params.get('oos_start', '')}-{params.get('oos_end', '')}"
+    with mlflow.start_run(run_name=name, tags={**tags, "code_version": code_version()}) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(finite)
+        for file_name, content in artifacts.items():
+            mlflow.log_text(content, file_name)
+    return str(run.info.run_id)
