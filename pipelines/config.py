@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     alpaca_secret_key: SecretStr = SecretStr("")
     alpaca_data_feed: Literal["iex", "sip"] = "iex"
 
+    # Operations: logging, metrics, links (see docs/operations.md)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_file: str = ""  # empty: stderr only; else a rotated JSON-lines file as well
+    log_file_max_bytes: int = Field(10_000_000, ge=1024)
+    log_file_backups: int = Field(5, ge=0)
+    pushgateway_url: str = ""  # empty: batch tasks push no metrics
+    grafana_url: str = ""  # for the Airflow UI links; empty: no link
+    mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
+
     @field_validator("universe", mode="before")
     @classmethod
     def _split_universe(cls, value: object) -> object:
@@ -69,6 +79,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _live_needs_confirmation(self) -> Settings:
