@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system services the observability tests run for real (Debian packages):
-# prometheus (with promtool) and prometheus-pushgateway. Idempotent: does nothing when the
-# binaries are already there. Needs root or sudo and the Debian registry; without them it
+# prometheus (with promtool), prometheus-pushgateway and prometheus-alertmanager (amtool).
+# Idempotent: does nothing when the binaries are already there. Needs root or sudo and the Debian registry; without them it
 # says so and exits 0, and the tests that need the binaries skip with a message naming them.
 set -uo pipefail
 
@@ -9,6 +9,7 @@ need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
 fi

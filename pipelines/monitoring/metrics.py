@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
 _F = TypeVar("_F", bound=Callable[..., Any])
-PUSH_JOB = "mltrade"
+PUSH_JOB = "mltrade-batch"  # the job label of pushed series (the endpoint's is "mltrade")
 
 _DURATION_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 FILL_LATENCY_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400)

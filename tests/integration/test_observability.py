@@ -1,0 +1,209 @@
+"""Observability against real parts: the logs of real stages, a real Prometheus and Pushgateway.
+
+Prometheus and the Pushgateway are Debian's packages (``scripts/install-test-services.sh``,
+run by ``make test``); the tests that need them skip, saying so, when the binaries are absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from pipelines import jobs
+from pipelines.monitoring import metrics
+from pipelines.monitoring.logging import configure_logging, reset_logging
+from pipelines.runlog import stage_run
+
+ROOT = Path(__file__).resolve().parents[2]
+START, END = date(2010, 3, 1), date(2010, 3, 31)
+SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM"]
+FAKE_KEY = "AKTESTFAKEKEY12345678"
+FAKE_SECRET = "fake-secret/value+0987654321"
+PUSH_PASSWORD = "push-Passw0rd-xyz"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_logs_of_real_stages_carry_the_run_and_no_secret(
+    warehouse: sa.Engine, monkeypatch, tmp_path, caplog
+) -> None:
+    """Ingest and features on the sample with fake secrets configured; scan every log line.
+
+    The secrets are given real ways to leak: a Pushgateway URL with a password that cannot be
+    reached (the push failure is logged with the URL), a stage failing with the key in its
+    error, and a library logger writing the secret.
+    """
+    closed = _free_port()
+    monkeypatch.setenv("ALPACA_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", FAKE_SECRET)
+    monkeypatch.setenv("PUSHGATEWAY_URL", f"http://mltrade:{PUSH_PASSWORD}@127.0.0.1:{closed}")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("LOG_FILE", str(tmp_path / "logs" / "mltrade.log"))
+    from pipelines.config import get_settings
+
+    get_settings.cache_clear()
+    out = io.StringIO()
+    caplog.set_level(logging.INFO)
+    try:
+        configure_logging(stream=out)
+        loaded = jobs.ingest_bars(START, END, "run-logs", SYMBOLS)
+        jobs.build_features(START, END, "run-logs")
+        logging.getLogger("urllib3.connectionpool").warning(
+            "retrying with key=%s secret=%s", FAKE_KEY, FAKE_SECRET
+        )
+        with pytest.raises(RuntimeError), stage_run(warehouse, "run-logs", "leaky", session_date=END):
+            raise RuntimeError(f"broker refused key {FAKE_KEY}")
+    finally:
+        reset_logging()
+        get_settings.cache_clear()
+
+    assert loaded["rows_loaded"] > 0
+    file_text = (tmp_path / "logs" / "mltrade.log").read_text()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    stages = {(line.get("stage"), line["event"]) for line in lines if line.get("run_id")}
+    assert {("ingest", "stage succeeded"), ("features", "stage succeeded"),
+            ("leaky", "stage failed")} <= stages
+    assert all(line["run_id"] == "run-logs" for line in lines if "stage" in line)
+    assert any(line.get("session_date") == str(END) for line in lines)
+    assert any(f"mltrade:***@127.0.0.1:{closed}" in json.dumps(line) for line in lines), (
+        "the push failure (our leak path) was not logged"
+    )
+    captured = out.getvalue() + file_text + caplog.text
+    for secret in (FAKE_KEY, FAKE_SECRET, PUSH_PASSWORD):
+        assert secret not in captured, f"a configured secret reached the logs: {secret[:4]}…"
+
+
+def _need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(f"{binary} is not installed: run scripts/install-test-services.sh "
+                    "(Debian packages prometheus, prometheus-pushgateway)")
+    return path
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait(predicate, what: str, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError as exc:  # not listening yet
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"gave up waiting for {what}; last answer: {last!r}")
+
+
+def _query(prom: str, expr: str) -> list[dict]:
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    body = _get_json(url)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.fixture
+def pushgateway(tmp_path):
+    binary = _need("prometheus-pushgateway")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "pushgateway.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2).status == 200,
+              "the Pushgateway to start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
+    warehouse: sa.Engine, monkeypatch, tmp_path, pushgateway: str
+) -> None:
+    prometheus = _need("prometheus")
+    monkeypatch.setenv("PUSHGATEWAY_URL", pushgateway)
+    from pipelines.config import get_settings
+
+    get_settings.cache_clear()
+    before = metrics.ROWS_INGESTED.labels("sample")._value.get()
+    loaded = jobs.ingest_bars(START, END, "run-prom", SYMBOLS)["rows_loaded"]
+    assert loaded > 0
+
+    server = metrics.serve(0, engine=warehouse, portfolio=lambda: {"equity": 1234.5, "pnl": -5})
+    prom_port = _free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ROOT / "deploy" / "prometheus" / "alerts.yml")],
+        "scrape_configs": [
+            {"job_name": "mltrade", "static_configs": [
+                {"targets": [f"127.0.0.1:{server.port}"]}]},
+            {"job_name": "pushgateway", "honor_labels": True, "static_configs": [
+                {"targets": [pushgateway.removeprefix("http://")]}]},
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
+    )
+    prom = f"http://127.0.0.1:{prom_port}"
+    try:
+        pulled = _wait(lambda: _query(prom, 'mltrade_rows_ingested_total{job="mltrade"}'),
+                       "the scraped series")
+        assert float(pulled[0]["value"][1]) == before + loaded
+
+        pushed = _wait(lambda: _query(
+            prom, 'mltrade_stage_runs_total{job="mltrade-batch",job_name="ingest",'
+                  'status="success"}'), "the pushed series")
+        assert float(pushed[0]["value"][1]) >= 1
+        assert "instance" not in pushed[0]["metric"]  # it came through the Pushgateway
+
+        fresh = _query(prom, 'mltrade_data_latest_session_timestamp_seconds{job="mltrade"}')
+        assert float(fresh[0]["value"][1]) == metrics._session_close_ts(date(2010, 3, 31))
+        assert float(_query(prom, "mltrade_kill_switch_engaged")[0]["value"][1]) == 0
+        assert float(_query(prom, "mltrade_portfolio_equity_usd")[0]["value"][1]) == 1234.5
+        ratio = _query(prom, 'mltrade_validation_pass_ratio{source="sample"}')
+        assert 0.9 < float(ratio[0]["value"][1]) <= 1.0
+
+        groups = _get_json(f"{prom}/api/v1/rules")["data"]["groups"]
+        alerts = {rule["name"] for group in groups for rule in group["rules"]}
+        assert {"MltradeDataStale", "MltradeKillSwitchOn"} <= alerts
+        # With the sample's 2010 data the freshness alert is rightly firing.
+        firing = _wait(lambda: [
+            a for a in _get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]
+            if a["labels"]["alertname"] == "MltradeDataStale"
+        ], "the stale-data alert")
+        assert firing[0]["state"] in {"pending", "firing"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        server.close()
+        get_settings.cache_clear()
