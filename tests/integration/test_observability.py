@@ -68,7 +68,9 @@ def test_logs_of_real_stages_carry_the_run_and_no_secret(
         logging.getLogger("urllib3.connectionpool").warning(
             "retrying with key=%s secret=%s", FAKE_KEY, FAKE_SECRET
         )
-        with pytest.raises(RuntimeError), stage_run(warehouse, "run-logs", "leaky", session_date=END):
+        with pytest.raises(RuntimeError), stage_run(
+            warehouse, "run-logs", "leaky", session_date=END
+        ):
             raise RuntimeError(f"broker refused key {FAKE_KEY}")
     finally:
         reset_logging()
@@ -176,9 +178,10 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
     )
     prom = f"http://127.0.0.1:{prom_port}"
     try:
-        pulled = _wait(lambda: _query(prom, 'mltrade_rows_ingested_total{job="mltrade"}'),
+        ours = f'job="mltrade",instance="127.0.0.1:{server.port}"'
+        pulled = _wait(lambda: _query(prom, f"mltrade_rows_ingested_total{{{ours}}}"),
                        "the scraped series")
-        assert float(pulled[0]["value"][1]) == before + loaded
+        assert [float(s["value"][1]) for s in pulled] == [before + loaded], pulled
 
         pushed = _wait(lambda: _query(
             prom, 'mltrade_stage_runs_total{job="mltrade-batch",job_name="ingest",'
@@ -207,3 +210,57 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         proc.wait(timeout=20)
         server.close()
         get_settings.cache_clear()
+
+
+def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(monkeypatch) -> None:
+    """The plugin through Airflow's plugin manager; its listener fired through the hooks."""
+    from datetime import UTC, datetime
+
+    from airflow import plugins_manager
+
+    monkeypatch.setenv("GRAFANA_URL", "http://grafana.example:3000")
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://mlflow.example:5000")
+    from pipelines.config import get_settings
+
+    get_settings.cache_clear()
+    from airflow import settings as airflow_settings
+
+    monkeypatch.setattr(airflow_settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
+    for cached in ("_get_plugins", "_get_ui_plugins"):
+        getattr(getattr(plugins_manager, cached, None), "cache_clear", lambda: None)()
+    monkeypatch.syspath_prepend(str(ROOT / "plugins"))
+    plugins, errors = plugins_manager._get_plugins()
+    assert not errors, errors
+    (plugin,) = [p for p in plugins if p.name == "mltrade"]
+    assert [m.__name__ for m in plugin.listeners] == ["mltrade_listener"]
+    links = {v["name"]: v["href"] for v in plugin.external_views}
+    assert links == {"MLflow": "http://mlflow.example:5000",
+                     "Grafana": "http://grafana.example:3000/dashboards/f/mltrade"}
+
+    def count(task_id: str, state: str) -> float:
+        series = metrics.AIRFLOW_TASK_RUNS.labels("mltrade_listener_probe", task_id, state)
+        return series._value.get()
+
+    # The hooks called as the task runner calls them: through the SDK's listener manager,
+    # which collects the listeners of the loaded plugins. (dag.test() on an ad-hoc DAG needs
+    # it serialized in the metadata database first; the hook path is the same.)
+    from types import SimpleNamespace
+
+    from airflow.sdk.listener import get_listener_manager
+
+    manager = get_listener_manager()
+    assert manager.has_listeners
+    started = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
+    ok = SimpleNamespace(dag_id="mltrade_listener_probe", task_id="ok", start_date=started,
+                         end_date=datetime(2024, 1, 1, 12, 0, 42, tzinfo=UTC))
+    boom = SimpleNamespace(dag_id="mltrade_listener_probe", task_id="boom", start_date=started,
+                           end_date=None)
+    before = count("ok", "success"), count("boom", "failed")
+    manager.hook.on_task_instance_success(previous_state="running", task_instance=ok)
+    manager.hook.on_task_instance_failed(
+        previous_state="running", task_instance=boom, error=ValueError("expected")
+    )
+    get_settings.cache_clear()
+    assert (count("ok", "success"), count("boom", "failed")) == (before[0] + 1, before[1] + 1)
+    duration = metrics.AIRFLOW_TASK_DURATION.labels("mltrade_listener_probe", "ok")
+    assert duration._sum.get() == 42.0
