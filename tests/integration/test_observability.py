@@ -32,7 +32,7 @@ START, END = date(2010, 3, 1), date(2010, 3, 31)
 SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM"]
 FAKE_KEY = "AKTESTFAKEKEY12345678"
 FAKE_SECRET = "fake-secret/value+0987654321"
-PUSH_PASSWORD = "push-Passw0rd-xyz"
+PUSH_PASSWORD = "push-fake-Passw0rd"
 
 
 def _free_port() -> int:

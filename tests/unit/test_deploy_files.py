@@ -159,3 +159,21 @@ def test_every_dashboard_query_parses_and_uses_metrics_the_code_defines(tmp_path
     used |= {("alerts.yml", "", name) for name in _METRIC.findall(alert_text)}
     unknown = sorted(u for u in used if u[2] not in defined)
     assert not unknown, f"queries refer to series the code does not export: {unknown}"
+
+
+def test_secret_scan_finds_planted_secrets_and_passes_the_repository(tmp_path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("secret_scan", ROOT / "scripts/secret_scan.py")
+    scanner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scanner)
+    planted = tmp_path / "planted.env"
+    pw, key = "hunter" + "22pw", "9f8e7d6c5b" + "4a39281706"  # split: this file is scanned too
+    planted.write_text(f"WAREHOUSE_URL=postgresql://u:{pw}@db/x\n"
+                       f"ALPACA_SECRET_KEY={key}\n"
+                       "OK_URL=postgresql://u:${PW}@db/x\nEMPTY_SECRET=\n")
+    scanner.ROOT = tmp_path
+    finds = scanner.scan([planted])
+    assert finds == ["planted.env:1: password in URL", "planted.env:2: secret assignment"]
+    scanner.ROOT = ROOT
+    assert scanner.scan(scanner.tracked_files()) == []

@@ -33,7 +33,7 @@ def _settings(**extra) -> Settings:
     return Settings(
         alpaca_api_key=SecretStr(KEY),
         alpaca_secret_key=SecretStr(SECRET),
-        warehouse_url="postgresql+psycopg://mltrade:pg-Pass%40word@db:5432/mltrade",
+        warehouse_url="postgresql+psycopg://mltrade:pg-fake%40word@db:5432/mltrade",
         **extra,
     )
 
@@ -42,7 +42,7 @@ def test_secret_values_cover_secretstr_url_passwords_and_secret_env_names() -> N
     values = secret_values(_settings(), environ={"PAGERDUTY_ROUTING_KEY": "pd-routing-1234",
                                                  "PATH": "/usr/bin", "X_TOKEN": "abc"})
     assert KEY in values and SECRET in values
-    assert "pg-Pass%40word" in values and "pg-Pass@word" in values  # raw and decoded
+    assert "pg-fake%40word" in values and "pg-fake@word" in values  # raw and decoded
     assert "pd-routing-1234" in values
     assert "/usr/bin" not in values and "abc" not in values  # not secret; too short
     assert values == sorted(values, key=len, reverse=True)
