@@ -177,3 +177,28 @@ def test_secret_scan_finds_planted_secrets_and_passes_the_repository(tmp_path) -
     assert finds == ["planted.env:1: password in URL", "planted.env:2: secret assignment"]
     scanner.ROOT = ROOT
     assert scanner.scan(scanner.tracked_files()) == []
+
+
+def test_configuration_reference_lists_every_setting() -> None:
+    from pipelines.config import Settings
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias if isinstance(field.validation_alias, str) else name
+        assert f"`{env.upper()}`" in text, f"{env.upper()} is missing from docs/configuration.md"
+
+
+@pytest.mark.slow
+def test_docs_site_builds_strictly(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "site" / "runbooks" / "emergency-shutdown" / "index.html").exists()
+    assert "pipelines.monitoring.logging" in (tmp_path / "site" / "api" / "index.html").read_text()
