@@ -32,8 +32,9 @@ console = Console()
 
 DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
 
-# Commands that must run with a bad configuration: they report on or repair it.
-_NO_PREFLIGHT = {"check", "demo", None}
+# Commands that must run with a bad configuration: they report on it, or (the kill switch)
+# must stop trading whatever else is misconfigured.
+_NO_PREFLIGHT = {"check", "demo", "kill-switch", None}
 
 
 @app.callback()

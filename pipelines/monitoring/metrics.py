@@ -463,9 +463,13 @@ def record_job(job: str, result: Any) -> None:
             record_risk_report(str(result.get("strategy") or get_settings().strategy), result)
         elif job in ("train", "promote", "rollback"):
             from pipelines.config import get_settings
+            from pipelines.models import CHAMPION, registry
 
-            if "champion" in result:
-                record_champion(get_settings().model_name, result.get("champion"))
+            settings = get_settings()
+            name = settings.model_name
+            for version, scores in (result.get("scores") or {}).items():
+                record_model_metrics(name, str(version), scores)  # the promotion window's
+            record_champion(name, registry.get_alias_version(settings, name, CHAMPION))
         elif job == "portfolio_summary":
             for metric in PortfolioCollector(lambda: result).collect():
                 _PORTFOLIO_GAUGES[metric.name].set(metric.samples[0].value)
