@@ -212,7 +212,9 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         get_settings.cache_clear()
 
 
-def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(monkeypatch) -> None:
+def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(
+    monkeypatch, request
+) -> None:
     """The plugin through Airflow's plugin manager; its listener fired through the hooks."""
     from datetime import UTC, datetime
 
@@ -226,8 +228,18 @@ def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(monkeyp
     from airflow import settings as airflow_settings
 
     monkeypatch.setattr(airflow_settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-    for cached in ("_get_plugins", "_get_ui_plugins"):
-        getattr(getattr(plugins_manager, cached, None), "cache_clear", lambda: None)()
+    from airflow.sdk import listener as sdk_listener
+    from airflow.sdk import plugins_manager as sdk_plugins
+
+    caches = (plugins_manager._get_plugins, plugins_manager._get_ui_plugins,
+              sdk_plugins._get_plugins, sdk_listener.get_listener_manager)
+
+    def clear() -> None:  # the plugin lists and the listener manager are cached per process
+        for cached in caches:
+            cached.cache_clear()
+
+    clear()
+    request.addfinalizer(clear)  # later tests get Airflow's plugins as configured
     monkeypatch.syspath_prepend(str(ROOT / "plugins"))
     plugins, errors = plugins_manager._get_plugins()
     assert not errors, errors

@@ -48,12 +48,12 @@ def test_alpaca_without_keys_is_named_with_what_to_do() -> None:
 
 
 def test_malformed_urls_are_named_without_their_password() -> None:
-    problems = static_problems(Settings(warehouse_url="mysql://u:hunter-pw@h:99999/x",
+    problems = static_problems(Settings(warehouse_url="mysql://u:fake-pw@h:99999/x",
                                         pushgateway_url="http://h:port/"))
     text = " ".join(problems)
     assert "WAREHOUSE_URL" in text and "PUSHGATEWAY_URL" in text
     assert "PostgreSQL URL" in text
-    assert "hunter-pw" not in text
+    assert "fake-pw" not in text
 
 
 def test_preflight_raises_on_every_problem(monkeypatch) -> None:
@@ -79,10 +79,10 @@ def test_a_malformed_number_names_the_setting(monkeypatch) -> None:
 
 def test_unreachable_warehouse_is_reported_with_the_setting_and_no_password() -> None:
     port = _closed_port()
-    result = check_warehouse(Settings(warehouse_url=f"postgresql://u:pw-1234@127.0.0.1:{port}/x"))
+    result = check_warehouse(Settings(warehouse_url=f"postgresql://u:fake-1234@127.0.0.1:{port}/x"))
     assert not result.ok
     assert "WAREHOUSE_URL" in result.detail and f"127.0.0.1:{port}" in result.detail
-    assert "pw-1234" not in result.detail
+    assert "fake-1234" not in result.detail
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
