@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -41,6 +43,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_logs_of_real_stages_carry_the_run_and_no_secret(
     warehouse: sa.Engine, monkeypatch, tmp_path, caplog
 ) -> None:
@@ -76,6 +79,20 @@ def test_logs_of_real_stages_carry_the_run_and_no_secret(
         reset_logging()
         get_settings.cache_clear()
 
+    # The real CLI entry in its own process, configured from the environment alone.
+    cli = subprocess.run(
+        [str(Path(sys.executable).with_name("mltrade")), "features",
+         "--start", str(START), "--end", str(END)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "ALPACA_API_KEY": FAKE_KEY, "ALPACA_SECRET_KEY": FAKE_SECRET,
+             "LOG_FORMAT": "json", "LOG_FILE": "",
+             "PUSHGATEWAY_URL": f"http://mltrade:{PUSH_PASSWORD}@127.0.0.1:{closed}"},
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    cli_lines = [json.loads(line) for line in cli.stderr.splitlines() if line.startswith("{")]
+    assert any(line.get("stage") == "features" and line["event"] == "stage succeeded"
+               and line["run_id"].startswith("cli__features__") for line in cli_lines)
+
     assert loaded["rows_loaded"] > 0
     file_text = (tmp_path / "logs" / "mltrade.log").read_text()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -87,7 +104,7 @@ def test_logs_of_real_stages_carry_the_run_and_no_secret(
     assert any(f"mltrade:***@127.0.0.1:{closed}" in json.dumps(line) for line in lines), (
         "the push failure (our leak path) was not logged"
     )
-    captured = out.getvalue() + file_text + caplog.text
+    captured = out.getvalue() + file_text + caplog.text + cli.stdout + cli.stderr
     for secret in (FAKE_KEY, FAKE_SECRET, PUSH_PASSWORD):
         assert secret not in captured, f"a configured secret reached the logs: {secret[:4]}…"
 
@@ -158,6 +175,13 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
     assert loaded > 0
 
     server = metrics.serve(0, engine=warehouse, portfolio=lambda: {"equity": 1234.5, "pnl": -5})
+    cli_port = _free_port()  # `mltrade metrics serve`, a second target: the real command
+    cli = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mltrade")), "metrics", "serve",
+         "--port", str(cli_port), "--as-of", "2010-03-31"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "cli.log").open("w"),
+        env={**os.environ, "PUSHGATEWAY_URL": ""},
+    )
     prom_port = _free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -167,6 +191,8 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
                 {"targets": [f"127.0.0.1:{server.port}"]}]},
             {"job_name": "pushgateway", "honor_labels": True, "static_configs": [
                 {"targets": [pushgateway.removeprefix("http://")]}]},
+            {"job_name": "mltrade-cli", "static_configs": [
+                {"targets": [f"127.0.0.1:{cli_port}"]}]},
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -196,6 +222,12 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         ratio = _query(prom, 'mltrade_validation_pass_ratio{source="sample"}')
         assert 0.9 < float(ratio[0]["value"][1]) <= 1.0
 
+        served = _wait(lambda: _query(prom, 'mltrade_portfolio_equity_usd{job="mltrade-cli"}'),
+                       "the series of `mltrade metrics serve`")
+        assert float(served[0]["value"][1]) == 1_000_000.0  # no trades: the initial capital
+        cli_fresh = _query(prom, 'mltrade_data_latest_session_timestamp_seconds{job="mltrade-cli"}')
+        assert cli_fresh[0]["value"][1] == fresh[0]["value"][1]
+
         groups = _get_json(f"{prom}/api/v1/rules")["data"]["groups"]
         alerts = {rule["name"] for group in groups for rule in group["rules"]}
         assert {"MltradeDataStale", "MltradeKillSwitchOn"} <= alerts
@@ -206,8 +238,9 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         ], "the stale-data alert")
         assert firing[0]["state"] in {"pending", "firing"}
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        for process in (proc, cli):
+            process.terminate()
+            process.wait(timeout=20)
         server.close()
         get_settings.cache_clear()
 
