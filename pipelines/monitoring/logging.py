@@ -46,7 +46,8 @@ _URL_PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<pw>[^@/\s]+)(?P<at>@)"
 )
 _SECRET_ENV_NAME = re.compile(
-    r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ROUTING_KEY|PRIVATE_KEY|SERVICE_KEY)", re.IGNORECASE
+    r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ROUTING_KEY|PRIVATE_KEY|SERVICE_KEY|FERNET_KEY)",
+    re.IGNORECASE,
 )
 _HANDLER_MARK = "_mltrade_handler"
 
@@ -145,7 +146,7 @@ class _RedactingRecordFactory:
         redact = self.redact
         if isinstance(record.msg, dict):  # a structlog event dict on its way to a formatter
             record.msg = redact.value(record.msg)
-        elif isinstance(record.msg, str) or record.args:
+        else:  # a %-format and its args, or any object logged as the message
             try:
                 message = record.getMessage()
             except Exception:  # a malformed %-format: keep the text we have
@@ -196,6 +197,11 @@ def configure_logging(
     level = settings.log_level if settings else os.environ.get("LOG_LEVEL", "INFO").upper()
     redact = Redactor(secret_values(settings))
 
+    if not _state["configured"]:  # what reset_logging restores (e.g. Airflow's set-up)
+        _state["previous"] = (
+            structlog.get_config() if structlog.is_configured() else None,
+            logging.getLogger().level,
+        )
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     pre_chain: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -282,12 +288,19 @@ def ensure_logging(settings: Settings | None = None) -> Redactor:
 
 
 def reset_logging() -> None:
-    """Undo :func:`configure_logging` (for tests and for re-configuration)."""
+    """Undo :func:`configure_logging`: its handlers, the redaction, structlog's previous set-up."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
         old.close()
-    structlog.reset_defaults()
+    previous = _state.pop("previous", None)
+    if previous is not None:
+        config, level = previous
+        if config is None:
+            structlog.reset_defaults()
+        else:
+            structlog.configure(**config)
+        root.setLevel(level)
     factory = logging.getLogRecordFactory()
     if isinstance(factory, _RedactingRecordFactory):
         logging.setLogRecordFactory(factory.inner)

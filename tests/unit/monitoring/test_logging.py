@@ -108,3 +108,25 @@ def test_file_output_rotates(tmp_path) -> None:
     rotated = sorted(p.name for p in tmp_path.iterdir())
     assert rotated == ["mltrade.log", "mltrade.log.1", "mltrade.log.2"]
     assert all(p.stat().st_size <= 2048 for p in tmp_path.iterdir())
+
+
+def test_any_logged_object_and_every_handler_see_the_redacted_record(caplog) -> None:
+    out = io.StringIO()
+    configure_logging(_settings(), stream=out)
+    caplog.set_level(logging.INFO)
+    logging.getLogger("some.library").error(RuntimeError(f"token {KEY} refused"))
+    assert f"token {REDACTED} refused" in out.getvalue()
+    assert caplog.records[-1].getMessage() == f"token {REDACTED} refused"  # pytest's handler
+    assert KEY not in caplog.text
+
+
+def test_reset_restores_the_structlog_setup_it_replaced() -> None:
+    import structlog
+
+    structlog.configure(processors=[structlog.processors.JSONRenderer()])
+    before = structlog.get_config()["processors"]
+    configure_logging(_settings(), stream=io.StringIO())
+    assert structlog.get_config()["processors"] != before
+    reset_logging()
+    assert structlog.get_config()["processors"] == before
+    structlog.reset_defaults()
