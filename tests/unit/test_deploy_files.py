@@ -90,6 +90,17 @@ def test_alert_rules_pass_promtool_and_cover_the_issue() -> None:
             "MltradeDagTaskFailures"} <= names
 
 
+def test_alerts_fire_on_the_series_they_watch() -> None:
+    """promtool's rule unit tests (deploy/prometheus/alerts_test.yml): each alert fires when
+    its condition holds, not before, with the labels and text Alertmanager routes on."""
+    result = _run(_tool("promtool"), "test", "rules", str(PROMETHEUS_DIR / "alerts_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS_DIR / "alerts_test.yml").read_text()))
+    assert {"MltradeDataStale", "MltradeValidationFailed", "MltradeChampionChanged",
+            "MltradeOrderRejects", "MltradeVaRBreach", "MltradeKillSwitchOn",
+            "MltradeDagTaskFailures"} <= tested
+
+
 def test_prometheus_config_passes_promtool_with_its_rules() -> None:
     result = _run(_tool("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
