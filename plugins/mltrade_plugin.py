@@ -1,7 +1,8 @@
 """The mltrade Airflow plugin: the task-metrics listener and links to MLflow and Grafana.
 
 Airflow 3 shows ``external_views`` with ``destination="nav"`` as entries of the navigation
-bar (Browse menu). The URLs come from ``MLFLOW_UI_URL`` (default: ``MLFLOW_TRACKING_URI`` when
+bar (Browse menu); without a ``url_route`` they open the tool itself rather than an iframe
+(Grafana and MLflow refuse to be framed by default). The URLs come from ``MLFLOW_UI_URL`` (default: ``MLFLOW_TRACKING_URI`` when
 it is an http(s) server) and ``GRAFANA_URL``; a link without a URL is left out.
 """
 
@@ -26,11 +27,10 @@ def _links() -> list[dict]:
     views = []
     if mlflow:
         views.append({"name": "MLflow", "href": mlflow, "destination": "nav",
-                      "category": "browse", "url_route": "mltrade-mlflow"})
+                      "category": "browse"})
     if settings.grafana_url:
         views.append({"name": "Grafana", "href": settings.grafana_url.rstrip("/")
-                      + "/dashboards/f/mltrade", "destination": "nav", "category": "browse",
-                      "url_route": "mltrade-grafana"})
+                      + "/dashboards/f/mltrade", "destination": "nav", "category": "browse"})
     return views
 
 

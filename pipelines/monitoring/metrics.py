@@ -180,9 +180,16 @@ def record_champion(model: str, version: str | None) -> None:
     CHAMPION_VERSION.labels(model).set(_number(version) or 0.0)
 
 
+_SEEN_BREAKERS: set[str] = set()
+
+
 def record_risk_report(strategy: str, report: Mapping[str, Any]) -> None:
-    """Exposure, VaR and breaker state from a risk-gate report (keys it does not have are
-    left alone)."""
+    """Exposure, VaR and breaker state from a risk-gate report.
+
+    Reads ``gross_exposure``, ``var`` (or ``var_95``/``value_at_risk``) and ``var_limit`` as
+    fractions of equity, and ``breakers`` (names of the circuit breakers that tripped); keys
+    the report does not have leave their series alone.
+    """
     approved = bool(report.get("approved"))
     RISK_DECISIONS.labels("approved" if approved else "blocked").inc()
     if (gross := _number(report.get("gross_exposure"))) is not None:
@@ -193,8 +200,10 @@ def record_risk_report(strategy: str, report: Mapping[str, Any]) -> None:
             break
     if (limit := _number(report.get("var_limit"))) is not None:
         VAR_LIMIT.labels(strategy).set(limit)
-    for breaker in report.get("breakers") or ():
-        BREAKER_TRIPPED.labels(str(breaker)).set(1)
+    tripped = {str(b) for b in report.get("breakers") or ()}
+    for breaker in tripped | _SEEN_BREAKERS:  # a breaker that no longer trips reads 0 again
+        BREAKER_TRIPPED.labels(breaker).set(1 if breaker in tripped else 0)
+    _SEEN_BREAKERS.update(tripped)
 
 
 def record_task_instance(dag_id: str, task_id: str, state: str, seconds: float | None) -> None:

@@ -281,6 +281,14 @@ def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(
     links = {v["name"]: v["href"] for v in plugin.external_views}
     assert links == {"MLflow": "http://mlflow.example:5000",
                      "Grafana": "http://grafana.example:3000/dashboards/f/mltrade"}
+    # What the REST API (/api/v2/plugins, read by the UI's navigation) serves for it.
+    from airflow.api_fastapi.core_api.datamodels.plugins import PluginResponse
+
+    (info,) = [i for i in plugins_manager.get_plugin_info() if i["name"] == "mltrade"]
+    served = PluginResponse.model_validate(info)
+    assert {(v.name, v.destination) for v in served.external_views} == {
+        ("MLflow", "nav"), ("Grafana", "nav")}
+    assert served.listeners == ["mltrade_listener"]
 
     def count(task_id: str, state: str) -> float:
         series = metrics.AIRFLOW_TASK_RUNS.labels("mltrade_listener_probe", task_id, state)
