@@ -101,7 +101,9 @@ class Redactor:
         """``text`` with every secret and every URL password replaced."""
         if self._pattern is not None:
             text = self._pattern.sub(REDACTED, text)
-        return _URL_PASSWORD.sub(rf"\g<head>{REDACTED}\g<at>", text)
+        if "@" in text and "://" in text:  # the URL pattern only where it can match
+            text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}\g<at>", text)
+        return text
 
     def value(self, value: Any) -> Any:
         """Redact strings, recursing into mappings and sequences; other objects by their text."""
