@@ -49,9 +49,9 @@ def _plain() -> float:
 
 def _structlog_json(redacted: bool, fmt: str = "json") -> float:
     if redacted:
-        settings = Settings(alpaca_api_key=SecretStr("AKBENCHKEY0000000001"),
-                            alpaca_secret_key=SecretStr("bench/secret+value=0123456789"),
-                            warehouse_url="postgresql://u:bench-pw-123@db:5432/mltrade",
+        settings = Settings(alpaca_api_key=SecretStr("AKFAKEBENCHKEY000001"),
+                            alpaca_secret_key=SecretStr("fake/bench+secret=0123456789"),
+                            warehouse_url="postgresql://u:fake-bench-pw@db:5432/mltrade",
                             log_format=fmt)
         configure_logging(settings, stream=io.StringIO())
         try:

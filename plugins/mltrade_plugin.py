@@ -2,8 +2,9 @@
 
 Airflow 3 shows ``external_views`` with ``destination="nav"`` as entries of the navigation
 bar (Browse menu); without a ``url_route`` they open the tool itself rather than an iframe
-(Grafana and MLflow refuse to be framed by default). The URLs come from ``MLFLOW_UI_URL`` (default: ``MLFLOW_TRACKING_URI`` when
-it is an http(s) server) and ``GRAFANA_URL``; a link without a URL is left out.
+(Grafana and MLflow refuse to be framed by default). The URLs come from ``MLFLOW_UI_URL``
+(default: ``MLFLOW_TRACKING_URI`` when it is an http(s) server) and ``GRAFANA_URL``; a link
+without a URL is left out.
 """
 
 from __future__ import annotations

@@ -245,6 +245,7 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         get_settings.cache_clear()
 
 
+@pytest.mark.slow
 def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(
     monkeypatch, request
 ) -> None:
