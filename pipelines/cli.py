@@ -39,7 +39,14 @@ _NO_PREFLIGHT = {"check", "demo", "kill-switch", None}
 
 @app.callback()
 def _preflight(ctx: typer.Context) -> None:
-    """Refuse to start on bad configuration, naming the setting, before touching any data."""
+    """Refuse to start on bad configuration, naming the setting, before touching any data.
+
+    Also binds the command's ``run_id`` (as the stages name CLI runs) to every log line.
+    """
+    if ctx.invoked_subcommand and not ctx.resilient_parsing:
+        import structlog
+
+        structlog.contextvars.bind_contextvars(run_id=_cli_run_id(ctx.invoked_subcommand))
     if ctx.invoked_subcommand not in _NO_PREFLIGHT and not ctx.resilient_parsing:
         from pipelines.monitoring.checks import preflight
 

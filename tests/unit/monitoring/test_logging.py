@@ -130,3 +130,16 @@ def test_reset_restores_the_structlog_setup_it_replaced() -> None:
     reset_logging()
     assert structlog.get_config()["processors"] == before
     structlog.reset_defaults()
+
+
+def test_every_cli_command_binds_its_run_id() -> None:
+    import os
+
+    import structlog
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["check"])
+    assert "settings" in result.output
+    assert structlog.contextvars.get_contextvars()["run_id"] == f"cli__check__{os.getpid()}"
