@@ -204,7 +204,7 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
     )
     prom = f"http://127.0.0.1:{prom_port}"
     try:
-        ours = f'job="mltrade",instance="127.0.0.1:{server.port}"'
+        ours = f'job="mltrade",instance="127.0.0.1:{server.port}",source="sample"'
         pulled = _wait(lambda: _query(prom, f"mltrade_rows_ingested_total{{{ours}}}"),
                        "the scraped series")
         assert [float(s["value"][1]) for s in pulled] == [before + loaded], pulled
