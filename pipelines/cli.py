@@ -28,9 +28,31 @@ models_app = typer.Typer(
     help="Registered models: evaluation, promotion and rollback.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
 console = Console()
 
 DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
+
+# Commands that must run with a bad configuration: they report on it, or (the kill switch)
+# must stop trading whatever else is misconfigured.
+_NO_PREFLIGHT = {"check", "demo", "kill-switch", None}
+
+
+@app.callback()
+def _preflight(ctx: typer.Context) -> None:
+    """Refuse to start on bad configuration, naming the setting, before touching any data.
+
+    Also binds the command's ``run_id`` (as the stages name CLI runs) to every log line.
+    """
+    if ctx.invoked_subcommand and not ctx.resilient_parsing:
+        import structlog
+
+        structlog.contextvars.bind_contextvars(run_id=_cli_run_id(ctx.invoked_subcommand))
+    if ctx.invoked_subcommand not in _NO_PREFLIGHT and not ctx.resilient_parsing:
+        from pipelines.monitoring.checks import preflight
+
+        preflight()
 
 
 def _optional_date(value: str | None, name: str) -> date | None:
@@ -227,6 +249,45 @@ def summary(as_of: DateOpt = None) -> None:
     _show(jobs.portfolio_summary(_optional_date(as_of, "--as-of") or date.today()))
 
 
+@metrics_app.command("serve")
+def metrics_serve(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 9464,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    as_of: DateOpt = None,
+) -> None:
+    """Serve /metrics for Prometheus: pipeline series plus warehouse state, until Ctrl-C."""
+    import time
+
+    from pipelines.monitoring import metrics
+
+    engine = jobs.warehouse()
+    day = _optional_date(as_of, "--as-of")
+    # The job without its metrics decorator: a scrape reads the portfolio, it pushes nothing.
+    summarize = jobs.portfolio_summary.__wrapped__  # type: ignore[attr-defined]
+    server = metrics.serve(
+        port, host, engine=engine, portfolio=lambda: summarize(day or date.today())
+    )
+    console.print(f"serving metrics on http://{host}:{server.port}/metrics (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()
+
+
+@app.command()
+def check() -> None:
+    """Check the configuration and reach the warehouse and MLflow; touches no data."""
+    from pipelines.monitoring.checks import run_checks
+
+    results = run_checks()
+    for result in results:
+        mark = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
+        console.print(f"{mark}  {result.name}: {result.detail}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo() -> None:
     """Run the whole pipeline through Airflow on the offline sample data (see README)."""
@@ -235,6 +296,9 @@ def demo() -> None:
 
 
 def main() -> None:
+    from pipelines.monitoring.logging import configure_logging
+
+    configure_logging()
     try:
         app()
     except MltradeError as exc:

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     source_retry_initial_wait_s: float = Field(1.0, ge=0)
     source_retry_max_wait_s: float = Field(60.0, ge=0)
 
+    # Operations: logging, metrics, links (see docs/operations.md)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_file: str = ""  # empty: stderr only; else a rotated JSON-lines file as well
+    log_file_max_bytes: int = Field(10_000_000, ge=1024)
+    log_file_backups: int = Field(5, ge=0)
+    pushgateway_url: str = ""  # empty: batch tasks push no metrics
+    grafana_url: str = ""  # for the Airflow UI links; empty: no link
+    mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
+
     @field_validator("universe", mode="before")
     @classmethod
     def _split_universe(cls, value: object) -> object:
@@ -90,6 +100,11 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         """``BARS_RETENTION_DAYS=`` (empty, as in .env.example) means keep everything."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _live_needs_confirmation(self) -> Settings:

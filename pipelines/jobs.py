@@ -16,12 +16,15 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.config import get_settings
 from pipelines.errors import WarehouseError
+from pipelines.monitoring.logging import ensure_logging
+from pipelines.monitoring.metrics import observed
 from pipelines.warehouse import get_engine
 from pipelines.warehouse.migrate import discover
 
 
 def warehouse() -> sa.Engine:
     """The warehouse engine, refusing to run against a schema with pending migrations."""
+    ensure_logging()
     engine = get_engine()
     with engine.connect() as conn:
         try:
@@ -113,6 +116,7 @@ def build_features(start: date | None, end: date | None, run_id: str) -> dict:
     return {"rows": rows, "start": start, "end": end}
 
 
+@observed("train")
 def train_model(as_of: date, run_id: str) -> dict:
     """Train on the window ending at ``as_of``; register it (@challenger, @champion if first)."""
     from pipelines.models.training import train
@@ -152,6 +156,7 @@ def _plan_ref(plan_key: dict):
     )
 
 
+@observed("risk_check")
 def risk_check(plan_key: dict) -> dict:
     """Pre-trade gate on the plan; raises RiskLimitBreached (and records why) when blocked."""
     from pipelines.execution.brokers import get_broker
@@ -183,6 +188,7 @@ def reconcile() -> dict:
     return _plain(run_reconcile(engine, get_broker(settings, engine), settings))
 
 
+@observed("portfolio_summary")
 def portfolio_summary(as_of: date) -> dict:
     """Cash, positions at ``as_of``'s close, equity and P&L."""
     from pipelines.execution.brokers import get_broker
@@ -265,6 +271,7 @@ def latest_bar_date() -> date:
     return latest
 
 
+@observed("promote")
 def promote_model(as_of: date | None, version: str | None = None) -> dict:
     """Gated promotion of @challenger as of a date, or a manual promotion of ``version``."""
     from pipelines.models.promotion import gated_promotion
@@ -277,6 +284,7 @@ def promote_model(as_of: date | None, version: str | None = None) -> dict:
     return gated_promotion(warehouse(), settings, as_of or latest_bar_date())
 
 
+@observed("rollback")
 def rollback_model() -> dict:
     """@champion back to @previous_champion."""
     from pipelines.models.promotion import rollback

@@ -1,0 +1,1 @@
+"""Operations: structured logging with redaction, Prometheus metrics, start-up checks."""
