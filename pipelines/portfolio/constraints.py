@@ -52,9 +52,17 @@ class Constraints:
         loadings = None if self.factor_loadings is None else self.factor_loadings.tobytes()
         sectors = tuple(self.sectors.get(s, "") for s in symbols) if self.sector_max_weight else ()
         return (
-            self.mode, self.max_weight, self.budget, self.gross_leverage, sectors,
-            self.sector_max_weight, loadings, self.factor_bound, self.turnover_limit,
-            self.turnover_penalty, tuple(symbols),
+            self.mode,
+            self.max_weight,
+            self.budget,
+            self.gross_leverage,
+            sectors,
+            self.sector_max_weight,
+            loadings,
+            self.factor_bound,
+            self.turnover_limit,
+            self.turnover_penalty,
+            tuple(symbols),
         )
 
     def check_feasible(self, n: int) -> None:

@@ -48,8 +48,9 @@ CAP_TOLERANCE = 1e-7
 class PortfolioOptimizer:
     """Holds compiled problems (one per universe, factor count and constraints)."""
 
-    def __init__(self, method: str = "mean_variance", solver: str = "CLARABEL",
-                 max_cached: int = 8) -> None:
+    def __init__(
+        self, method: str = "mean_variance", solver: str = "CLARABEL", max_cached: int = 8
+    ) -> None:
         if method not in METHODS:
             raise ConfigurationError(f"OPTIMIZER={method!r}: choose one of {sorted(METHODS)}")
         self.method, self.solver, self.max_cached = method, solver, max_cached
@@ -80,10 +81,13 @@ class PortfolioOptimizer:
         symbols = list(risk_model.symbols)
         n = len(symbols)
         constraints.check_feasible(n)
-        mu = _aligned_returns(expected_returns, symbols, required=self.method in
-                              {"mean_variance", "max_sharpe"})
-        w0 = np.zeros(n) if current_weights is None else (
-            current_weights.reindex(symbols).fillna(0.0).to_numpy(dtype=float)
+        mu = _aligned_returns(
+            expected_returns, symbols, required=self.method in {"mean_variance", "max_sharpe"}
+        )
+        w0 = (
+            np.zeros(n)
+            if current_weights is None
+            else (current_weights.reindex(symbols).fillna(0.0).to_numpy(dtype=float))
         )
         problem = self.compiled(symbols, risk_model.loadings.shape[0], constraints)
         raw = problem.solve(mu, risk_model, w0, risk_aversion)

@@ -116,7 +116,11 @@ def build_plan(
         }
         log.info(
             "plan session_date=%s run_id=%s optimizer=%s risk_model=%s positions=%d",
-            session_date, run_id, settings.optimizer, risk_kind, len(weights),
+            session_date,
+            run_id,
+            settings.optimizer,
+            risk_kind,
+            len(weights),
         )
     return plan
 

@@ -33,9 +33,7 @@ class Parameters:
 
     def variance(self, w: cp.Expression) -> cp.Expression:
         """``wᵀΣw`` in factor form (times γ when the parameters carry it)."""
-        return cp.sum_squares(self.loadings @ w) + cp.sum_squares(
-            cp.multiply(self.specific_sd, w)
-        )
+        return cp.sum_squares(self.loadings @ w) + cp.sum_squares(cp.multiply(self.specific_sd, w))
 
 
 #: A formulation: (parameters, constraints, symbols) → (problem, weights extractor).

@@ -99,8 +99,14 @@ def test_mean_variance_with_turnover_cost_equals_pypfopt() -> None:
     risk = _factor_risk(n, seed=11)
     mu = _mu(risk, seed=12)
     w0 = pd.Series(np.full(n, 1 / n), index=risk.symbols)
-    ours = optimize(mu, risk, Constraints(max_weight=cap, budget=1.0, turnover_penalty=k), w0,
-                    method="mean_variance", risk_aversion=delta / 2)
+    ours = optimize(
+        mu,
+        risk,
+        Constraints(max_weight=cap, budget=1.0, turnover_penalty=k),
+        w0,
+        method="mean_variance",
+        risk_aversion=delta / 2,
+    )
     ef = EfficientFrontier(mu, risk.matrix(), weight_bounds=(0, cap))
     ef.add_objective(objective_functions.transaction_cost, w_prev=w0.to_numpy(), k=k)
     ef.max_quadratic_utility(risk_aversion=delta)
@@ -133,12 +139,21 @@ def test_long_short_needs_gross_leverage() -> None:
 def test_sector_factor_and_turnover_bounds_hold(method: str) -> None:
     n = 20
     risk = _factor_risk(n, seed=9)
-    sectors = {s: ("Tech" if i < 8 else "Energy" if i < 14 else "Utilities")
-               for i, s in enumerate(risk.symbols)}
+    sectors = {
+        s: ("Tech" if i < 8 else "Energy" if i < 14 else "Utilities")
+        for i, s in enumerate(risk.symbols)
+    }
     loadings = np.random.default_rng(4).normal(0, 1, (n, 2))
     w0 = pd.Series(1 / n, index=risk.symbols)
-    c = Constraints(max_weight=0.2, budget=1.0, sectors=sectors, sector_max_weight=0.4,
-                    factor_loadings=loadings, factor_bound=0.3, turnover_limit=0.5)
+    c = Constraints(
+        max_weight=0.2,
+        budget=1.0,
+        sectors=sectors,
+        sector_max_weight=0.4,
+        factor_loadings=loadings,
+        factor_bound=0.3,
+        turnover_limit=0.5,
+    )
     w = optimize(_mu(risk, mean=1e-3), risk, c, w0, method=method, risk_aversion=2.0)
     by_sector = w.groupby(pd.Series(sectors)).sum()
     assert (by_sector <= 0.4 + 1e-7).all()
@@ -164,8 +179,9 @@ def test_max_sharpe_without_a_positive_return_is_infeasible() -> None:
 def test_max_sharpe_refuses_a_turnover_penalty() -> None:
     risk = _factor_risk(5)
     with pytest.raises(ConfigurationError, match="TURNOVER_LIMIT"):
-        optimize(_mu(risk), risk, Constraints(max_weight=1.0, turnover_penalty=1e-4),
-                 method="max_sharpe")
+        optimize(
+            _mu(risk), risk, Constraints(max_weight=1.0, turnover_penalty=1e-4), method="max_sharpe"
+        )
 
 
 def test_unknown_method_and_solver_are_refused() -> None:
@@ -212,8 +228,9 @@ def test_min_trade_keeps_small_trades_at_their_current_weight() -> None:
     # 0.30 and 0.40 stay; invested would be 1.0 + 0.005 − 0.005 = 1.0: no shrinking needed
     np.testing.assert_allclose(got, [0.30, 0.20, 0.40, 0.10])
     target = np.array([0.295, 0.20, 0.405, 0.10])  # dropping the sell of 0.005 overspends
-    got = apply_min_trade(target, current, Constraints(max_weight=1.0, budget=0.995,
-                                                       min_trade=0.01))
+    got = apply_min_trade(
+        target, current, Constraints(max_weight=1.0, budget=0.995, min_trade=0.01)
+    )
     assert got.sum() == pytest.approx(0.995)
     assert got[3] == pytest.approx(0.10 - 0.005)  # the only buy kept absorbs the excess
 
