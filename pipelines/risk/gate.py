@@ -14,6 +14,9 @@ Checks (limits from settings; losses and exposures are positive fractions of equ
   daily returns) ≤ ``MAX_VAR``;
 * no order above ``MAX_ORDER_NOTIONAL``; at most ``MAX_ORDERS_PER_RUN`` orders.
 
+Stress results (:mod:`pipelines.risk.stress`) are computed and stored in ``plan_stress`` with
+every evaluation; the worst loss is in the report but is not a limit.
+
 ``RISK_BREACH_ACTION=block``: a breach marks the plan ``blocked`` and raises.
 ``RISK_BREACH_ACTION=scale``: when every breach is of a limit that shrinks with the book
 (VaR, gross, position and sector concentration — all positively homogeneous in the weights),
@@ -44,7 +47,7 @@ from pipelines.execution.orders import last_closes, plan_orders
 from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
-from pipelines.risk import pnl
+from pipelines.risk import pnl, stress
 from pipelines.risk.kill_switch import kill_switch_status
 from pipelines.risk.var import portfolio_var
 
@@ -68,6 +71,7 @@ class RiskReport:
     daily_loss: float = 0.0
     drawdown: float = 0.0
     data_quality: str = ""
+    stress_worst_loss: float = 0.0  # worst plan_stress loss (reported, not a limit)
     action: str = "none"  # none | blocked | scaled
     scale: float = 1.0
     scaled_for: list[str] = field(default_factory=list)
@@ -148,12 +152,15 @@ def _evaluate(
     returns = trailing_returns(engine, as_of, list(weights.index))
     aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
     missing = float(weights.drop(returns.columns, errors="ignore").abs().sum())
-    risk = ledoit_wolf(returns) if settings.var_method == "monte_carlo" else None
+    risk = ledoit_wolf(returns)
+    scenarios = stress.historical(engine, weights) + stress.factor_shocks(weights, risk)
+    stress.store(engine, plan, scenarios)
+    worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
     var = portfolio_var(
         settings.var_method,
         aligned,
         returns.to_numpy(),
-        risk,
+        risk if settings.var_method == "monte_carlo" else None,
         settings.var_confidence,
         settings.var_horizon_days,
     )
@@ -174,6 +181,7 @@ def _evaluate(
         daily_loss=loss,
         drawdown=drawdown,
         data_quality=quality,
+        stress_worst_loss=worst,
     )
     enabled, reason, _ = kill_switch_status(engine)
     checks = [

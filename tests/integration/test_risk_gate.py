@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -183,3 +184,30 @@ def test_daily_loss_limit_blocks(market: sa.Engine) -> None:
     _, _, gate = _gate(market, _settings(), _settings(daily_loss_limit=loss / 2))
     with pytest.raises(RiskLimitBreached, match="DAILY_LOSS_LIMIT"):
         gate()
+
+
+def test_stress_results_are_stored_per_plan(market: sa.Engine) -> None:
+    plan, _, gate = _gate(market, _settings(), _settings())
+    report = gate()
+    weights = target_weights(market, plan)
+    with market.connect() as conn:
+        rows = {r.scenario: r for r in conn.execute(sa.text("SELECT * FROM plan_stress")).all()}
+        closes = pd.read_sql(
+            sa.text(
+                "SELECT symbol, session_date, close FROM bars WHERE session_date IN "
+                "('2010-05-04', '2010-05-07')"
+            ),
+            conn,
+        ).pivot(index="session_date", columns="symbol", values="close")
+    assert not rows["covid_2020"].covered and rows["covid_2020"].loss is None
+    flash = rows["flash_crash_2010"]
+    assert flash.covered
+    by_hand = (closes.iloc[1] / closes.iloc[0] - 1).reindex(weights.index)
+    assert flash.loss == pytest.approx(-float(by_hand @ weights), rel=1e-9)
+    assert rows["pc1_up_3sd"].loss == pytest.approx(-rows["pc1_down_3sd"].loss)
+    assert report.stress_worst_loss == pytest.approx(
+        max(r.loss for r in rows.values() if r.loss is not None)
+    )
+    gate()  # a rerun replaces, never duplicates
+    with market.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM plan_stress")).scalar() == len(rows)

@@ -72,3 +72,15 @@ def test_monte_carlo_from_the_factor_model_matches_the_normal_answer() -> None:
     assert mc.var == pytest.approx(exact.var, rel=0.02)
     assert mc.cvar == pytest.approx(exact.cvar, rel=0.03)
     assert mc == var.monte_carlo(w, risk, confidence=0.99, horizon_days=5, draws=400_000)
+
+
+def test_factor_shocks_are_plus_minus_k_sigma_on_principal_factors() -> None:
+    import pandas as pd
+
+    from pipelines.risk.stress import factor_shocks
+
+    # one factor moving A and B together with σ = 2%: a 3σ shock moves them by 6%
+    risk = FactorCovariance(["A", "B", "C"], np.array([[0.02, 0.02, 0.0]]), np.full(3, 1e-4))
+    w = pd.Series([0.5, 0.25, 0.25], index=["A", "B", "C"])
+    shocks = {r.scenario: r.loss for r in factor_shocks(w, risk, sigmas=3.0)}
+    assert shocks == pytest.approx({"pc1_up_3sd": -0.06 * 0.75, "pc1_down_3sd": 0.06 * 0.75})
