@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypfopt import EfficientFrontier, objective_functions
 
 from pipelines.errors import ConfigurationError, OptimizationError
@@ -262,3 +264,18 @@ def test_ledoit_wolf_problem_solves_with_window_rows() -> None:
     risk = ledoit_wolf(returns)
     w = optimize(None, risk, Constraints(max_weight=0.05, budget=1.0), method="min_variance")
     assert w.sum() == pytest.approx(1.0, abs=1e-7) and w.max() <= 0.05 + 1e-9
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    n=st.integers(min_value=6, max_value=30),
+    cap=st.floats(min_value=0.05, max_value=0.3),
+    gross=st.floats(min_value=0.5, max_value=3.0),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_long_short_invariants(n: int, cap: float, gross: float, seed: int) -> None:
+    risk = _factor_risk(n, seed=seed)
+    c = Constraints(mode="long_short", max_weight=cap, budget=0.0, gross_leverage=gross)
+    w = optimize(_mu(risk, seed=seed), risk, c, method="mean_variance", risk_aversion=2.0)
+    assert abs(w.sum()) <= 1e-6
+    assert w.abs().max() <= cap + 1e-9 and w.abs().sum() <= gross + 1e-6
