@@ -49,7 +49,7 @@ from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
 from pipelines.risk import pnl, stress
 from pipelines.risk.kill_switch import kill_switch_status
-from pipelines.risk.var import portfolio_var
+from pipelines.risk.var import VaRResult, portfolio_var
 
 TOLERANCE = 1e-9
 SCALE_MARGIN = 0.999
@@ -149,21 +149,7 @@ def _evaluate(
     notionals = [float(i.qty) * prices[i.symbol] for i in intents]
     sectors = sector_map(list(weights.index))
     by_sector = weights.groupby(pd.Series({s: sectors.get(s, "") for s in weights.index})).sum()
-    returns = trailing_returns(engine, as_of, list(weights.index))
-    aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
-    missing = float(weights.drop(returns.columns, errors="ignore").abs().sum())
-    risk = ledoit_wolf(returns)
-    scenarios = stress.historical(engine, weights) + stress.factor_shocks(weights, risk)
-    stress.store(engine, plan, scenarios)
-    worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
-    var = portfolio_var(
-        settings.var_method,
-        aligned,
-        returns.to_numpy(),
-        risk if settings.var_method == "monte_carlo" else None,
-        settings.var_confidence,
-        settings.var_horizon_days,
-    )
+    var, worst, missing = _market_risk(engine, settings, plan, weights, as_of)
     initial = _initial_cash(engine, broker, settings)
     loss, drawdown = pnl.daily_loss_and_drawdown(pnl.equity_curve(engine, initial, as_of), initial)
     quality_ok, quality = _data_quality(engine, as_of)
@@ -233,6 +219,34 @@ def _evaluate(
     report.breaches = [c.message for c in checks if c.breached]
     report.approved = not report.breaches
     return report, checks
+
+
+def _market_risk(
+    engine: sa.Engine, settings: Settings, plan: PlanRef, weights: pd.Series, as_of: date
+) -> tuple[VaRResult, float, float]:
+    """VaR of the plan, its worst stress loss (stored in plan_stress) and the weight that
+    has no full return window. An empty plan (everything to cash) has no market risk."""
+    if weights.abs().sum() == 0:
+        stress.store(engine, plan, [])
+        zero = VaRResult(settings.var_method, settings.var_confidence, settings.var_horizon_days,
+                         0.0, 0.0)  # fmt: skip
+        return zero, 0.0, 0.0
+    returns = trailing_returns(engine, as_of, list(weights.index))
+    aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
+    missing = float(weights.drop(returns.columns, errors="ignore").abs().sum())
+    risk = ledoit_wolf(returns)
+    scenarios = stress.historical(engine, weights) + stress.factor_shocks(weights, risk)
+    stress.store(engine, plan, scenarios)
+    worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
+    var = portfolio_var(
+        settings.var_method,
+        aligned,
+        returns.to_numpy(),
+        risk if settings.var_method == "monte_carlo" else None,
+        settings.var_confidence,
+        settings.var_horizon_days,
+    )
+    return var, worst, missing
 
 
 def _data_quality(engine: sa.Engine, as_of: date) -> tuple[bool, str]:

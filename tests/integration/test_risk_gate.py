@@ -211,3 +211,12 @@ def test_stress_results_are_stored_per_plan(market: sa.Engine) -> None:
     gate()  # a rerun replaces, never duplicates
     with market.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM plan_stress")).scalar() == len(rows)
+
+
+def test_a_plan_to_all_cash_has_no_market_risk(market: sa.Engine) -> None:
+    plan, _, gate = _gate(market, _settings(), _settings())
+    with market.begin() as conn:
+        conn.execute(sa.text("UPDATE target_weights SET weight = 0"))
+    report = gate()
+    assert report.approved and report.var == 0 and report.gross_exposure == 0
+    assert target_weights(market, plan).abs().sum() == 0
