@@ -118,6 +118,13 @@ def risk_check(plan_key: dict) -> dict:
     return _plain(report)
 
 
+def plan_risk(session_date: date) -> dict:
+    """The gate's decision on the session's latest plan, with its stress results."""
+    from pipelines.risk.report import plan_risk as report
+
+    return report(warehouse(), get_settings().strategy, session_date)
+
+
 def submit(plan_key: dict, run_id: str) -> dict:
     """Send the approved plan's orders, exactly once each."""
     from pipelines.execution.brokers import get_broker

@@ -220,3 +220,15 @@ def test_a_plan_to_all_cash_has_no_market_risk(market: sa.Engine) -> None:
     report = gate()
     assert report.approved and report.var == 0 and report.gross_exposure == 0
     assert target_weights(market, plan).abs().sum() == 0
+
+
+def test_the_risk_report_shows_the_decision_and_the_stress(market: sa.Engine) -> None:
+    from pipelines.risk.report import plan_risk
+
+    assert plan_risk(market, "ml_mean_variance", DAY)["plan"] is None
+    _, _, gate = _gate(market, _settings(), _settings(max_var=1e-4))
+    with pytest.raises(RiskLimitBreached):
+        gate()
+    shown = plan_risk(market, _settings().strategy, DAY)
+    assert shown["status"] == "blocked" and "VaR" in shown["risk_report"]["breaches"][0]
+    assert {s["scenario"] for s in shown["stress"]} >= {"flash_crash_2010", "pc1_down_3sd"}
