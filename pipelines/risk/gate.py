@@ -235,7 +235,11 @@ def _market_risk(
     aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
     missing = float(weights.drop(returns.columns, errors="ignore").abs().sum())
     risk = ledoit_wolf(returns)
-    scenarios = stress.historical(engine, weights) + stress.factor_shocks(weights, risk)
+    scenarios = (
+        stress.historical(engine, weights)
+        + stress.index_replays(weights, returns)
+        + stress.factor_shocks(weights, risk)
+    )
     stress.store(engine, plan, scenarios)
     worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
     var = portfolio_var(

@@ -9,8 +9,16 @@ held unchanged through the scenario (no rebalancing, cash earning 0).
   ``covered = false``; a symbol with no bars in a covered window is counted at 0 return and
   the uncovered weight is stored in ``detail``. The sample data (2009–2010) covers the
   2010 flash crash and the spring-2010 correction; 2008 and March 2020 are covered once
-  history from Alpaca or Yahoo reaches them. (No offline data set with 2008 for the plan's
-  own symbols is installed; ``skfolio``'s S&P 500 sample would add one — not done.)
+  history from Alpaca or Yahoo reaches them.
+* **Index replay through beta** (scenarios ``sp500_beta_<name>``): the S&P 500 index's
+  compounded return over each window, from ``skfolio.datasets.load_sp500_index()`` (daily
+  closes 1990-01-02..2022-12-28, shipped inside the package, offline), times the plan's market
+  beta: loss = ``−β·R_index``. β is the OLS slope of the plan's daily returns (its weights
+  over the trailing window of its own symbols' bars) on the index's, over the dates both
+  cover, when at least :data:`MIN_BETA_DAYS` overlap; otherwise (a window after 2022) on the
+  equal-weighted return of the plan's own symbols, a proxy for the market, and ``detail``
+  says which (``beta_source``). This linear map ignores everything but market exposure: a
+  sector or factor tilt's own crisis behaviour is only in the direct replays and factor shocks.
 * **Factor shocks**: ±k·σ on each of the first :data:`N_FACTORS` principal factors of the
   risk model's factor part ``BᵀB`` (``B = U S Vᵀ``: factor j moves returns by ``s_j·v_j`` per
   σ), so the shocks are the same for a rotation of B and work for IPCA (K rows) and
@@ -39,6 +47,7 @@ SCENARIOS: dict[str, tuple[date, date]] = {
     "covid_2020": (date(2020, 2, 19), date(2020, 3, 23)),
 }
 N_FACTORS = 3
+MIN_BETA_DAYS = 60
 SHOCK_SIGMAS = 3.0
 
 
@@ -81,6 +90,37 @@ def historical(engine: sa.Engine, weights: pd.Series) -> list[StressResult]:
         out.append(
             StressResult(name, "historical", True, loss, start, end,
                          {"uncovered_weight": uncovered, "sessions": len(close)})
+        )  # fmt: skip
+    return out
+
+
+def index_replays(weights: pd.Series, returns: pd.DataFrame) -> list[StressResult]:
+    """``−β·R_index`` per scenario; ``returns`` are the plan symbols' trailing daily returns."""
+    from skfolio.datasets import load_sp500_index
+
+    index = load_sp500_index().iloc[:, 0]
+    index.index = pd.DatetimeIndex(index.index).date
+    plan = returns.reindex(columns=weights.index).fillna(0.0) @ weights
+    index_returns = (index / index.shift(1) - 1).dropna()
+    common = plan.index.intersection(index_returns.index)
+    if len(common) >= MIN_BETA_DAYS:
+        market, source = index_returns.loc[common], "sp500_index"
+        y = plan.loc[common]
+    else:
+        market, source, y = returns.mean(axis=1), "equal_weight_universe_proxy", plan
+    x = market.to_numpy() - market.mean()
+    beta = float(x @ (y.to_numpy() - y.mean()) / (x @ x))
+    out = []
+    for name, (start, end) in SCENARIOS.items():
+        before = index.loc[index.index < start]
+        window = index.loc[(index.index >= start) & (index.index <= end)]
+        if window.empty or before.empty:
+            out.append(StressResult(f"sp500_beta_{name}", "historical", False, None, start, end))
+            continue
+        move = float(window.iloc[-1] / before.iloc[-1] - 1)
+        out.append(
+            StressResult(f"sp500_beta_{name}", "historical", True, -beta * move, start, end,
+                         {"beta": beta, "beta_source": source, "index_return": move})
         )  # fmt: skip
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -232,3 +233,31 @@ def test_the_risk_report_shows_the_decision_and_the_stress(market: sa.Engine) ->
     shown = plan_risk(market, _settings().strategy, DAY)
     assert shown["status"] == "blocked" and "VaR" in shown["risk_report"]["breaches"][0]
     assert {s["scenario"] for s in shown["stress"]} >= {"flash_crash_2010", "pc1_down_3sd"}
+
+
+def test_index_replays_map_the_plan_through_its_beta(market: sa.Engine) -> None:
+    from skfolio.datasets import load_sp500_index
+
+    from pipelines.portfolio.risk_model import trailing_returns
+    from pipelines.risk.stress import index_replays
+
+    plan, _, gate = _gate(market, _settings(), _settings())
+    gate()
+    weights = target_weights(market, plan)
+    returns = trailing_returns(market, AS_OF, list(weights.index))
+    results = {r.scenario: r for r in index_replays(weights, returns)}
+    index = load_sp500_index()["SP500"]
+    index.index = pd.DatetimeIndex(index.index).date
+    daily = (index / index.shift(1) - 1).reindex(returns.index)
+    beta = np.polyfit(daily.to_numpy(), (returns @ weights).to_numpy(), 1)[0]  # peer: numpy OLS
+    gfc = results["sp500_beta_gfc_2008_2009"]
+    assert gfc.covered and gfc.detail["beta_source"] == "sp500_index"
+    assert gfc.detail["beta"] == pytest.approx(beta, rel=1e-9)
+    move = index[date(2009, 3, 9)] / index[date(2008, 9, 11)] - 1  # about −45%
+    assert gfc.loss == pytest.approx(-beta * move, rel=1e-9) and gfc.loss > 0.2
+    assert results["sp500_beta_covid_2020"].covered
+    with market.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT loss FROM plan_stress WHERE scenario = 'sp500_beta_gfc_2008_2009'")
+        ).scalar_one()
+    assert stored == pytest.approx(gfc.loss)
