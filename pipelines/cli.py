@@ -243,6 +243,12 @@ def kill_switch(
     )
 
 
+@app.command("risk-report")
+def risk_report(session: Annotated[str, typer.Option("--date", help="rebalance session")]) -> None:
+    """The risk gate's report and the stress results of a session's plan (losses positive)."""
+    _show(jobs.plan_risk(_date(session, "--date")))
+
+
 @app.command()
 def summary(as_of: DateOpt = None) -> None:
     """Cash, positions, equity and P&L at a session's close."""

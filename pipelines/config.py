@@ -61,6 +61,29 @@ class Settings(BaseSettings):
     commission_per_share: float = Field(0.0, ge=0)
     slippage_bps: float = Field(5.0, ge=0)
 
+    # Portfolio construction (docs/portfolio.md)
+    optimizer: Literal["mean_variance", "max_sharpe", "min_variance", "risk_parity"] = (
+        "mean_variance"
+    )
+    portfolio_mode: Literal["long_only", "long_short"] = "long_only"
+    gross_leverage: float | None = Field(None, gt=0)
+    sector_max_weight: float | None = Field(None, gt=0, le=1)
+    factor_exposure_bound: float | None = Field(None, gt=0)
+    turnover_limit: float | None = Field(None, gt=0)
+    turnover_penalty: float = Field(0.0, ge=0)
+    min_trade_weight: float = Field(0.0, ge=0, lt=1)
+    solver: Literal["CLARABEL", "OSQP", "SCS"] = "CLARABEL"  # not HIGHS: docs/portfolio.md
+    risk_model: Literal["auto", "ipca", "ledoit_wolf"] = "auto"
+
+    # Pre-trade risk (docs/risk.md); losses are positive fractions of equity
+    var_method: Literal["historical", "normal", "cornish_fisher", "monte_carlo"] = "historical"
+    var_confidence: float = Field(0.99, gt=0.5, lt=1)
+    var_horizon_days: int = Field(1, ge=1)
+    max_var: float = Field(0.05, gt=0, le=1)
+    daily_loss_limit: float = Field(0.03, gt=0, le=1)
+    max_drawdown: float = Field(0.15, gt=0, le=1)
+    risk_breach_action: Literal["block", "scale"] = "block"
+
     # Broker
     broker: Literal["simulated", "alpaca"] = "simulated"
     trading_mode: Literal["paper", "live"] = "paper"
@@ -86,6 +109,15 @@ class Settings(BaseSettings):
     pushgateway_url: str = ""  # empty: batch tasks push no metrics
     grafana_url: str = ""  # for the Airflow UI links; empty: no link
     mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
+
+    @field_validator(
+        "gross_leverage", "sector_max_weight", "factor_exposure_bound", "turnover_limit",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """``TURNOVER_LIMIT=`` (empty) means: no such limit."""
+        return None if value == "" else value
 
     @field_validator("universe", mode="before")
     @classmethod

@@ -140,9 +140,12 @@ def predict(session_date: date, run_id: str) -> dict:
 
 def plan(session_date: date, model_name: str, model_version: str, run_id: str) -> dict:
     """Target weights for ``session_date`` (an existing plan is returned unchanged)."""
+    from pipelines.execution.brokers import get_broker
     from pipelines.portfolio.planner import build_plan
 
-    ref = build_plan(warehouse(), get_settings(), session_date, model_name, model_version, run_id)
+    engine, settings = warehouse(), get_settings()
+    broker = get_broker(settings, engine)  # current weights: turnover and minimum trade
+    ref = build_plan(engine, settings, session_date, model_name, model_version, run_id, broker)
     return _plain(ref)
 
 
@@ -165,6 +168,13 @@ def risk_check(plan_key: dict) -> dict:
     engine, settings = warehouse(), get_settings()
     report = check_plan(engine, settings, _plan_ref(plan_key), get_broker(settings, engine))
     return _plain(report)
+
+
+def plan_risk(session_date: date) -> dict:
+    """The gate's decision on the session's latest plan, with its stress results."""
+    from pipelines.risk.report import plan_risk as report
+
+    return report(warehouse(), get_settings().strategy, session_date)
 
 
 def submit(plan_key: dict, run_id: str) -> dict:

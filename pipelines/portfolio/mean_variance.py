@@ -1,20 +1,36 @@
-"""Long-only mean-variance optimization with cvxpy, in factor form.
+"""Mean-variance optimization with risk aversion, in factor form.
 
-Maximizes ``μᵀw − γ·wᵀΣw`` with ``Σ = BᵀB + diag(d)`` written as ``‖Bw‖² + Σ dᵢwᵢ²``, subject to
-``Σw = budget`` and ``0 ≤ w ≤ cap``. ``μ`` and ``Σ`` are daily (simple returns); ``w`` are
-fractions of equity; ``budget = 1 − cash buffer``.
+Maximizes ``μᵀw − γ·wᵀΣw − κ_t·‖w − w₀‖₁`` under :class:`Constraints`, with
+``Σ = BᵀB + diag(d)`` written as ``‖Bw‖² + ‖√d∘w‖²`` (γ is folded into the parameters as
+``√γ·B`` and ``√(γd)``). ``μ`` and ``Σ`` are daily (simple returns); ``w`` are fractions of
+equity; ``κ_t`` (``TURNOVER_PENALTY``) is a cost in daily return per unit of weight traded.
+
+PyPortfolioOpt's ``max_quadratic_utility(risk_aversion=δ)`` maximizes ``μᵀw − ½δ·wᵀΣw``: the
+same problem with ``γ = δ/2``; its ``transaction_cost(w, w_prev, k)`` is our ``κ_t = k``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import OptimizationError
+from pipelines.portfolio.constraints import Constraints
+from pipelines.portfolio.problem import Parameters
 from pipelines.portfolio.risk_model import FactorCovariance
 
-SOLVED = {cp.OPTIMAL, cp.OPTIMAL_INACCURATE}
+
+def build(
+    p: Parameters, c: Constraints, symbols: list[str]
+) -> tuple[cp.Problem, Callable[[], np.ndarray]]:
+    w = cp.Variable(len(symbols), name="w")
+    objective = p.mu @ w - p.variance(w)
+    if c.turnover_penalty:
+        objective = objective - c.turnover_penalty * cp.norm1(w - p.w0)
+    problem = cp.Problem(cp.Maximize(objective), c.cvxpy(w, 1.0, p.w0, symbols))
+    return problem, lambda: np.asarray(w.value)
 
 
 def optimize(
@@ -25,28 +41,14 @@ def optimize(
     budget: float,
     solver: str = "CLARABEL",
 ) -> pd.Series:
-    """Optimal weights indexed like ``risk.symbols``; raises OptimizationError on failure."""
-    mu = expected.reindex(risk.symbols).to_numpy(dtype=float)
-    if np.isnan(mu).any():
-        missing = [s for s, m in zip(risk.symbols, mu, strict=True) if np.isnan(m)]
-        raise OptimizationError(f"no expected return for {missing[:5]}…; align inputs first")
-    n = len(mu)
-    if max_weight * n < budget - 1e-12:
-        raise OptimizationError(
-            f"infeasible: {n} assets capped at {max_weight:.2%} cannot hold {budget:.2%} of "
-            "equity; raise MAX_WEIGHT or widen the universe"
-        )
-    w = cp.Variable(n)
-    variance = cp.sum_squares(risk.loadings @ w) + cp.sum(cp.multiply(risk.specific, cp.square(w)))
-    problem = cp.Problem(
-        cp.Maximize(mu @ w - risk_aversion * variance),
-        [cp.sum(w) == budget, w >= 0, w <= max_weight],
+    """Long-only, capped mean-variance weights indexed like ``risk.symbols`` (the simple API)."""
+    from pipelines.portfolio.optimizer import optimize as optimize_any
+
+    return optimize_any(
+        expected,
+        risk,
+        Constraints(max_weight=max_weight, budget=budget),
+        method="mean_variance",
+        risk_aversion=risk_aversion,
+        solver=solver,
     )
-    try:
-        problem.solve(solver=solver)
-    except cp.error.SolverError as exc:
-        raise OptimizationError(f"solver {solver} failed: {exc}; try another solver") from exc
-    if problem.status not in SOLVED:
-        raise OptimizationError(f"solver status {problem.status}; no orders will be produced")
-    weights = np.clip(np.asarray(w.value), 0.0, max_weight)
-    return pd.Series(weights, index=risk.symbols, name="weight")

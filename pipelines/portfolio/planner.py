@@ -3,23 +3,38 @@
 A rebalance for session D uses predictions and prices from the close of the session before D
 and trades at D's open. A plan once written is never re-optimized: a rerun returns it as it
 is, because orders may already have been derived from it.
+
+The risk model is the champion's IPCA factor structure when the champion is an IPCA model
+(``RISK_MODEL=auto|ipca``), else Ledoit–Wolf on the trailing window. The optimizer and its
+constraints come from settings (:func:`constraints_from_settings`); current weights (for the
+turnover limit/penalty and the minimum trade) come from the broker when one is given.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import OptimizationError
-from pipelines.portfolio import mean_variance
-from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
+from pipelines.portfolio.constraints import Constraints
+from pipelines.portfolio.optimizer import optimize
+from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, trailing_returns
+from pipelines.portfolio.sectors import sector_map
 from pipelines.runlog import stage_run
+
+if TYPE_CHECKING:
+    from pipelines.execution.brokers.base import Broker
+
+log = logging.getLogger(__name__)
 
 MIN_WEIGHT = 1e-6  # smaller optimizer output is numerical noise, not a position
 
@@ -66,6 +81,7 @@ def build_plan(
     model_name: str,
     model_version: str,
     run_id: str,
+    broker: Broker | None = None,
 ) -> PlanRef:
     """The plan for ``session_date``: the existing one, or a new optimization (version 1)."""
     existing = latest_plan(engine, settings.strategy, session_date)
@@ -74,19 +90,122 @@ def build_plan(
     as_of = calendar.previous_session(session_date)
     with stage_run(engine, run_id, "optimize", session_date=session_date, as_of=as_of) as run:
         expected = _predictions(engine, model_name, model_version, as_of)
-        risk = ledoit_wolf(trailing_returns(engine, as_of, list(expected.index)))
-        weights = mean_variance.optimize(
+        returns = trailing_returns(engine, as_of, list(expected.index))
+        risk, risk_kind, loadings = risk_model_for(
+            engine, settings, model_name, model_version, as_of, returns
+        )
+        current = current_weights(engine, broker, as_of) if broker is not None else None
+        weights = optimize(
             expected,
             risk,
-            settings.risk_aversion,
-            settings.max_weight,
-            budget=1 - settings.cash_buffer,
+            constraints_from_settings(settings, risk.symbols, loadings),
+            current,
+            method=settings.optimizer,
+            risk_aversion=settings.risk_aversion,
+            solver=settings.solver,
         )
-        weights = weights[weights > MIN_WEIGHT]
+        weights = weights[weights.abs() > MIN_WEIGHT]
         plan = PlanRef(settings.strategy, session_date, 1)
         _write(engine, plan, weights, model_name, model_version, run_id)
-        run.summary = {"positions": len(weights), "invested": float(weights.sum())}
+        run.summary = {
+            "positions": len(weights),
+            "invested": float(weights.sum()),
+            "gross": float(weights.abs().sum()),
+            "optimizer": settings.optimizer,
+            "risk_model": risk_kind,
+        }
+        log.info(
+            "plan session_date=%s run_id=%s optimizer=%s risk_model=%s positions=%d",
+            session_date,
+            run_id,
+            settings.optimizer,
+            risk_kind,
+            len(weights),
+        )
     return plan
+
+
+def constraints_from_settings(
+    settings: Settings, symbols: list[str], factor_loadings: np.ndarray | None = None
+) -> Constraints:
+    """The constraint set the settings describe, for ``symbols`` in the risk model's order."""
+    long_only = settings.portfolio_mode == "long_only"
+    return Constraints(
+        mode=settings.portfolio_mode,
+        max_weight=settings.max_weight,
+        budget=1 - settings.cash_buffer if long_only else 0.0,
+        gross_leverage=settings.gross_leverage,
+        sectors=sector_map(symbols) if settings.sector_max_weight else {},
+        sector_max_weight=settings.sector_max_weight,
+        factor_loadings=factor_loadings if settings.factor_exposure_bound else None,
+        factor_bound=settings.factor_exposure_bound,
+        turnover_limit=settings.turnover_limit,
+        turnover_penalty=settings.turnover_penalty,
+        min_trade=settings.min_trade_weight,
+    )
+
+
+def risk_model_for(
+    engine: sa.Engine,
+    settings: Settings,
+    model_name: str,
+    model_version: str,
+    as_of: date,
+    returns: pd.DataFrame,
+) -> tuple[FactorCovariance, str, np.ndarray | None]:
+    """``(risk model, its kind, IPCA factor loadings N×K or None)`` for the plan.
+
+    IPCA's structure when the model is IPCA and ``RISK_MODEL`` allows it; Ledoit–Wolf
+    otherwise. ``RISK_MODEL=ipca`` with a non-IPCA model fails closed.
+    """
+    if settings.risk_model != "ledoit_wolf":
+        try:
+            fitted = _ipca_model(settings, model_name, model_version)
+        except Exception as exc:  # auto falls back; an explicit ipca fails closed below
+            if settings.risk_model == "ipca":
+                raise OptimizationError(f"RISK_MODEL=ipca: cannot load the model: {exc}") from exc
+            log.warning("risk_model=ledoit_wolf reason=%r", f"model not loadable: {exc}")
+            fitted = None
+        if fitted is not None:
+            from pipelines.features.store import load_features
+
+            features = load_features(engine, as_of, as_of).droplevel("session_date")
+            z = features[list(fitted.columns)]
+            instruments = z.assign(_constant=1.0)
+            risk = ipca(fitted.fit.gamma_beta, fitted.fit.factors, instruments, returns)
+            loadings = instruments.loc[risk.symbols].to_numpy(dtype=float) @ fitted.fit.gamma_beta
+            return risk, "ipca", loadings
+        if settings.risk_model == "ipca":
+            raise OptimizationError(
+                f"RISK_MODEL=ipca but {model_name} v{model_version} is not an IPCA model; "
+                "set RISK_MODEL=auto or ledoit_wolf"
+            )
+    return ledoit_wolf(returns), "ledoit_wolf", None
+
+
+def _ipca_model(settings: Settings, model_name: str, model_version: str):  # noqa: ANN202
+    """The fitted IPCAReturnModel behind a registered version, or None for other kinds."""
+    from pipelines.models import registry
+    from pipelines.models.ipca_returns import IPCAReturnModel
+
+    tags = registry.version_tags(settings, model_name, model_version)
+    if tags.get("model_kind") != "ipca":
+        return None
+    inner = registry.load_model(settings, model_name, model_version).unwrap_python_model().model
+    return inner if isinstance(inner, IPCAReturnModel) else None
+
+
+def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series:
+    """The broker's positions as fractions of equity, valued at ``as_of``'s closes."""
+    from pipelines.execution.orders import last_closes
+
+    held = broker.get_positions()
+    prices = last_closes(engine, as_of, list(held))
+    values = {s: float(q) * prices[s] for s, q in held.items() if s in prices}
+    equity = broker.get_cash() + sum(values.values())
+    if equity <= 0:
+        raise OptimizationError(f"broker equity is {equity:,.2f} USD: nothing to allocate")
+    return pd.Series(values, dtype=float) / equity
 
 
 def _predictions(engine: sa.Engine, model_name: str, model_version: str, as_of: date) -> pd.Series:

@@ -63,3 +63,42 @@ def trailing_returns(
     close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
     returns = (close / close.shift(1) - 1).iloc[1:].tail(window)
     return returns.dropna(axis=1, how="any")
+
+
+def ipca(
+    gamma_beta: np.ndarray,
+    factors: np.ndarray,
+    instruments: pd.DataFrame,
+    returns: pd.DataFrame,
+    min_specific: float = 1e-8,
+) -> FactorCovariance:
+    """The IPCA factor structure as a covariance: ``Σ = β Σ_f βᵀ + diag(d)``.
+
+    * ``β = Z Γ_β`` (N×K): each asset's factor loadings from its instruments ``Z`` (N×L, the
+      characteristics known at the rebalance date plus the constant, in the model's order);
+    * ``Σ_f``: the sample covariance of the fitted factor returns (T_fit×K, daily);
+    * ``d_i``: the variance of asset i's residual over the trailing returns (T×N), after
+      removing each day's cross-sectional factor return ``f̂_t = (βᵀβ)⁻¹βᵀr_t`` estimated with
+      today's loadings (an approximation: the loadings are held at their current value over the
+      window), divided by ``1 − h_ii`` (asset i's leverage in that regression) so that it is
+      unbiased for the idiosyncratic variance. Floored at ``min_specific``.
+
+    Factor form: with ``Σ_f = LLᵀ`` (Cholesky), ``B = Lᵀβᵀ`` (K×N), so the optimizer sees K
+    rows instead of the T of the Ledoit–Wolf form. Symbols are the intersection of
+    ``instruments.index`` and ``returns.columns``.
+    """
+    symbols = [s for s in instruments.index if s in returns.columns]
+    if len(symbols) < 2:
+        raise ValueError("IPCA risk model needs instruments and returns for at least 2 symbols")
+    beta = instruments.loc[symbols].to_numpy(dtype=float) @ gamma_beta  # N × K
+    factor_cov = np.atleast_2d(np.cov(np.asarray(factors, dtype=float), rowvar=False))
+    chol = np.linalg.cholesky(factor_cov + 1e-18 * np.eye(len(factor_cov)))
+    r = returns[symbols].to_numpy(dtype=float)  # T × N
+    f_hat = np.linalg.lstsq(beta, r.T, rcond=None)[0]  # K × T
+    residual = r - (beta @ f_hat).T
+    # The daily cross-sectional fit absorbs a share h_ii (asset i's leverage) of its own
+    # noise: dividing by 1 − h_ii makes the residual variance unbiased for ε's variance.
+    leverage = np.einsum("ik,kl,il->i", beta, np.linalg.pinv(beta.T @ beta), beta)
+    specific = residual.var(axis=0, ddof=1) / np.maximum(1 - leverage, 1e-3)
+    specific = np.maximum(specific, min_specific)
+    return FactorCovariance(symbols, chol.T @ beta.T, specific)

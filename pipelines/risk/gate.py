@@ -1,16 +1,42 @@
 """The pre-trade gate: every plan passes it before any order exists.
 
-Checks (limits from settings): kill switch off; no weight above ``MAX_WEIGHT``; gross exposure
-at most 1 (long-only, no leverage); no order above ``MAX_ORDER_NOTIONAL``; at most
-``MAX_ORDERS_PER_RUN`` orders. The report is stored in ``plans.risk_report``; a breach marks
-the plan ``blocked`` and raises. Fail closed: an error while checking also blocks.
+Checks (limits from settings; losses and exposures are positive fractions of equity):
+
+* kill switch off;
+* data quality: the latest ``validation_runs`` row covering the plan's data date (the session
+  before the plan's) succeeded — no row recorded passes, and the report says so;
+* daily loss ≤ ``DAILY_LOSS_LIMIT`` and drawdown ≤ ``MAX_DRAWDOWN``, from realized P&L
+  (:mod:`pipelines.risk.pnl`: fills, then closes);
+* concentration: no weight above ``MAX_WEIGHT``, no sector's net weight above
+  ``SECTOR_MAX_WEIGHT`` (when set);
+* gross exposure ``Σ|w| ≤ GROSS_LEVERAGE`` (1 when unset);
+* VaR (``VAR_METHOD`` at ``VAR_CONFIDENCE`` over ``VAR_HORIZON_DAYS``, on the trailing window of
+  daily returns) ≤ ``MAX_VAR``;
+* no order above ``MAX_ORDER_NOTIONAL``; at most ``MAX_ORDERS_PER_RUN`` orders.
+
+Stress results (:mod:`pipelines.risk.stress`) are computed and stored in ``plan_stress`` with
+every evaluation; the worst loss is in the report but is not a limit.
+
+``RISK_BREACH_ACTION=block``: a breach marks the plan ``blocked`` and raises.
+``RISK_BREACH_ACTION=scale``: when every breach is of a limit that shrinks with the book
+(VaR, gross, position and sector concentration — all positively homogeneous in the weights),
+the target weights are multiplied by the largest factor ``s < 1`` that brings each inside its
+limit (``s = min(limit / value)``, times 0.999 for round-off), rewritten (before the
+report is stored; a rerun checks the scaled plan again) and checked again; anything else
+(kill switch, data quality, loss limits, order notional or count) still blocks. The
+report — with ``scale`` and the breaches that caused it — goes to ``plans.risk_report`` and
+the log. Fail closed: an error while checking is a block.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
+from datetime import date
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
@@ -19,9 +45,15 @@ from pipelines.errors import RiskLimitBreached
 from pipelines.execution.brokers.base import Broker
 from pipelines.execution.orders import last_closes, plan_orders
 from pipelines.portfolio.planner import PlanRef, target_weights
+from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
+from pipelines.portfolio.sectors import sector_map
+from pipelines.risk import pnl, stress
 from pipelines.risk.kill_switch import kill_switch_status
+from pipelines.risk.var import VaRResult, portfolio_var
 
 TOLERANCE = 1e-9
+SCALE_MARGIN = 0.999
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,21 +61,56 @@ class RiskReport:
     approved: bool
     breaches: list[str] = field(default_factory=list)
     max_weight: float = 0.0
+    max_sector_weight: float = 0.0
     gross_exposure: float = 0.0
     orders: int = 0
     max_order_notional: float = 0.0
+    var: float = 0.0
+    cvar: float = 0.0
+    var_method: str = ""
+    daily_loss: float = 0.0
+    drawdown: float = 0.0
+    data_quality: str = ""
+    stress_worst_loss: float = 0.0  # worst plan_stress loss (reported, not a limit)
+    action: str = "none"  # none | blocked | scaled
+    scale: float = 1.0
+    scaled_for: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Check:
+    breached: bool
+    message: str
+    ratio: float | None = None  # value / limit when the breach can be scaled away
 
 
 def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker) -> RiskReport:
-    """Approve or block ``plan``; raises RiskLimitBreached listing every breach."""
+    """Approve (possibly scaled) or block ``plan``; raises RiskLimitBreached listing breaches."""
     status, stored = _current(engine, plan)
     if status == "submitted":  # a rerun after orders exist: the decision stands
         return RiskReport(**stored)
+    previous_scale = float((stored or {}).get("scale", 1.0))
     try:
-        report = _evaluate(engine, settings, plan, broker)
+        report, checks = _evaluate(engine, settings, plan, broker)
+        report.scale = previous_scale
+        if report.breaches and settings.risk_breach_action == "scale":
+            report = _scale(engine, settings, plan, broker, report, checks)
     except Exception as exc:  # fail closed
         report = RiskReport(approved=False, breaches=[f"risk check failed: {exc}"])
+    if not report.approved:
+        report.action = "blocked"
     _store(engine, plan, report)
+    log.info(
+        "risk gate strategy=%s session_date=%s plan_version=%s approved=%s action=%s scale=%.4f "
+        "breaches=%s",
+        plan.strategy,
+        plan.session_date,
+        plan.plan_version,
+        report.approved,
+        report.action,
+        report.scale,
+        report.breaches,
+    )
     if not report.approved:
         raise RiskLimitBreached(
             f"plan {plan.session_date} v{plan.plan_version} blocked: " + "; ".join(report.breaches)
@@ -51,44 +118,168 @@ def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Bro
     return report
 
 
-def _evaluate(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker) -> RiskReport:
+def _scale(
+    engine: sa.Engine,
+    settings: Settings,
+    plan: PlanRef,
+    broker: Broker,
+    report: RiskReport,
+    checks: list[_Check],
+) -> RiskReport:
+    breached = [c for c in checks if c.breached]
+    if any(c.ratio is None for c in breached):
+        return report  # something scaling cannot fix: block
+    factor = SCALE_MARGIN / max(c.ratio for c in breached if c.ratio is not None)
+    weights = target_weights(engine, plan) * factor
+    _write_weights(engine, plan, weights)
+    scaled, _ = _evaluate(engine, settings, plan, broker)
+    scaled.scale = report.scale * factor
+    scaled.scaled_for = report.breaches
+    scaled.action = "scaled" if scaled.approved else "blocked"
+    return scaled
+
+
+def _evaluate(
+    engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker
+) -> tuple[RiskReport, list[_Check]]:
+    as_of = calendar.previous_session(plan.session_date)
     weights = target_weights(engine, plan)
     intents = plan_orders(engine, settings, plan, broker)
-    prices = last_closes(
-        engine, calendar.previous_session(plan.session_date), [i.symbol for i in intents]
-    )
+    prices = last_closes(engine, as_of, [i.symbol for i in intents])
     notionals = [float(i.qty) * prices[i.symbol] for i in intents]
+    sectors = sector_map(list(weights.index))
+    by_sector = weights.groupby(pd.Series({s: sectors.get(s, "") for s in weights.index})).sum()
+    var, worst, missing = _market_risk(engine, settings, plan, weights, as_of)
+    initial = _initial_cash(engine, broker, settings)
+    loss, drawdown = pnl.daily_loss_and_drawdown(pnl.equity_curve(engine, initial, as_of), initial)
+    quality_ok, quality = _data_quality(engine, as_of)
+    gross_limit = settings.gross_leverage or 1.0
     report = RiskReport(
         approved=True,
-        max_weight=float(weights.max()) if len(weights) else 0.0,
+        max_weight=float(weights.abs().max()) if len(weights) else 0.0,
+        max_sector_weight=float(by_sector.abs().max()) if len(by_sector) else 0.0,
         gross_exposure=float(weights.abs().sum()),
         orders=len(intents),
         max_order_notional=max(notionals, default=0.0),
+        var=var.var,
+        cvar=var.cvar,
+        var_method=f"{var.method} {var.confidence:.3g} {var.horizon_days}d",
+        daily_loss=loss,
+        drawdown=drawdown,
+        data_quality=quality,
+        stress_worst_loss=worst,
     )
     enabled, reason, _ = kill_switch_status(engine)
     checks = [
-        (enabled, f"kill switch is on ({reason})"),
-        (
+        _Check(enabled, f"kill switch is on ({reason})"),
+        _Check(not quality_ok, f"data quality gate: {quality}"),
+        _Check(missing > TOLERANCE, f"{missing:.4f} of the plan has no full return history"),
+        _Check(
+            loss > settings.daily_loss_limit,
+            f"daily loss {loss:.2%} above DAILY_LOSS_LIMIT {settings.daily_loss_limit:.2%}",
+        ),
+        _Check(
+            drawdown > settings.max_drawdown,
+            f"drawdown {drawdown:.2%} above MAX_DRAWDOWN {settings.max_drawdown:.2%}",
+        ),
+        _Check(
             report.max_weight > settings.max_weight + TOLERANCE,
             f"weight {report.max_weight:.4f} above MAX_WEIGHT {settings.max_weight}",
+            report.max_weight / settings.max_weight,
         ),
-        (
-            report.gross_exposure > 1 + TOLERANCE,
-            f"gross exposure {report.gross_exposure:.4f} above 1",
+        _Check(
+            report.gross_exposure > gross_limit + TOLERANCE,
+            f"gross exposure {report.gross_exposure:.4f} above {gross_limit}",
+            report.gross_exposure / gross_limit,
         ),
-        (
+        _Check(
+            report.var > settings.max_var,
+            f"VaR {report.var:.2%} ({report.var_method}) above MAX_VAR {settings.max_var:.2%}",
+            report.var / settings.max_var,
+        ),
+        _Check(
             report.max_order_notional > settings.max_order_notional,
             f"order of {report.max_order_notional:,.0f} USD above MAX_ORDER_NOTIONAL "
             f"{settings.max_order_notional:,.0f}",
         ),
-        (
+        _Check(
             report.orders > settings.max_orders_per_run,
             f"{report.orders} orders above MAX_ORDERS_PER_RUN {settings.max_orders_per_run}",
         ),
     ]
-    report.breaches = [message for breached, message in checks if breached]
+    if settings.sector_max_weight is not None:
+        checks.append(
+            _Check(
+                report.max_sector_weight > settings.sector_max_weight + TOLERANCE,
+                f"sector weight {report.max_sector_weight:.4f} above SECTOR_MAX_WEIGHT "
+                f"{settings.sector_max_weight}",
+                report.max_sector_weight / settings.sector_max_weight,
+            )
+        )
+    report.breaches = [c.message for c in checks if c.breached]
     report.approved = not report.breaches
-    return report
+    return report, checks
+
+
+def _market_risk(
+    engine: sa.Engine, settings: Settings, plan: PlanRef, weights: pd.Series, as_of: date
+) -> tuple[VaRResult, float, float]:
+    """VaR of the plan, its worst stress loss (stored in plan_stress) and the weight that
+    has no full return window. An empty plan (everything to cash) has no market risk."""
+    if weights.abs().sum() == 0:
+        stress.store(engine, plan, [])
+        zero = VaRResult(settings.var_method, settings.var_confidence, settings.var_horizon_days,
+                         0.0, 0.0)  # fmt: skip
+        return zero, 0.0, 0.0
+    returns = trailing_returns(engine, as_of, list(weights.index))
+    aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
+    missing = float(weights.drop(returns.columns, errors="ignore").abs().sum())
+    risk = ledoit_wolf(returns)
+    scenarios = (
+        stress.historical(engine, weights)
+        + stress.index_replays(weights, returns)
+        + stress.factor_shocks(weights, risk)
+    )
+    stress.store(engine, plan, scenarios)
+    worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
+    var = portfolio_var(
+        settings.var_method,
+        aligned,
+        returns.to_numpy(),
+        risk if settings.var_method == "monte_carlo" else None,
+        settings.var_confidence,
+        settings.var_horizon_days,
+    )
+    return var, worst, missing
+
+
+def _data_quality(engine: sa.Engine, as_of: date) -> tuple[bool, str]:
+    """Whether the latest validation run covering ``as_of`` passed (none recorded passes)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT run_id, success, rows_failed, rows_checked FROM validation_runs "
+                "WHERE start_date <= :d AND end_date >= :d ORDER BY id DESC LIMIT 1"
+            ),
+            {"d": as_of},
+        ).one_or_none()
+    if row is None:
+        return True, f"no validation run recorded for {as_of}"
+    if not row.success:
+        return False, (
+            f"validation run {row.run_id} for {as_of} failed ({row.rows_failed} of "
+            f"{row.rows_checked} rows); fix the data and re-ingest before trading"
+        )
+    return True, f"validation run {row.run_id} passed"
+
+
+def _initial_cash(engine: sa.Engine, broker: Broker, settings: Settings) -> float:
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.text("SELECT initial_cash FROM broker_accounts WHERE broker = :b"),
+            {"b": broker.name},
+        ).scalar()
+    return float(value) if value is not None else settings.initial_capital
 
 
 def _current(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict]:
@@ -98,6 +289,23 @@ def _current(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict]:
             plan.params(),
         ).one()
     return row.status, row.risk_report
+
+
+def _write_weights(engine: sa.Engine, plan: PlanRef, weights: pd.Series) -> None:
+    """Scaled targets replace the plan's (only before any order exists: status proposed)."""
+    with engine.begin() as conn:
+        status = conn.execute(
+            sa.text(f"SELECT status FROM plans WHERE {PlanRef.WHERE} FOR UPDATE"), plan.params()
+        ).scalar_one()
+        if status == "submitted":
+            raise RiskLimitBreached("plan already submitted: its weights cannot be scaled")
+        for symbol, w in weights.items():
+            conn.execute(
+                sa.text(
+                    f"UPDATE target_weights SET weight = :w WHERE {PlanRef.WHERE} AND symbol = :sym"
+                ),
+                {**plan.params(), "sym": symbol, "w": float(np.float64(w))},
+            )
 
 
 def _store(engine: sa.Engine, plan: PlanRef, report: RiskReport) -> None:

@@ -49,10 +49,14 @@ def test_capped_problem_agrees_with_scipy() -> None:
     def negative_utility(w: np.ndarray) -> float:
         return -(mu.to_numpy() @ w - gamma * w @ sigma @ w)
 
-    peer = minimize(negative_utility, np.full(n, budget / n), method="SLSQP",
-                    bounds=[(0, cap)] * n,
-                    constraints=[{"type": "eq", "fun": lambda w: w.sum() - budget}],
-                    options={"ftol": 1e-14, "maxiter": 1000})
+    peer = minimize(
+        negative_utility,
+        np.full(n, budget / n),
+        method="SLSQP",
+        bounds=[(0, cap)] * n,
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - budget}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
     ours = optimize(mu, risk, gamma, max_weight=cap, budget=budget)
     assert negative_utility(ours.to_numpy()) == pytest.approx(peer.fun, abs=1e-9)
     np.testing.assert_allclose(ours.to_numpy(), peer.x, atol=1e-4)
@@ -71,8 +75,11 @@ def test_missing_expected_return_is_refused() -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(n=st.integers(min_value=5, max_value=40), cap=st.floats(min_value=0.05, max_value=0.5),
-       seed=st.integers(min_value=0, max_value=10_000))
+@given(
+    n=st.integers(min_value=5, max_value=40),
+    cap=st.floats(min_value=0.05, max_value=0.5),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
 def test_weights_respect_budget_and_caps(n: int, cap: float, seed: int) -> None:
     budget = min(0.98, cap * n)
     risk = _random_risk(n, seed=seed)

@@ -1,0 +1,175 @@
+"""Stress tests of a plan: historical replays and factor shocks, stored per plan.
+
+Losses are positive fractions of equity (a gain is negative), for the plan's target weights
+held unchanged through the scenario (no rebalancing, cash earning 0).
+
+* **Historical replay** (:data:`SCENARIOS`): the plan's own symbols' daily simple returns
+  from ``bars`` over the window, compounded per symbol (buy and hold), weighted by the plan.
+  A window the warehouse does not cover (no bars for any plan symbol) is stored with
+  ``covered = false``; a symbol with no bars in a covered window is counted at 0 return and
+  the uncovered weight is stored in ``detail``. The sample data (2009–2010) covers the
+  2010 flash crash and the spring-2010 correction; 2008 and March 2020 are covered once
+  history from Alpaca or Yahoo reaches them.
+* **Index replay through beta** (scenarios ``sp500_beta_<name>``): the S&P 500 index's
+  compounded return over each window, from ``skfolio.datasets.load_sp500_index()`` (daily
+  closes 1990-01-02..2022-12-28, shipped inside the package, offline), times the plan's market
+  beta: loss = ``−β·R_index``. β is the OLS slope of the plan's daily returns (its weights
+  over the trailing window of its own symbols' bars) on the index's, over the dates both
+  cover, when at least :data:`MIN_BETA_DAYS` overlap; otherwise (a window after 2022) on the
+  equal-weighted return of the plan's own symbols, a proxy for the market, and ``detail``
+  says which (``beta_source``). This linear map ignores everything but market exposure: a
+  sector or factor tilt's own crisis behaviour is only in the direct replays and factor shocks.
+* **Factor shocks**: ±k·σ on each of the first :data:`N_FACTORS` principal factors of the
+  risk model's factor part ``BᵀB`` (``B = U S Vᵀ``: factor j moves returns by ``s_j·v_j`` per
+  σ), so the shocks are the same for a rotation of B and work for IPCA (K rows) and
+  Ledoit–Wolf (T rows) alike. Loss = ``∓k·s_j·(v_jᵀw)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.portfolio.planner import PlanRef
+from pipelines.portfolio.risk_model import FactorCovariance
+
+#: name → (first session, last session) of the replayed window, inclusive.
+SCENARIOS: dict[str, tuple[date, date]] = {
+    "lehman_2008": (date(2008, 9, 12), date(2008, 10, 10)),
+    "gfc_2008_2009": (date(2008, 9, 12), date(2009, 3, 9)),
+    "flash_crash_2010": (date(2010, 5, 5), date(2010, 5, 7)),
+    "correction_2010": (date(2010, 4, 23), date(2010, 7, 2)),
+    "covid_2020": (date(2020, 2, 19), date(2020, 3, 23)),
+}
+N_FACTORS = 3
+MIN_BETA_DAYS = 60
+SHOCK_SIGMAS = 3.0
+
+
+@dataclass(frozen=True)
+class StressResult:
+    scenario: str
+    kind: str
+    covered: bool
+    loss: float | None
+    start_date: date | None = None
+    end_date: date | None = None
+    detail: dict = field(default_factory=dict)
+
+
+def historical(engine: sa.Engine, weights: pd.Series) -> list[StressResult]:
+    """Buy-and-hold replays of ``weights`` over every scenario window."""
+    out = []
+    symbols = list(weights.index)
+    for name, (start, end) in SCENARIOS.items():
+        with engine.connect() as conn:
+            bars = pd.read_sql(
+                sa.text(
+                    "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
+                    "AND session_date BETWEEN :a AND :b"
+                ),
+                conn,
+                params={"s": symbols, "a": start, "b": end},
+            )
+        if bars.empty:
+            out.append(StressResult(name, "historical", False, None, start, end))
+            continue
+        close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+        # from the close before the window (when held) to the window's last close
+        first = close.bfill().iloc[0]
+        base = _close_before(engine, symbols, start).reindex(close.columns).fillna(first)
+        growth = close.ffill().iloc[-1] / base - 1
+        r = growth.reindex(symbols).fillna(0.0)
+        uncovered = float(weights[~weights.index.isin(growth.dropna().index)].abs().sum())
+        loss = -float(r.to_numpy() @ weights.to_numpy())
+        out.append(
+            StressResult(name, "historical", True, loss, start, end,
+                         {"uncovered_weight": uncovered, "sessions": len(close)})
+        )  # fmt: skip
+    return out
+
+
+def index_replays(weights: pd.Series, returns: pd.DataFrame) -> list[StressResult]:
+    """``−β·R_index`` per scenario; ``returns`` are the plan symbols' trailing daily returns."""
+    from skfolio.datasets import load_sp500_index
+
+    index = load_sp500_index().iloc[:, 0]
+    index.index = pd.DatetimeIndex(index.index).date
+    plan = returns.reindex(columns=weights.index).fillna(0.0) @ weights
+    index_returns = (index / index.shift(1) - 1).dropna()
+    common = plan.index.intersection(index_returns.index)
+    if len(common) >= MIN_BETA_DAYS:
+        market, source = index_returns.loc[common], "sp500_index"
+        y = plan.loc[common]
+    else:
+        market, source, y = returns.mean(axis=1), "equal_weight_universe_proxy", plan
+    x = market.to_numpy() - market.mean()
+    beta = float(x @ (y.to_numpy() - y.mean()) / (x @ x))
+    out = []
+    for name, (start, end) in SCENARIOS.items():
+        before = index.loc[index.index < start]
+        window = index.loc[(index.index >= start) & (index.index <= end)]
+        if window.empty or before.empty:
+            out.append(StressResult(f"sp500_beta_{name}", "historical", False, None, start, end))
+            continue
+        move = float(window.iloc[-1] / before.iloc[-1] - 1)
+        out.append(
+            StressResult(f"sp500_beta_{name}", "historical", True, -beta * move, start, end,
+                         {"beta": beta, "beta_source": source, "index_return": move})
+        )  # fmt: skip
+    return out
+
+
+def factor_shocks(
+    weights: pd.Series, risk: FactorCovariance, sigmas: float = SHOCK_SIGMAS
+) -> list[StressResult]:
+    """±``sigmas``·σ on each principal factor of ``risk``'s factor part."""
+    w = weights.reindex(risk.symbols).fillna(0.0).to_numpy()
+    _, s, vt = np.linalg.svd(risk.loadings, full_matrices=False)
+    out = []
+    for j in range(min(N_FACTORS, len(s))):
+        v = vt[j] * (1 if vt[j].sum() >= 0 else -1)  # sign: "up" moves the average asset up
+        exposure = float(s[j] * (v @ w))
+        for sign, label in ((1, "up"), (-1, "down")):
+            out.append(
+                StressResult(f"pc{j + 1}_{label}_{sigmas:g}sd", "factor_shock", True,
+                             -sign * sigmas * exposure, detail={"factor_sd": float(s[j])})
+            )  # fmt: skip
+    return out
+
+
+def store(engine: sa.Engine, plan: PlanRef, results: list[StressResult]) -> None:
+    """Replace the plan's stress rows (delete and insert in one transaction)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DELETE FROM plan_stress WHERE {PlanRef.WHERE}"), plan.params())
+        if results:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO plan_stress (strategy, session_date, plan_version, scenario, "
+                    "kind, start_date, end_date, covered, loss, detail) VALUES (:s, :d, :v, "
+                    ":sc, :k, :a, :b, :c, :l, CAST(:x AS jsonb))"
+                ),
+                [
+                    {**plan.params(), "sc": r.scenario, "k": r.kind, "a": r.start_date,
+                     "b": r.end_date, "c": r.covered, "l": r.loss, "x": json.dumps(r.detail)}
+                    for r in results
+                ],
+            )  # fmt: skip
+
+
+def _close_before(engine: sa.Engine, symbols: list[str], start: date) -> pd.Series:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT DISTINCT ON (symbol) symbol, close FROM bars WHERE symbol = ANY(:s) "
+                "AND session_date < :a AND session_date >= :a - 10 "
+                "ORDER BY symbol, session_date DESC"
+            ),
+            {"s": symbols, "a": start},
+        ).all()
+    return pd.Series(dict(rows), dtype=float)
