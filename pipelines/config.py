@@ -110,15 +110,6 @@ class Settings(BaseSettings):
     grafana_url: str = ""  # for the Airflow UI links; empty: no link
     mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
 
-    @field_validator(
-        "gross_leverage", "sector_max_weight", "factor_exposure_bound", "turnover_limit",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        """``TURNOVER_LIMIT=`` (empty) means: no such limit."""
-        return None if value == "" else value
-
     @field_validator("universe", mode="before")
     @classmethod
     def _split_universe(cls, value: object) -> object:
@@ -127,10 +118,19 @@ class Settings(BaseSettings):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
         return value
 
-    @field_validator("bars_retention_days", "minute_bars_retention_days", mode="before")
+    @field_validator(
+        "bars_retention_days",
+        "minute_bars_retention_days",
+        "gross_leverage",
+        "sector_max_weight",
+        "factor_exposure_bound",
+        "turnover_limit",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        """``BARS_RETENTION_DAYS=`` (empty, as in .env.example) means keep everything."""
+        """An empty optional setting (``TURNOVER_LIMIT=``, ``BARS_RETENTION_DAYS=``) is None:
+        no such limit, keep everything."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
