@@ -74,19 +74,29 @@ def build_plan(
     as_of = calendar.previous_session(session_date)
     with stage_run(engine, run_id, "optimize", session_date=session_date, as_of=as_of) as run:
         expected = _predictions(engine, model_name, model_version, as_of)
-        risk = ledoit_wolf(trailing_returns(engine, as_of, list(expected.index)))
-        weights = mean_variance.optimize(
-            expected,
-            risk,
-            settings.risk_aversion,
-            settings.max_weight,
-            budget=1 - settings.cash_buffer,
+        weights = weights_from(
+            expected, trailing_returns(engine, as_of, list(expected.index)), settings
         )
-        weights = weights[weights > MIN_WEIGHT]
         plan = PlanRef(settings.strategy, session_date, 1)
         _write(engine, plan, weights, model_name, model_version, run_id)
         run.summary = {"positions": len(weights), "invested": float(weights.sum())}
     return plan
+
+
+def weights_from(expected: pd.Series, returns: pd.DataFrame, settings: Settings) -> pd.Series:
+    """Target weights from expected returns and trailing daily returns (no I/O).
+
+    The live planner and the backtest both call this: Ledoit–Wolf risk on ``returns``, the
+    mean-variance optimizer, optimizer noise below :data:`MIN_WEIGHT` dropped.
+    """
+    weights = mean_variance.optimize(
+        expected,
+        ledoit_wolf(returns),
+        settings.risk_aversion,
+        settings.max_weight,
+        budget=1 - settings.cash_buffer,
+    )
+    return weights[weights > MIN_WEIGHT]
 
 
 def _predictions(engine: sa.Engine, model_name: str, model_version: str, as_of: date) -> pd.Series:

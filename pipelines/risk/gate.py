@@ -66,8 +66,17 @@ def _evaluate(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Brok
         max_order_notional=max(notionals, default=0.0),
     )
     enabled, reason, _ = kill_switch_status(engine)
+    report.breaches = limit_breaches(settings, report, enabled, reason)
+    report.approved = not report.breaches
+    return report
+
+
+def limit_breaches(
+    settings: Settings, report: RiskReport, kill_switch_on: bool = False, reason: str = ""
+) -> list[str]:
+    """The limits ``report``'s figures breach (no I/O: the gate and the backtest share it)."""
     checks = [
-        (enabled, f"kill switch is on ({reason})"),
+        (kill_switch_on, f"kill switch is on ({reason})"),
         (
             report.max_weight > settings.max_weight + TOLERANCE,
             f"weight {report.max_weight:.4f} above MAX_WEIGHT {settings.max_weight}",
@@ -86,9 +95,7 @@ def _evaluate(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Brok
             f"{report.orders} orders above MAX_ORDERS_PER_RUN {settings.max_orders_per_run}",
         ),
     ]
-    report.breaches = [message for breached, message in checks if breached]
-    report.approved = not report.breaches
-    return report
+    return [message for breached, message in checks if breached]
 
 
 def _current(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict]:
