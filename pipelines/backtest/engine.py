@@ -37,7 +37,7 @@ from pipelines.backtest import splits
 from pipelines.backtest.data import BacktestInputError, MarketData
 from pipelines.backtest.strategies import Strategy, TrainingSet, get_strategy
 from pipelines.config import Settings
-from pipelines.errors import MltradeError, OptimizationError
+from pipelines.errors import OptimizationError
 from pipelines.execution.costs import CostModel
 from pipelines.execution.orders import size_orders
 from pipelines.features import characteristics
@@ -108,20 +108,29 @@ def validate(config: BacktestConfig, data: MarketData) -> tuple[Strategy, list[s
     if config.rebalance_every < 1:
         raise BacktestInputError(f"rebalance_every must be ≥ 1, got {config.rebalance_every}")
     eligible = _eligible(data.close, config.risk_window)
-    days = [d for d in eligible.index if eligible.loc[d].any()]
-    if not days:
+    any_eligible = eligible.any(axis=1).to_numpy()
+    if not any_eligible.any():
         raise BacktestInputError(
             f"no symbol has {characteristics.MIN_HISTORY} sessions of history (and "
             f"{config.risk_window} for the risk model) in {config.start}..{config.end}: widen "
             "the date range"
         )
-    folds = splits.folds(days, config.walk_forward, config.min_train_sessions)
-    previous = {d: p for p, d in zip(data.sessions[:-1], data.sessions[1:], strict=True)}
+    warm = int(any_eligible.argmax())
+    folds = splits.folds(data.sessions[warm:], config.walk_forward, config.min_train_sessions)
+    row = {d: i for i, d in enumerate(data.sessions)}
+    # Every out-of-sample session trades on the close before it: someone must be eligible then.
     empty = [
-        f.test_start for f in folds if not eligible.loc[previous[f.test_start]].any()
+        d
+        for f in folds
+        for d in data.sessions[row[f.test_start] : row[f.test_end] + 1]
+        if not any_eligible[row[d] - 1]
     ]
     if empty:
-        raise BacktestInputError(f"the universe is empty on {empty[:3]}: no symbol can trade")
+        raise BacktestInputError(
+            f"the universe is empty on {len(empty)} out-of-sample sessions from {empty[0]} "
+            "(no symbol has a close and enough history): end the backtest earlier or widen "
+            "the universe"
+        )
     return strategy, folds
 
 
@@ -267,14 +276,18 @@ class _Book:
         universe = [s for s in expected.index if self.eligible[prev, self.position[s]]]
         timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
         if not universe:
-            self.events.append({"session_date": as_of, "event": "blocked", "reason": "empty universe"})
+            self.events.append(
+                {"session_date": as_of, "event": "blocked", "reason": "empty universe"}
+            )
             return []
         clock = time.perf_counter()
         window = view.close[universe].iloc[-(self.config.risk_window + 1) :]
         returns = returns_from_closes(window, self.config.risk_window)
         expected = expected.reindex(returns.columns)
         self.signals.append(
-            pd.DataFrame({"session_date": as_of, "symbol": expected.index, "expected": expected.values})
+            pd.DataFrame(
+                {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
+            )
         )
         try:
             targets = weights_from(expected, returns, self.settings)
@@ -349,7 +362,14 @@ class _Book:
         trades = pd.DataFrame(
             self.trades,
             columns=[
-                "session_date", "symbol", "side", "qty", "price", "reference", "commission", "cost"
+                "session_date",
+                "symbol",
+                "side",
+                "qty",
+                "price",
+                "reference",
+                "commission",
+                "cost",
             ],
         )
         signals = (
@@ -363,16 +383,14 @@ class _Book:
             pd.MultiIndex.from_frame(signals[["session_date", "symbol"]])
         ).to_numpy()
         return BacktestResult(
-            self.config, daily, weights, trades, signals, folds, fit_metrics, self.events,
-            timings, strategy_params,
+            self.config,
+            daily,
+            weights,
+            trades,
+            signals,
+            folds,
+            fit_metrics,
+            self.events,
+            timings,
+            strategy_params,
         )
-
-
-def run_named(config: BacktestConfig, data: MarketData, settings: Settings, **kwargs) -> BacktestResult:
-    """:func:`run`, wrapping unexpected project errors with the strategy's name."""
-    try:
-        return run(config, data, settings, **kwargs)
-    except BacktestInputError:
-        raise
-    except MltradeError as exc:
-        raise type(exc)(f"backtest of {config.strategy}: {exc}") from exc

@@ -89,14 +89,24 @@ def sharpe_per_period(returns: pd.Series) -> float:
 
 def probabilistic_sharpe_ratio(returns: pd.Series, benchmark_sharpe: float = 0.0) -> float:
     """P(true per-session Sharpe > ``benchmark_sharpe``) given skew and kurtosis (PSR)."""
-    sr = sharpe_per_period(returns)
-    t = len(returns)
-    skew = float(stats.skew(returns))
-    kurt = float(stats.kurtosis(returns, fisher=False))
-    denominator = 1 - skew * sr + (kurt - 1) / 4 * sr**2
-    if t < 2 or not math.isfinite(sr) or denominator <= 0:
+    return psr_from_moments(
+        sharpe_per_period(returns),
+        len(returns),
+        float(stats.skew(returns)),
+        float(stats.kurtosis(returns, fisher=False)),
+        benchmark_sharpe,
+    )
+
+
+def psr_from_moments(
+    sharpe: float, t: int, skew: float, kurtosis: float, benchmark_sharpe: float = 0.0
+) -> float:
+    """PSR from a per-session Sharpe over ``t`` sessions, skewness and (raw) kurtosis."""
+    denominator = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    if t < 2 or not math.isfinite(sharpe) or denominator <= 0:
         return float("nan")
-    return float(stats.norm.cdf((sr - benchmark_sharpe) * math.sqrt(t - 1) / math.sqrt(denominator)))
+    z = (sharpe - benchmark_sharpe) * math.sqrt(t - 1) / math.sqrt(denominator)
+    return float(stats.norm.cdf(z))
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:

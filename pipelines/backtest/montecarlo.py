@@ -31,7 +31,10 @@ def stationary_indices(n: int, length: int, block: float, rng: np.random.Generat
 
 
 def bootstrap_paths(
-    returns: np.ndarray, n_paths: int = 1000, block: float = 10.0, seed: int = 0,
+    returns: np.ndarray,
+    n_paths: int = 1000,
+    block: float = 10.0,
+    seed: int = 0,
     length: int | None = None,
 ) -> np.ndarray:
     """``n_paths × length`` resampled return paths."""
@@ -66,7 +69,9 @@ class MonteCarlo:
             )
         }
 
-    def wealth_quantiles(self, quantiles: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> pd.DataFrame:
+    def wealth_quantiles(
+        self, quantiles: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+    ) -> pd.DataFrame:
         """Per session, quantiles of wealth across paths (the fan chart)."""
         wealth = np.cumprod(1 + self.paths, axis=1)
         return pd.DataFrame(np.quantile(wealth, quantiles, axis=0).T, columns=list(quantiles))
@@ -74,7 +79,9 @@ class MonteCarlo:
 
 def _statistics(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sd = paths.std(axis=1, ddof=1)
-    sharpe = np.where(sd > 0, paths.mean(axis=1) / np.where(sd > 0, sd, 1) * np.sqrt(PERIODS), np.nan)
+    sharpe = np.where(
+        sd > 0, paths.mean(axis=1) / np.where(sd > 0, sd, 1) * np.sqrt(PERIODS), np.nan
+    )
     wealth = np.cumprod(1 + paths, axis=1)
     peak = np.maximum(np.maximum.accumulate(wealth, axis=1), 1.0)
     return sharpe, (wealth / peak - 1).min(axis=1), wealth[:, -1]

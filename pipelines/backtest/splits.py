@@ -36,7 +36,7 @@ class WalkForward:
 
 @dataclass(frozen=True)
 class Fold:
-    """One fit and the sessions it trades. Training uses feature dates ``[train_start, train_end]``."""
+    """One fit and the sessions it trades; it trains on feature dates [train_start, train_end]."""
 
     window: int
     train_start: date

@@ -72,7 +72,7 @@ def _evaluate(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Brok
 
 
 def limit_breaches(
-    settings: Settings, report: RiskReport, kill_switch_on: bool = False, reason: str = ""
+    settings: Settings, report: RiskReport, kill_switch_on: bool = False, reason: str | None = None
 ) -> list[str]:
     """The limits ``report``'s figures breach (no I/O: the gate and the backtest share it)."""
     checks = [

@@ -32,5 +32,13 @@ def get_strategy(name: str) -> Strategy:
         ) from None
 
 
-__all__ = ["STRATEGIES", "Ensemble", "MLStrategy", "MeanReversion", "Momentum", "Strategy",
-           "TrainingSet", "get_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "Ensemble",
+    "MLStrategy",
+    "MeanReversion",
+    "Momentum",
+    "Strategy",
+    "TrainingSet",
+    "get_strategy",
+]

@@ -45,7 +45,10 @@ class Ensemble(Strategy):
     def expected_returns(self, data: MarketData, as_of: date) -> pd.Series:
         ranked = [rank(m.expected_returns(data, as_of)) for m in self.members]
         symbols = sorted(set().union(*(r.index for r in ranked)))
-        total = sum(w * r.reindex(symbols, fill_value=0.0) for w, r in zip(self.weights, ranked, strict=True))
+        total = sum(
+            w * r.reindex(symbols, fill_value=0.0)
+            for w, r in zip(self.weights, ranked, strict=True)
+        )
         return self.scale * pd.Series(total, index=symbols, dtype=float)
 
     def params(self) -> dict[str, object]:
