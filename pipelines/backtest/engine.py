@@ -239,7 +239,8 @@ class _Book:
         self.since_rebalance += 1
         clock = time.perf_counter()
         traded, paid = self._fill(orders, day, row, prev)
-        short = float(np.dot(np.minimum(self.shares, 0), self.marks[row]))
+        shorts = self.shares < 0  # (0 × a missing mark would be NaN)
+        short = float(np.dot(self.shares[shorts], self.marks[row, shorts]))
         carry = self.costs.carry(short, self.cash)
         self.cash -= carry
         equity = self.equity_at(row)
