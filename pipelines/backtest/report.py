@@ -163,9 +163,9 @@ def write(
     folder.mkdir(parents=True, exist_ok=True)
     images = plots(result, mc, folder)
     targets = "".join(
-        f"<tr><td>{html.escape(row['metric'])}</td><td>{html.escape(str(row['target']))}</td>"
+        f"<tr><td>{html.escape(str(row['metric']))}</td><td>{html.escape(str(row['target']))}</td>"
         f"<td>{_fmt(str(row['metric']), row['measured'])}</td>"
-        f"<td class={'met' if row['met'] else 'miss'}>{'met' if row['met'] else 'not met'}</td></tr>"
+        + ("<td class=met>met</td></tr>" if row["met"] else "<td class=miss>not met</td></tr>")
         for row in against_targets(metrics)
     )
     table = "".join(f"<tr><td>{k}</td><td>{_fmt(k, v)}</td></tr>" for k, v in metrics.items())

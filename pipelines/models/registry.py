@@ -164,7 +164,7 @@ def log_backtest(
     key = tags.get("run_key")
     if key:  # idempotent: the same backtest is logged once
         experiment = client.get_experiment_by_name(EXPERIMENT)
-        found = client.search_runs(
+        found = experiment and client.search_runs(
             [experiment.experiment_id], f"tags.run_key = '{key}'", max_results=1
         )
         if found:

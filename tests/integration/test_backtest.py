@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ def test_a_backtest_writes_a_tearsheet_rows_and_one_mlflow_run(warehouse, sample
     report = sample.home / "reports"
     page = result["report"]
     assert page.startswith(str(report)) and page.endswith("index.html")
-    html = open(page, encoding="utf-8").read()
+    html = Path(page).read_text(encoding="utf-8")
     assert "Seed-plan targets vs measured" in html and "monte_carlo.png" in html
     counts = _counts(warehouse)
     assert counts["backtest_runs"] == 1 and counts["backtest_equity"] > 50
