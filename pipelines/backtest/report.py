@@ -63,9 +63,9 @@ def plots(result: BacktestResult, mc: MonteCarlo, folder: Path) -> dict[str, str
         index, (1 + b).cumprod(), label="benchmark: equal-weighted universe", lw=1.0, color="grey"
     )
     for fold in result.folds:
-        if fold.test_start != result.folds[0].test_start and fold.window != 0:
-            ax.axvline(pd.Timestamp(fold.test_start), color="k", alpha=0.08, lw=0.8)
-    ax.set_title("Growth of 1 USD, out of sample (faint lines: retraining)")
+        if fold.window != 0 and fold.test_start == _first_of(result.folds, fold.window):
+            ax.axvline(pd.Timestamp(fold.test_start), color="k", alpha=0.25, lw=0.6, ls=":")
+    ax.set_title("Growth of 1 USD, out of sample (dotted lines: a new walk-forward window)")
     ax.legend(loc="upper left")
     out["equity"] = _save(fig, folder, "equity")
 
@@ -211,3 +211,7 @@ mean; "win_rate" the share of sessions with a gain.</p>
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _first_of(folds: list, window: int) -> object:
+    return next(f.test_start for f in folds if f.window == window)

@@ -79,3 +79,16 @@ def test_the_cli_reports_a_bad_strategy_plainly(warehouse, sample) -> None:
     )
     assert result.exit_code != 0
     assert "unknown strategy 'nope'" in str(result.exception)
+
+
+def test_the_dag_parses_and_follows_the_policy(monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("WAREHOUSE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / "backtest.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["backtest"]
+    assert dag.tags and dag.max_active_runs == 1
+    assert type(dag.timetable).__name__ == "NullTimetable"  # on demand, never scheduled
+    assert all(t.execution_timeout is not None and t.retries >= 1 for t in dag.tasks)
+    assert set(dag.params) >= {"strategy", "start", "end", "n_windows", "oos_ratio"}
