@@ -11,8 +11,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, task
 from dag_defaults import DAG_ARGS, DEFAULT_ARGS, as_date, date_param
 
-STRATEGIES = ["momentum", "mean_reversion", "ml_xgboost", "ml_random_forest", "ml_ipca",
-              "ensemble"]
+STRATEGIES = ["momentum", "mean_reversion", "ml_xgboost", "ml_random_forest", "ml_ipca", "ensemble"]
 
 
 @dag(
@@ -25,13 +24,23 @@ STRATEGIES = ["momentum", "mean_reversion", "ml_xgboost", "ml_random_forest", "m
         "start": date_param("first session of data to use (training included)"),
         "end": date_param("last session"),
         "n_windows": Param(12, type="integer", minimum=1, description="walk-forward windows"),
-        "oos_ratio": Param(0.3, type="number", exclusiveMinimum=0, exclusiveMaximum=1,
-                           description="out-of-sample share of each window"),
+        "oos_ratio": Param(
+            0.3,
+            type="number",
+            exclusiveMinimum=0,
+            exclusiveMaximum=1,
+            description="out-of-sample share of each window",
+        ),
         "scheme": Param("rolling", type="string", enum=["rolling", "expanding"]),
-        "retrain_every": Param(None, type=["null", "integer"], minimum=1,
-                               description="refit every N sessions; empty = once a window"),
-        "rebalance_every": Param(5, type="integer", minimum=1,
-                                 description="sessions between optimizations"),
+        "retrain_every": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="refit every N sessions; empty = once a window",
+        ),
+        "rebalance_every": Param(
+            5, type="integer", minimum=1, description="sessions between optimizations"
+        ),
         "mc_paths": Param(1000, type="integer", minimum=10, description="bootstrap paths"),
         "seed": Param(0, type="integer", description="Monte Carlo seed"),
     },
@@ -45,9 +54,18 @@ def backtest():
         start, end = as_date(params.get("start")), as_date(params.get("end"))
         if start is None or end is None:
             raise ValueError("the trigger form needs a start and an end date")
-        options = {k: params.get(k) for k in ("n_windows", "oos_ratio", "scheme",
-                                              "retrain_every", "rebalance_every", "mc_paths",
-                                              "seed")}
+        options = {
+            k: params.get(k)
+            for k in (
+                "n_windows",
+                "oos_ratio",
+                "scheme",
+                "retrain_every",
+                "rebalance_every",
+                "mc_paths",
+                "seed",
+            )
+        }
         result = jobs.backtest(params["strategy"], start, end, run_id, options)
         return {k: result[k] for k in ("run_key", "report", "mlflow_run_id")}
 

@@ -55,9 +55,7 @@ def test_a_backtest_writes_a_tearsheet_rows_and_one_mlflow_run(warehouse, sample
     artifacts = {a.path for a in MlflowClient(sample.mlflow_uri).list_artifacts(run.info.run_id)}
     assert {"index.html", "equity.png", "monte_carlo.png"} <= artifacts
     # A second configuration over the same period is a second trial: the DSR deflates.
-    other = jobs.backtest(
-        "mean_reversion", FIRST_SESSION, LAST_SESSION, "test-run-3", OPTIONS
-    )
+    other = jobs.backtest("mean_reversion", FIRST_SESSION, LAST_SESSION, "test-run-3", OPTIONS)
     assert other["metrics"]["n_trials"] == 2.0
 
 
