@@ -82,10 +82,13 @@ class MarketData:
         """The data known at ``day``'s close: every row dated after ``day`` removed."""
         panels = {f: p.loc[:day] for f, p in self.panels.items()}
         features = None
-        if self.features is not None:
-            dates = self.features.index.get_level_values("session_date")
-            features = self.features[dates <= day]
+        if self.features is not None:  # date-sorted (see with_features): a slice, not a scan
+            features = self.features.loc[:day]
         return MarketData(panels, features)
+
+    def with_features(self, features: pd.DataFrame) -> MarketData:
+        """This data with ``features`` (index ``session_date, symbol``) attached, date-sorted."""
+        return MarketData(self.panels, features.sort_index())
 
     def between(self, start: date, end: date) -> MarketData:
         return MarketData({f: p.loc[start:end] for f, p in self.panels.items()})

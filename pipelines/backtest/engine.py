@@ -158,7 +158,7 @@ def run(
 
     clock = time.perf_counter()
     features = characteristics.compute(data.to_bars())
-    data = MarketData(data.panels, features)
+    data = data.with_features(features)
     timings["features"] = time.perf_counter() - clock
     book = _Book(data, settings, costs, config)
     total = sum(f.test_sessions for f in folds)

@@ -40,4 +40,4 @@ def known_market() -> MarketData:
         "volume": volume,
     }
     market = MarketData(panels)
-    return MarketData(panels, characteristics.compute(market.to_bars()))
+    return market.with_features(characteristics.compute(market.to_bars()))
