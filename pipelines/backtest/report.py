@@ -64,9 +64,9 @@ def plots(result: BacktestResult, mc: MonteCarlo, folder: Path) -> dict[str, str
     )
     for fold in result.folds:
         if fold.window != 0 and fold.test_start == _first_of(result.folds, fold.window):
-            ax.axvline(pd.Timestamp(fold.test_start), color="k", alpha=0.25, lw=0.6, ls=":")
+            ax.axvline(pd.Timestamp(fold.test_start), color="k", alpha=0.5, lw=0.9, ls=":")
     ax.set_title("Growth of 1 USD, out of sample (dotted lines: a new walk-forward window)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")
     out["equity"] = _save(fig, folder, "equity")
 
     fig, ax = _figure(2.6)
