@@ -90,6 +90,7 @@ class BacktestResult:
     events: list[dict[str, object]]  # blocked rebalances, with the reason
     timings: dict[str, float]
     strategy_params: dict[str, object]
+    features: pd.DataFrame | None = None  # the characteristics the strategies saw
 
 
 def validate(config: BacktestConfig, data: MarketData) -> tuple[Strategy, list[splits.Fold]]:
@@ -175,6 +176,7 @@ def run(
             progress(done, total)
     clock = time.perf_counter()
     result = book.result(folds, fit_metrics, timings, strategy.params())
+    result.features = features
     timings["collect"] = time.perf_counter() - clock
     return result
 

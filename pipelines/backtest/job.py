@@ -15,10 +15,12 @@ import sqlalchemy as sa
 
 from pipelines.backtest import metrics as metrics_module
 from pipelines.backtest import montecarlo, report, store
+from pipelines.backtest.attribution import ipca_attribution
 from pipelines.backtest.data import MarketData
 from pipelines.backtest.engine import BacktestConfig, run, validate
 from pipelines.backtest.splits import WalkForward
 from pipelines.config import Settings
+from pipelines.errors import MltradeError
 from pipelines.execution.costs import CostModel
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,23 @@ def run_backtest(
     per_session = [s / np.sqrt(metrics_module.PERIODS) for s in tried]
     variance = float(np.var(per_session, ddof=1)) if len(per_session) >= 2 else None
     measured = metrics_module.summary(result.daily, result.signals, len(tried) + 1, variance)
+
+    try:
+        assert result.features is not None
+        parts = ipca_attribution(
+            result.weights,
+            result.features,
+            data.between(start, end).close,
+            result.daily["return"],
+        )
+        measured.update(
+            {
+                f"attribution_{c}": float(parts[c].mean() * metrics_module.PERIODS)
+                for c in parts.columns
+            }
+        )
+    except MltradeError as exc:  # descriptive only: a failed fit must not lose the backtest
+        log.warning("attribution not available: %s", exc)
 
     returns = result.daily["return"].to_numpy()
     mc = montecarlo.daily_returns(returns, options.mc_paths, options.mc_block, options.seed)

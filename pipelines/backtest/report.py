@@ -168,7 +168,19 @@ def write(
         + ("<td class=met>met</td></tr>" if row["met"] else "<td class=miss>not met</td></tr>")
         for row in against_targets(metrics)
     )
-    table = "".join(f"<tr><td>{k}</td><td>{_fmt(k, v)}</td></tr>" for k, v in metrics.items())
+    table = "".join(
+        f"<tr><td>{k}</td><td>{_fmt(k, v)}</td></tr>"
+        for k, v in metrics.items()
+        if not k.startswith("attribution_")
+    )
+    attribution = (
+        "".join(
+            f"<tr><td>{k.removeprefix('attribution_')}</td><td>{v:.2%}</td></tr>"
+            for k, v in metrics.items()
+            if k.startswith("attribution_")
+        )
+        or "<tr><td colspan=2>not available (see the log)</td></tr>"
+    )
     intervals = "".join(
         f"<tr><td>{name}</td><td>{_fmt(name, ci['low'])}</td><td>{_fmt(name, ci['median'])}</td>"
         f"<td>{_fmt(name, ci['high'])}</td></tr>"
@@ -202,6 +214,11 @@ mean; "win_rate" the share of sessions with a gain.</p>
 <table><tr><th>metric</th><th>target</th><th>measured</th><th></th></tr>{targets}</table>
 {figures}
 <h2>Metrics</h2><table>{table}</table>
+<h2>Return attribution (annualized contribution)</h2>
+<p>Ex post: an IPCA with 3 factors fitted on this period's characteristics; holdings' factor
+exposures times factor returns, the idiosyncratic rest, and what trading at the open and
+costs took (see <code>pipelines/backtest/attribution.py</code>).</p>
+<table>{attribution}</table>
 <h2>Monte Carlo 95% intervals</h2>
 <table><tr><th></th><th>2.5%</th><th>median</th><th>97.5%</th></tr>{intervals}</table>
 <h2>Walk-forward folds</h2>

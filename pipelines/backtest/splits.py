@@ -64,7 +64,8 @@ def folds(sessions: list[date], plan: WalkForward, min_train_sessions: int = 20)
     usable_train = train_len - plan.purge - plan.embargo
     if test_len < 1 or usable_train < min_train_sessions:
         raise BacktestInputError(
-            f"{n} sessions with features give {plan.n_windows} windows of {usable_train} "
+            f"{n} sessions with features and a risk window give {plan.n_windows} windows of "
+            f"{usable_train} "
             f"training and {test_len} test sessions (need at least {min_train_sessions} to "
             "train): widen the date range or use fewer windows"
         )

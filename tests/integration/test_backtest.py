@@ -57,6 +57,10 @@ def test_a_backtest_writes_a_tearsheet_rows_and_one_mlflow_run(warehouse, sample
     # A second configuration over the same period is a second trial: the DSR deflates.
     other = jobs.backtest("mean_reversion", FIRST_SESSION, LAST_SESSION, "test-run-3", OPTIONS)
     assert other["metrics"]["n_trials"] == 2.0
+    # The return attribution's parts add up to the realized annualized mean.
+    m = result["metrics"]
+    parts = [v for k, v in m.items() if k.startswith("attribution_") and k != "attribution_total"]
+    assert len(parts) == 5 and sum(parts) == pytest.approx(m["attribution_total"])
 
 
 def test_bad_input_fails_before_any_work(warehouse, sample) -> None:
@@ -79,6 +83,7 @@ def test_the_cli_reports_a_bad_strategy_plainly(warehouse, sample) -> None:
     assert "unknown strategy 'nope'" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_the_dag_parses_and_follows_the_policy(monkeypatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
