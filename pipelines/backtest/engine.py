@@ -132,6 +132,23 @@ def validate(config: BacktestConfig, data: MarketData) -> tuple[Strategy, list[s
             "(no symbol has a close and enough history): end the backtest earlier or widen "
             "the universe"
         )
+    if strategy.learns:  # the model code refuses small training sets: say so up front
+        from pipelines.backtest.strategies.ml import MIN_TRAINING_ROWS
+
+        history = data.close.notna().cumsum()
+        rows = (data.close.notna() & (history >= characteristics.MIN_HISTORY)).sum(axis=1)
+        short = [
+            (f, int(rows.loc[f.train_start : f.train_end].sum()))
+            for f in folds
+            if rows.loc[f.train_start : f.train_end].sum() < MIN_TRAINING_ROWS
+        ]
+        if short:
+            fold, count = short[0]
+            raise BacktestInputError(
+                f"{config.strategy} would train on {count} feature rows for the window "
+                f"trading from {fold.test_start} (need {MIN_TRAINING_ROWS}): widen the "
+                "universe, lengthen the date range or use fewer windows"
+            )
     return strategy, folds
 
 

@@ -44,6 +44,12 @@ def test_window_too_short_to_train(market, plain_settings) -> None:
         _run(market, plain_settings, walk_forward=WalkForward(n_windows=200))
 
 
+def test_a_model_with_too_few_rows_to_train(market, plain_settings) -> None:
+    few = MarketData({k: v.iloc[:, :10] for k, v in market.panels.items()})
+    with pytest.raises(BacktestInputError, match=r"ml_ipca would train on \d+ feature rows"):
+        _run(few, plain_settings, strategy="ml_ipca", walk_forward=WalkForward(n_windows=10))
+
+
 def test_universe_that_empties(market, plain_settings) -> None:
     # Every symbol stops trading after the warm-up: no one is left to trade out of sample.
     panels = {k: v.copy() for k, v in market.panels.items()}
