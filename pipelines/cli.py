@@ -295,6 +295,54 @@ def check() -> None:
 
 
 @app.command()
+def backtest(
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="momentum | mean_reversion | ml_xgboost | ml_random_forest | ml_ipca | ensemble"
+        ),
+    ],
+    start: Annotated[str, typer.Option(help="first session of data to use, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last session, YYYY-MM-DD")],
+    windows: Annotated[int, typer.Option(help="walk-forward windows")] = 12,
+    oos_ratio: Annotated[float, typer.Option(help="out-of-sample share of a window")] = 0.3,
+    scheme: Annotated[str, typer.Option(help="rolling | expanding")] = "rolling",
+    retrain_every: Annotated[
+        int | None, typer.Option(help="refit every N sessions (default: once a window)")
+    ] = None,
+    embargo: Annotated[int, typer.Option(help="sessions left out before each test")] = 0,
+    rebalance_every: Annotated[int, typer.Option(help="sessions between optimizations")] = 5,
+    mc_paths: Annotated[int, typer.Option(help="Monte Carlo bootstrap paths")] = 1000,
+    seed: Annotated[int, typer.Option(help="Monte Carlo seed")] = 0,
+) -> None:
+    """Walk-forward backtest: an HTML tearsheet under $MLTRADE_HOME/reports/, logged to MLflow."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    options = {
+        "n_windows": windows,
+        "oos_ratio": oos_ratio,
+        "scheme": scheme,
+        "retrain_every": retrain_every,
+        "embargo": embargo,
+        "rebalance_every": rebalance_every,
+        "mc_paths": mc_paths,
+        "seed": seed,
+    }
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"backtest {strategy}", total=None)
+        result = jobs.backtest(
+            strategy,
+            _date(start, "--start"),
+            _date(end, "--end"),
+            _cli_run_id("backtest"),
+            options,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    _show({k: result[k] for k in ("run_key", "report", "mlflow_run_id", "targets")})
+
+
+@app.command()
 def demo() -> None:
     """Run the whole pipeline through Airflow on the offline sample data (see README)."""
     script = PROJECT_ROOT / "scripts" / "demo.py"

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     initial_capital: float = Field(1_000_000.0, gt=0)
     commission_per_share: float = Field(0.0, ge=0)
     slippage_bps: float = Field(5.0, ge=0)
+    spread_bps: float = Field(0.0, ge=0)  # full quoted spread; a fill pays half
+    impact_coefficient: float = Field(0.1, ge=0)  # price fraction per unit of participation
+    borrow_rate: float = Field(0.0, ge=0)  # annual, on short notional
+    margin_rate: float = Field(0.0, ge=0)  # annual, on negative cash
 
     # Portfolio construction (docs/portfolio.md)
     optimizer: Literal["mean_variance", "max_sharpe", "min_variance", "risk_parity"] = (

@@ -327,3 +327,23 @@ def evaluate_models(
         start = calendar.sessions(end - timedelta(days=2 * sessions + 10), end)[-sessions]
     spec = EvaluationWindow(start, end, refit_every, window, purge, embargo)
     return evaluate_and_log(warehouse(), get_settings(), spec, run_id)
+
+
+def backtest(
+    strategy: str,
+    start: date,
+    end: date,
+    run_id: str,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> dict:
+    """Walk-forward backtest of ``strategy`` on the warehouse's bars in ``[start, end]``:
+    tearsheet under ``$MLTRADE_HOME/reports/``, rows in ``backtest_*``, an MLflow run."""
+    from pipelines.backtest.job import BacktestOptions, check, run_backtest
+
+    engine, settings = warehouse(), get_settings()
+    chosen = BacktestOptions(**{k: v for k, v in (options or {}).items() if v is not None})
+    data = check(engine, strategy, start, end, chosen)  # bad input fails before any work
+    return run_backtest(
+        engine, settings, strategy, start, end, run_id, chosen, data=data, progress=progress
+    )

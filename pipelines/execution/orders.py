@@ -71,23 +71,45 @@ def plan_orders(
     if missing:
         raise RiskLimitBreached(f"no price for {missing[:5]}: cannot size orders")
     equity = broker.get_cash() + sum(float(q) * prices[s] for s, q in held.items())
-    intents = []
-    for symbol in symbols:
+    intents = [
+        OrderIntent(
+            client_order_id(plan.strategy, plan.session_date, plan.plan_version, symbol, side),
+            symbol,
+            side,
+            Decimal(qty),
+            plan.session_date,
+        )
+        for symbol, side, qty in size_orders(
+            targets.to_dict(),
+            {s: int(q) for s, q in held.items()},
+            prices,
+            equity,
+            settings.min_order_notional,
+        )
+    ]
+    return sorted(intents, key=lambda i: (i.side != "sell", i.symbol))
+
+
+def size_orders(
+    targets: dict[str, float],
+    held: dict[str, int],
+    prices: dict[str, float],
+    equity: float,
+    min_notional: float,
+) -> list[tuple[str, Side, int]]:
+    """``(symbol, side, shares)`` moving ``held`` to ``targets`` (weights of ``equity``, USD).
+
+    No I/O: the live planner and the backtest both size orders here. Target shares are rounded
+    down; orders under ``min_notional`` USD are dropped.
+    """
+    orders: list[tuple[str, Side, int]] = []
+    for symbol in sorted(set(targets) | set(held)):
         target = math.floor(float(targets.get(symbol, 0.0)) * equity / prices[symbol])
         delta = target - int(held.get(symbol, 0))
-        if delta == 0 or abs(delta) * prices[symbol] < settings.min_order_notional:
+        if delta == 0 or abs(delta) * prices[symbol] < min_notional:
             continue
-        side: Side = "buy" if delta > 0 else "sell"
-        intents.append(
-            OrderIntent(
-                client_order_id(plan.strategy, plan.session_date, plan.plan_version, symbol, side),
-                symbol,
-                side,
-                Decimal(abs(delta)),
-                plan.session_date,
-            )
-        )
-    return sorted(intents, key=lambda i: (i.side != "sell", i.symbol))
+        orders.append((symbol, "buy" if delta > 0 else "sell", abs(delta)))
+    return orders
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,38 @@ def log_evaluation(
         for file_name, content in artifacts.items():
             mlflow.log_text(content, file_name)
     return str(run.info.run_id)
+
+
+def log_backtest(
+    settings: Settings,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    artifacts: str | None,
+    tags: dict[str, str],
+) -> str:
+    """Log a backtest as an MLflow run (params, finite metrics, a folder of artifacts).
+
+    Returns the MLflow run id; a run already logged with the same ``run_key`` tag is returned
+    instead of logging another. Parameters are flattened to strings (MLflow's limit is 6000
+    characters a value); metrics that are NaN or infinite are left out.
+    """
+    client = _client(settings)
+    key = tags.get("run_key")
+    if key:  # idempotent: the same backtest is logged once
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        found = experiment and client.search_runs(
+            [experiment.experiment_id], f"tags.run_key = '{key}'", max_results=1
+        )
+        if found:
+            return str(found[0].info.run_id)
+    flat = {k: str(v)[:6000] for k, v in params.items()}
+    finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+    with mlflow.start_run(
+        run_name=run_name, tags={**tags, "kind": "backtest", "code_version": code_version()}
+    ) as run:
+        mlflow.log_params(flat)
+        mlflow.log_metrics(finite)
+        if artifacts:
+            mlflow.log_artifacts(artifacts)
+        return str(run.info.run_id)

@@ -95,16 +95,7 @@ def build_plan(
             engine, settings, model_name, model_version, as_of, returns
         )
         current = current_weights(engine, broker, as_of) if broker is not None else None
-        weights = optimize(
-            expected,
-            risk,
-            constraints_from_settings(settings, risk.symbols, loadings),
-            current,
-            method=settings.optimizer,
-            risk_aversion=settings.risk_aversion,
-            solver=settings.solver,
-        )
-        weights = weights[weights.abs() > MIN_WEIGHT]
+        weights = solve(expected, risk, settings, current, loadings)
         plan = PlanRef(settings.strategy, session_date, 1)
         _write(engine, plan, weights, model_name, model_version, run_id)
         run.summary = {
@@ -206,6 +197,38 @@ def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series
     if equity <= 0:
         raise OptimizationError(f"broker equity is {equity:,.2f} USD: nothing to allocate")
     return pd.Series(values, dtype=float) / equity
+
+
+def solve(
+    expected: pd.Series,
+    risk: FactorCovariance,
+    settings: Settings,
+    current: pd.Series | None = None,
+    loadings: np.ndarray | None = None,
+) -> pd.Series:
+    """Target weights (fractions of equity) from expected returns and a risk model, no I/O:
+    the configured ``OPTIMIZER`` under the settings' constraints, optimizer noise below
+    :data:`MIN_WEIGHT` dropped. The live planner and the backtest both solve through here."""
+    weights = optimize(
+        expected,
+        risk,
+        constraints_from_settings(settings, risk.symbols, loadings),
+        current,
+        method=settings.optimizer,
+        risk_aversion=settings.risk_aversion,
+        solver=settings.solver,
+    )
+    return weights[weights.abs() > MIN_WEIGHT]
+
+
+def weights_from(
+    expected: pd.Series,
+    returns: pd.DataFrame,
+    settings: Settings,
+    current: pd.Series | None = None,
+) -> pd.Series:
+    """:func:`solve` with the Ledoit–Wolf risk model of trailing daily ``returns``."""
+    return solve(expected, ledoit_wolf(returns), settings, current)
 
 
 def _predictions(engine: sa.Engine, model_name: str, model_version: str, as_of: date) -> pd.Series:

@@ -61,6 +61,14 @@ def trailing_returns(
             params={"s": symbols, "a": as_of - timedelta(days=2 * window + 10), "b": as_of},
         )
     close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+    return returns_from_closes(close, window)
+
+
+def returns_from_closes(close: pd.DataFrame, window: int = WINDOW_SESSIONS) -> pd.DataFrame:
+    """The last ``window`` daily simple returns of a sessions × symbols close panel.
+
+    Symbols missing any close in the window are dropped: the estimate needs a full panel.
+    """
     returns = (close / close.shift(1) - 1).iloc[1:].tail(window)
     return returns.dropna(axis=1, how="any")
 

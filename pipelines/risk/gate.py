@@ -153,7 +153,6 @@ def _evaluate(
     initial = _initial_cash(engine, broker, settings)
     loss, drawdown = pnl.daily_loss_and_drawdown(pnl.equity_curve(engine, initial, as_of), initial)
     quality_ok, quality = _data_quality(engine, as_of)
-    gross_limit = settings.gross_leverage or 1.0
     report = RiskReport(
         approved=True,
         max_weight=float(weights.abs().max()) if len(weights) else 0.0,
@@ -170,17 +169,35 @@ def _evaluate(
         stress_worst_loss=worst,
     )
     enabled, reason, _ = kill_switch_status(engine)
+    checks = limit_checks(settings, report, enabled, reason, quality_ok, missing)
+    report.breaches = [c.message for c in checks if c.breached]
+    report.approved = not report.breaches
+    return report, checks
+
+
+def limit_checks(
+    settings: Settings,
+    report: RiskReport,
+    kill_switch_on: bool = False,
+    reason: str | None = None,
+    quality_ok: bool = True,
+    missing: float = 0.0,
+) -> list[_Check]:
+    """Every limit checked against ``report``'s figures, no I/O: the gate and the backtest
+    share it. ``missing``: the plan's weight with no full return history."""
+    gross_limit = settings.gross_leverage or 1.0
     checks = [
-        _Check(enabled, f"kill switch is on ({reason})"),
-        _Check(not quality_ok, f"data quality gate: {quality}"),
+        _Check(kill_switch_on, f"kill switch is on ({reason})"),
+        _Check(not quality_ok, f"data quality gate: {report.data_quality}"),
         _Check(missing > TOLERANCE, f"{missing:.4f} of the plan has no full return history"),
         _Check(
-            loss > settings.daily_loss_limit,
-            f"daily loss {loss:.2%} above DAILY_LOSS_LIMIT {settings.daily_loss_limit:.2%}",
+            report.daily_loss > settings.daily_loss_limit,
+            f"daily loss {report.daily_loss:.2%} above DAILY_LOSS_LIMIT "
+            f"{settings.daily_loss_limit:.2%}",
         ),
         _Check(
-            drawdown > settings.max_drawdown,
-            f"drawdown {drawdown:.2%} above MAX_DRAWDOWN {settings.max_drawdown:.2%}",
+            report.drawdown > settings.max_drawdown,
+            f"drawdown {report.drawdown:.2%} above MAX_DRAWDOWN {settings.max_drawdown:.2%}",
         ),
         _Check(
             report.max_weight > settings.max_weight + TOLERANCE,
@@ -216,9 +233,14 @@ def _evaluate(
                 report.max_sector_weight / settings.sector_max_weight,
             )
         )
-    report.breaches = [c.message for c in checks if c.breached]
-    report.approved = not report.breaches
-    return report, checks
+    return checks
+
+
+def limit_breaches(
+    settings: Settings, report: RiskReport, kill_switch_on: bool = False, reason: str | None = None
+) -> list[str]:
+    """The messages of the limits ``report`` breaches (see :func:`limit_checks`)."""
+    return [c.message for c in limit_checks(settings, report, kill_switch_on, reason) if c.breached]
 
 
 def _market_risk(

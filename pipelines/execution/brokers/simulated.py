@@ -1,7 +1,8 @@
 """The simulated broker: a real implementation of the contract, its book in the warehouse.
 
 Market-on-open orders for session D fill at D's open from ``bars`` once that bar exists,
-moved against the trader by ``SLIPPAGE_BPS`` and charged ``COMMISSION_PER_SHARE``. Fill ids
+moved against the trader by half ``SPREAD_BPS`` plus ``SLIPPAGE_BPS`` (see
+:mod:`pipelines.execution.costs`) and charged ``COMMISSION_PER_SHARE``. Fill ids
 are ``{client_order_id}-1``; positions and cash are recomputed from all fills, so replaying a
 step changes nothing.
 """
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from pipelines.config import Settings
 from pipelines.errors import BrokerError
 from pipelines.execution.brokers.base import BrokerOrder, OrderIntent
+from pipelines.execution.costs import CostModel
 
 NAME = "simulated"
 
@@ -25,8 +27,9 @@ class SimulatedBroker:
 
     def __init__(self, engine: sa.Engine, settings: Settings) -> None:
         self._engine = engine
-        self._slippage = settings.slippage_bps / 10_000
-        self._commission = settings.commission_per_share
+        costs = CostModel.from_settings(settings)
+        self._slippage = costs.fixed_fraction()  # half spread + slippage; no volume here
+        self._commission = costs.commission_per_share
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
