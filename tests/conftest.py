@@ -97,14 +97,11 @@ def settings(warehouse_url: str):
 
 @pytest.fixture
 def load_sample_bars(warehouse: sa.Engine):
-    """Load the real sample bars of some symbols (straight into ``bars``, no gate)."""
+    """Load the real sample bars of some symbols through ingest (the gate records its run)."""
+    from pipelines.ingest import ingest
     from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION, SampleSource
-    from pipelines.validation import validate_bars
-    from pipelines.warehouse.bars import upsert_bars
 
     def load(symbols: list[str]) -> None:
-        frame = SampleSource().fetch_daily_bars(FIRST_SESSION, LAST_SESSION, symbols)
-        with warehouse.begin() as conn:
-            upsert_bars(conn, validate_bars(frame).valid, "sample")
+        ingest(warehouse, SampleSource(), FIRST_SESSION, LAST_SESSION, symbols, "fixture", 1.0)
 
     return load

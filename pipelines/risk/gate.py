@@ -3,8 +3,8 @@
 Checks (limits from settings; losses and exposures are positive fractions of equity):
 
 * kill switch off;
-* data quality: the latest ``validation_runs`` row covering the plan's data date (the session
-  before the plan's) succeeded — no row recorded passes, and the report says so;
+* data quality: the latest ingest run that validated the plan's data date (the session before
+  the plan's) passed in every batch — no validation run at all blocks (fail closed);
 * daily loss ≤ ``DAILY_LOSS_LIMIT`` and drawdown ≤ ``MAX_DRAWDOWN``, from realized P&L
   (:mod:`pipelines.risk.pnl`: fills, then closes);
 * concentration: no weight above ``MAX_WEIGHT``, no sector's net weight above
@@ -276,17 +276,28 @@ def _market_risk(
 
 
 def _data_quality(engine: sa.Engine, as_of: date) -> tuple[bool, str]:
-    """Whether the latest validation run covering ``as_of`` passed (none recorded passes)."""
+    """Whether the latest ingest run that validated ``as_of`` passed in every batch.
+
+    Fail closed: with no validation run covering ``as_of`` the plan's prices were never
+    checked, and the plan is blocked.
+    """
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT run_id, success, rows_failed, rows_checked FROM validation_runs "
-                "WHERE start_date <= :d AND end_date >= :d ORDER BY id DESC LIMIT 1"
+                "SELECT run_id, bool_and(success) AS success, sum(rows_failed) AS rows_failed, "
+                "sum(rows_checked) AS rows_checked FROM validation_runs "
+                "WHERE start_date <= :d AND end_date >= :d AND run_id = ("
+                "  SELECT run_id FROM validation_runs WHERE start_date <= :d AND end_date >= :d "
+                "  ORDER BY id DESC LIMIT 1) "
+                "GROUP BY run_id"
             ),
             {"d": as_of},
         ).one_or_none()
     if row is None:
-        return True, f"no validation run recorded for {as_of}"
+        return False, (
+            f"no validation run covers {as_of}: load the data through the gate "
+            "(`mltrade ingest`) before trading on it"
+        )
     if not row.success:
         return False, (
             f"validation run {row.run_id} for {as_of} failed ({row.rows_failed} of "

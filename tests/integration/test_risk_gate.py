@@ -61,7 +61,7 @@ def test_a_plan_inside_every_limit_is_approved_with_its_var(market: sa.Engine) -
     report = gate()
     assert report.approved and report.action == "none"
     assert 0 < report.var < report.cvar < 0.1
-    assert report.data_quality.startswith("no validation run")
+    assert report.data_quality == "validation run fixture passed"
     assert _stored(market)[0] == "approved"
 
 
@@ -102,6 +102,15 @@ def test_scale_brings_the_plan_inside_the_limit(market: sa.Engine, limits: dict)
     if "max_weight" in limits:
         assert after.max() <= limits["max_weight"]
     assert _stored(market)[1]["scaled_for"]
+
+
+def test_data_never_validated_blocks_the_plan(market: sa.Engine) -> None:
+    with market.begin() as conn:
+        conn.execute(sa.text("DELETE FROM validation_runs"))
+    _, _, gate = _gate(market, _settings(), _settings())
+    with pytest.raises(RiskLimitBreached, match=f"no validation run covers {AS_OF}"):
+        gate()
+    assert _stored(market)[0] == "blocked"
 
 
 def test_scale_does_not_override_a_failed_data_quality_gate(market: sa.Engine) -> None:
