@@ -36,7 +36,7 @@ from pipelines.warehouse.migrate import upgrade  # noqa: E402
 _DATA_TABLES = (
     "order_events, fills, orders, target_weights, plans, predictions, features, quarantine, "
     "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs, "
-    "sim_broker_orders"
+    "sim_broker_orders, dead_letter_orders, reconciliations"
 )
 
 

@@ -42,8 +42,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-OPEN = {"new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding",
-        "pending_cancel", "pending_replace", "held"}
+OPEN = {
+    "new",
+    "accepted",
+    "pending_new",
+    "partially_filled",
+    "accepted_for_bidding",
+    "pending_cancel",
+    "pending_replace",
+    "held",
+}
 TIME_IN_FORCE = {"day", "gtc", "opg", "cls", "ioc", "fok"}
 TYPES = {"market", "limit", "stop", "stop_limit", "trailing_stop"}
 ACCOUNT_ID = "904837e3-3b76-47ec-b432-046db621571b"
@@ -107,7 +115,7 @@ class _State:
 
 
 class AlpacaTradingServer:
-    """Run with ``with AlpacaTradingServer() as server: TradingClient(..., url_override=server.url)``."""
+    """``with AlpacaTradingServer() as s: TradingClient(key, secret, url_override=s.url)``."""
 
     def __init__(
         self,
@@ -121,7 +129,9 @@ class AlpacaTradingServer:
         self.api_key, self.secret_key = api_key, secret_key
         self.default_price = None if default_price is None else Decimal(str(default_price))
         self.rate_limit = rate_limit_per_minute
-        self._state = _State(Decimal(str(cash)), {k: Decimal(str(v)) for k, v in (prices or {}).items()})
+        self._state = _State(
+            Decimal(str(cash)), {k: Decimal(str(v)) for k, v in (prices or {}).items()}
+        )
         self._faults: deque[Fault] = deque()
         self._lock = threading.RLock()
         self._window: deque[float] = deque()
@@ -200,7 +210,9 @@ class AlpacaTradingServer:
                 order[stamp[status]] = order["updated_at"]
 
     def fill(
-        self, client_order_id: str | None = None, qty: float | None = None,
+        self,
+        client_order_id: str | None = None,
+        qty: float | None = None,
         price: float | None = None,
     ) -> int:
         """Fill open orders (one, or all when ``client_order_id`` is None) by ``qty`` shares
@@ -297,24 +309,54 @@ class AlpacaTradingServer:
                 if o["symbol"] == symbol and o["side"] == "sell" and o["status"] in OPEN
             )
             if qty > held - pending:
-                raise _Reply(403, {"code": 40310000, "message": (
-                    f"insufficient qty available for order (requested: {_num(qty)}, "
-                    f"available: {_num(held - pending)})")})
+                raise _Reply(
+                    403,
+                    {
+                        "code": 40310000,
+                        "message": (
+                            f"insufficient qty available for order (requested: {_num(qty)}, "
+                            f"available: {_num(held - pending)})"
+                        ),
+                    },
+                )
         now = _now()
         self._state.seq += 1
         order = {
-            "id": str(uuid.uuid4()), "client_order_id": coid,
-            "created_at": now, "updated_at": now, "submitted_at": now,
-            "filled_at": None, "expired_at": None, "expires_at": None, "canceled_at": None,
-            "failed_at": None, "replaced_at": None, "replaced_by": None, "replaces": None,
-            "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)), "symbol": symbol,
-            "asset_class": "us_equity", "notional": None, "qty": _num(qty), "filled_qty": "0",
-            "filled_avg_price": None, "order_class": "", "order_type": otype, "type": otype,
-            "side": side, "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
+            "id": str(uuid.uuid4()),
+            "client_order_id": coid,
+            "created_at": now,
+            "updated_at": now,
+            "submitted_at": now,
+            "filled_at": None,
+            "expired_at": None,
+            "expires_at": None,
+            "canceled_at": None,
+            "failed_at": None,
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)),
+            "symbol": symbol,
+            "asset_class": "us_equity",
+            "notional": None,
+            "qty": _num(qty),
+            "filled_qty": "0",
+            "filled_avg_price": None,
+            "order_class": "",
+            "order_type": otype,
+            "type": otype,
+            "side": side,
+            "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
             "time_in_force": tif,
             "limit_price": None if body.get("limit_price") is None else str(body["limit_price"]),
-            "stop_price": None, "status": "accepted", "extended_hours": False, "legs": None,
-            "trail_percent": None, "trail_price": None, "hwm": None, "_seq": self._state.seq,
+            "stop_price": None,
+            "status": "accepted",
+            "extended_hours": False,
+            "legs": None,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+            "_seq": self._state.seq,
         }
         self._state.orders[order["id"]] = order
         self._state.by_client_id[coid] = order["id"]
@@ -326,16 +368,28 @@ class AlpacaTradingServer:
         for symbol, (qty, cost) in sorted(self._state.positions.items()):
             px = self._price(symbol) or Decimal(0)
             avg = cost / qty if qty else Decimal(0)
-            out.append({
-                "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)), "symbol": symbol,
-                "exchange": "NYSE", "asset_class": "us_equity", "asset_marginable": True,
-                "avg_entry_price": _num(avg), "qty": _num(qty),
-                "side": "long" if qty > 0 else "short", "market_value": _num(qty * px),
-                "cost_basis": _num(cost), "unrealized_pl": _num(qty * px - cost),
-                "unrealized_plpc": "0", "unrealized_intraday_pl": "0",
-                "unrealized_intraday_plpc": "0", "current_price": _num(px),
-                "lastday_price": _num(px), "change_today": "0", "qty_available": _num(qty),
-            })
+            out.append(
+                {
+                    "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)),
+                    "symbol": symbol,
+                    "exchange": "NYSE",
+                    "asset_class": "us_equity",
+                    "asset_marginable": True,
+                    "avg_entry_price": _num(avg),
+                    "qty": _num(qty),
+                    "side": "long" if qty > 0 else "short",
+                    "market_value": _num(qty * px),
+                    "cost_basis": _num(cost),
+                    "unrealized_pl": _num(qty * px - cost),
+                    "unrealized_plpc": "0",
+                    "unrealized_intraday_pl": "0",
+                    "unrealized_intraday_plpc": "0",
+                    "current_price": _num(px),
+                    "lastday_price": _num(px),
+                    "change_today": "0",
+                    "qty_available": _num(qty),
+                }
+            )
         return out
 
     def _account(self) -> dict[str, Any]:
@@ -345,19 +399,36 @@ class AlpacaTradingServer:
         )
         equity = self._state.cash + long_value
         return {
-            "id": ACCOUNT_ID, "account_number": "PA3TESTLOCAL", "status": "ACTIVE",
-            "crypto_status": "ACTIVE", "currency": "USD",
+            "id": ACCOUNT_ID,
+            "account_number": "PA3TESTLOCAL",
+            "status": "ACTIVE",
+            "crypto_status": "ACTIVE",
+            "currency": "USD",
             "buying_power": _num(self._buying_power()),
             "regt_buying_power": _num(self._buying_power()),
-            "daytrading_buying_power": "0", "non_marginable_buying_power": _num(self._buying_power()),
-            "cash": _num(self._state.cash), "accrued_fees": "0", "pending_transfer_in": "0",
-            "portfolio_value": _num(equity), "pattern_day_trader": False,
-            "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
-            "created_at": "2024-01-02T14:30:00Z", "trade_suspended_by_user": False,
-            "multiplier": "1", "shorting_enabled": False, "equity": _num(equity),
-            "last_equity": _num(equity), "long_market_value": _num(long_value),
-            "short_market_value": "0", "initial_margin": "0", "maintenance_margin": "0",
-            "last_maintenance_margin": "0", "sma": "0", "daytrade_count": 0,
+            "daytrading_buying_power": "0",
+            "non_marginable_buying_power": _num(self._buying_power()),
+            "cash": _num(self._state.cash),
+            "accrued_fees": "0",
+            "pending_transfer_in": "0",
+            "portfolio_value": _num(equity),
+            "pattern_day_trader": False,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "created_at": "2024-01-02T14:30:00Z",
+            "trade_suspended_by_user": False,
+            "multiplier": "1",
+            "shorting_enabled": False,
+            "equity": _num(equity),
+            "last_equity": _num(equity),
+            "long_market_value": _num(long_value),
+            "short_market_value": "0",
+            "initial_margin": "0",
+            "maintenance_margin": "0",
+            "last_maintenance_margin": "0",
+            "sma": "0",
+            "daytrade_count": 0,
         }
 
     # ----------------------------------------------------------------- routing
@@ -375,7 +446,9 @@ class AlpacaTradingServer:
             "X-RateLimit-Reset": str(reset),
         }
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
         state = self._state
         if method == "POST" and path == "/v2/orders":
             return 200, self._create_order(body)
@@ -410,8 +483,9 @@ class AlpacaTradingServer:
         direction = (query.get("direction") or ["desc"])[0]
         after, until = (query.get("after") or [None])[0], (query.get("until") or [None])[0]
         symbols = set(",".join(query.get("symbols", [])).split(",")) - {""}
-        rows = sorted(self._state.orders.values(), key=lambda o: o["_seq"],
-                      reverse=direction == "desc")
+        rows = sorted(
+            self._state.orders.values(), key=lambda o: o["_seq"], reverse=direction == "desc"
+        )
         out = []
         for order in rows:
             is_open = order["status"] in OPEN
@@ -445,8 +519,10 @@ class AlpacaTradingServer:
         with self._lock:
             limited, headers = self._rate_headers()
             try:
-                if (handler.headers.get("APCA-API-KEY-ID") != self.api_key
-                        or handler.headers.get("APCA-API-SECRET-KEY") != self.secret_key):
+                if (
+                    handler.headers.get("APCA-API-KEY-ID") != self.api_key
+                    or handler.headers.get("APCA-API-SECRET-KEY") != self.secret_key
+                ):
                     raise _Reply(401, {"code": 40110000, "message": "request is not authorized"})
                 if limited:
                     raise _Reply(429, ERROR_BODIES[429])
@@ -486,10 +562,14 @@ class AlpacaTradingServer:
         try:
             return json.loads(raw)
         except ValueError:
-            raise _Reply(422, {"code": 40010001, "message": "request body format is invalid"}) from None
+            raise _Reply(
+                422, {"code": 40010001, "message": "request body format is invalid"}
+            ) from None
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]
+    ) -> None:
         if body is None:
             data, ctype = b"", "application/json"
         elif isinstance(body, str):
