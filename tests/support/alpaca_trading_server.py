@@ -59,7 +59,8 @@ ACCOUNT_ID = "904837e3-3b76-47ec-b432-046db621571b"
 
 @dataclass
 class Fault:
-    """One scripted misbehaviour, used by the next request matching ``method`` and ``path``.
+    """One scripted misbehaviour, used by the next request matching ``method`` and ``path``
+    (and ``client_order_id``, when given), after letting ``skip`` matching requests through.
 
     ``status`` None answers normally (after ``delay``); ``store`` lets the request take effect
     before the fault acts (a 504 or a kill after the order was stored).
@@ -71,10 +72,16 @@ class Fault:
     kill_client: bool = False
     method: str = "POST"
     path: str = "/v2/orders"
+    client_order_id: str | None = None
+    skip: int = 0
     body: dict[str, Any] | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        return method == self.method and path.startswith(self.path)
+    def matches(self, method: str, path: str, coid: str | None) -> bool:
+        return (
+            method == self.method
+            and path.startswith(self.path)
+            and (self.client_order_id is None or coid == self.client_order_id)
+        )
 
 
 ERROR_BODIES: dict[int, Any] = {
@@ -503,9 +510,12 @@ class AlpacaTradingServer:
                 break
         return out
 
-    def _next_fault(self, method: str, path: str) -> Fault | None:
+    def _next_fault(self, method: str, path: str, coid: str | None) -> Fault | None:
         for i, fault in enumerate(self._faults):
-            if fault.matches(method, path):
+            if fault.matches(method, path, coid):
+                if fault.skip:
+                    fault.skip -= 1
+                    return None
                 del self._faults[i]
                 return fault
         return None
@@ -516,6 +526,7 @@ class AlpacaTradingServer:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         fault: Fault | None = None
+        reply: _Reply | None = None
         with self._lock:
             limited, headers = self._rate_headers()
             try:
@@ -526,15 +537,13 @@ class AlpacaTradingServer:
                     raise _Reply(401, {"code": 40110000, "message": "request is not authorized"})
                 if limited:
                     raise _Reply(429, ERROR_BODIES[429])
-                fault = self._next_fault(method, path)
+                fault = self._next_fault(method, path, self._coid_of(raw, query))
                 if fault is not None and not fault.store and fault.status is not None:
                     raise _Reply(fault.status, fault.body or ERROR_BODIES.get(fault.status, ""))
                 if fault is not None and not fault.store and fault.delay:
-                    reply: _Reply | None = None
-                    status, payload = 0, None  # answered after the delay, below
+                    reply = None  # a slow answer: wait outside the lock, then do the request
                 else:
-                    status, payload = self._route(method, path, query, self._body(raw))
-                    reply = _Reply(status, payload)
+                    reply = _Reply(*self._route(method, path, query, self._body(raw)))
             except _Reply as r:
                 reply = r
         if fault is not None and reply is None:  # slow answer: wait, then do the request
@@ -554,6 +563,16 @@ class AlpacaTradingServer:
         with self._lock:
             self.requests.append((method, path, reply.status))
         self._send(handler, reply.status, reply.body, {**headers, **reply.headers})
+
+    @staticmethod
+    def _coid_of(raw: bytes, query: dict[str, list[str]]) -> str | None:
+        if "client_order_id" in query:
+            return query["client_order_id"][0]
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return body.get("client_order_id") if isinstance(body, dict) else None
 
     @staticmethod
     def _body(raw: bytes) -> Any:

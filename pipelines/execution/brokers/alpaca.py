@@ -29,8 +29,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
