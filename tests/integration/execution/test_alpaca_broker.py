@@ -42,12 +42,21 @@ def _intent(coid: str, symbol: str = "AAPL", side: str = "buy", qty: int = 10) -
 def _insert_order(engine: sa.Engine, intent: OrderIntent, strategy: str = "test") -> None:
     """A planned ledger row for ``intent`` under an existing plan of ``strategy``."""
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, symbol, "
-            "side, qty, status, broker, model_name, model_version) VALUES "
-            "(:c, :s, :d, 1, :sym, :side, :q, 'planned', 'alpaca', 'm', '1')"),
-            {"c": intent.client_order_id, "s": strategy, "d": intent.session_date,
-             "sym": intent.symbol, "side": intent.side, "q": intent.qty})
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, "
+                "symbol, side, qty, status, broker, model_name, model_version) VALUES "
+                "(:c, :s, :d, 1, :sym, :side, :q, 'planned', 'alpaca', 'm', '1')"
+            ),
+            {
+                "c": intent.client_order_id,
+                "s": strategy,
+                "d": intent.session_date,
+                "sym": intent.symbol,
+                "side": intent.side,
+                "q": intent.qty,
+            },
+        )
 
 
 def test_submit_fill_and_reconcile_through_alpaca_py(warehouse, alpaca_server) -> None:
@@ -73,11 +82,13 @@ def test_submit_fill_and_reconcile_through_alpaca_py(warehouse, alpaca_server) -
     report = reconcile(warehouse, broker, settings, "run-1")
     assert report.orders_updated == 1 and report.open_orders == 3
     with warehouse.connect() as conn:
-        fills = conn.execute(sa.text(
-            "SELECT qty, price FROM fills WHERE client_order_id = :c ORDER BY fill_id"),
-            {"c": aapl}).all()
-        status, filled = conn.execute(sa.text(
-            "SELECT status, filled_qty FROM orders WHERE client_order_id = :c"), {"c": aapl}).one()
+        fills = conn.execute(
+            sa.text("SELECT qty, price FROM fills WHERE client_order_id = :c ORDER BY fill_id"),
+            {"c": aapl},
+        ).all()
+        status, filled = conn.execute(
+            sa.text("SELECT status, filled_qty FROM orders WHERE client_order_id = :c"), {"c": aapl}
+        ).one()
     # Both partial fills arrived before the read: one fill row at their average price.
     assert status == "partially_filled" and filled == 500
     average = (300 * 249 + 200 * 251.5) / 500
@@ -87,14 +98,22 @@ def test_submit_fill_and_reconcile_through_alpaca_py(warehouse, alpaca_server) -
     assert {r.status for r in ledger(warehouse, plan).values()} == {"filled"}
     assert broker.get_positions() == {s: Decimal(q) for s, q in expected.items()}
     with warehouse.connect() as conn:
-        events = conn.execute(sa.text(
-            "SELECT status, source FROM order_events WHERE client_order_id = :c ORDER BY id"),
-            {"c": aapl}).all()
-        net = dict(conn.execute(sa.text(
-            "SELECT symbol, sum(qty) FROM fills GROUP BY symbol")).all())
+        events = conn.execute(
+            sa.text(
+                "SELECT status, source FROM order_events WHERE client_order_id = :c ORDER BY id"
+            ),
+            {"c": aapl},
+        ).all()
+        net = dict(
+            conn.execute(sa.text("SELECT symbol, sum(qty) FROM fills GROUP BY symbol")).all()
+        )
     assert [tuple(e) for e in events] == [
-        ("planned", "ledger"), ("submitted", "ledger"), ("accepted", "broker"),
-        ("partially_filled", "reconcile"), ("filled", "reconcile")]
+        ("planned", "ledger"),
+        ("submitted", "ledger"),
+        ("accepted", "broker"),
+        ("partially_filled", "reconcile"),
+        ("filled", "reconcile"),
+    ]
     assert {s: int(q) for s, q in net.items()} == expected
 
     # A rerun of the same plan sends nothing.
@@ -112,8 +131,10 @@ def test_a_504_after_the_order_was_stored_is_read_as_already_submitted(
     order = broker.submit_order(_intent("c-504"))
     assert order.client_order_id == "c-504" and order.status == "accepted"
     assert alpaca_server.requests == [
-        ("POST", "/v2/orders", 504), ("POST", "/v2/orders", 422),
-        ("GET", "/v2/orders:by_client_order_id", 200)]
+        ("POST", "/v2/orders", 504),
+        ("POST", "/v2/orders", 422),
+        ("GET", "/v2/orders:by_client_order_id", 200),
+    ]
     assert alpaca_server.created["c-504"] == 1
 
 
@@ -139,8 +160,10 @@ def test_timeouts_are_transient_and_never_duplicate(warehouse, alpaca_server) ->
     for coid in ("c-t1", "c-t2"):
         _insert_order(warehouse, _intent(coid))
     # Stored, then the answer is too slow: the retry finds it; not stored: the retry sends it.
-    alpaca_server.inject(Fault(store=True, delay=0.6, client_order_id="c-t1"),
-                         Fault(delay=0.6, client_order_id="c-t2"))
+    alpaca_server.inject(
+        Fault(store=True, delay=0.6, client_order_id="c-t1"),
+        Fault(delay=0.6, client_order_id="c-t2"),
+    )
     assert send_order(warehouse, settings, broker, _intent("c-t1")) == SENT
     assert send_order(warehouse, settings, broker, _intent("c-t2")) == SENT
     assert alpaca_server.created["c-t1"] == 1
@@ -170,8 +193,10 @@ def test_429_retries_are_bounded_and_resume_on_rerun(warehouse, alpaca_server) -
 def test_rate_limit_answers_carry_alpaca_headers(alpaca_server) -> None:
     alpaca_server.rate_limit = 2
     headers = {"APCA-API-KEY-ID": "test-key", "APCA-API-SECRET-KEY": "test-secret"}
-    answers = [requests.get(f"{alpaca_server.url}/v2/account", headers=headers, timeout=5)
-               for _ in range(3)]
+    answers = [
+        requests.get(f"{alpaca_server.url}/v2/account", headers=headers, timeout=5)
+        for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[2].json()["code"] == 42910000
     assert answers[2].headers["X-RateLimit-Limit"] == "2"
@@ -227,8 +252,9 @@ def test_reconciliation_blocks_trading_until_resolved(warehouse, alpaca_server) 
         submit_plan(warehouse, settings, plan, broker, "run-1")
     assert len(alpaca_server.orders()) == 1
     with warehouse.connect() as conn:
-        ok, problems = conn.execute(sa.text(
-            "SELECT ok, problems FROM reconciliations ORDER BY id DESC LIMIT 1")).one()
+        ok, problems = conn.execute(
+            sa.text("SELECT ok, problems FROM reconciliations ORDER BY id DESC LIMIT 1")
+        ).one()
     assert ok is False and "manual-1" in problems[0]
 
     # A person resolves it (here: the stray order is cancelled and never filled; Alpaca keeps
@@ -261,7 +287,10 @@ def test_alpaca_statuses_map_onto_the_ledger(warehouse, alpaca_server) -> None:
     reconcile(warehouse, broker, settings)
     rows = ledger(warehouse)
     assert {c: rows[c].status for c in rows} == {
-        "c-exp": "expired", "c-can": "cancelled", "c-rej": "rejected"}
+        "c-exp": "expired",
+        "c-can": "cancelled",
+        "c-rej": "rejected",
+    }
 
 
 def test_the_ledger_refuses_forbidden_transitions(warehouse) -> None:
@@ -291,8 +320,11 @@ def test_live_needs_confirmation_and_secrets_stay_out_of_logs(
         AlpacaBroker(settings.model_copy(update={"alpaca_api_key": SecretStr("")}))
     with pytest.raises(ConfigurationError, match="LIVE_TRADING_CONFIRMED"):
         AlpacaBroker(settings.model_copy(update={"trading_mode": "live"}))
-    live = AlpacaBroker(settings.model_copy(update={
-        "trading_mode": "live", "live_trading_confirmed": True, "alpaca_base_url": ""}))
+    live = AlpacaBroker(
+        settings.model_copy(
+            update={"trading_mode": "live", "live_trading_confirmed": True, "alpaca_base_url": ""}
+        )
+    )
     assert not live.paper and live._client._base_url == "https://api.alpaca.markets"
     paper = AlpacaBroker(settings.model_copy(update={"alpaca_base_url": ""}))
     assert paper.paper and paper._client._base_url == "https://paper-api.alpaca.markets"

@@ -55,7 +55,11 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_orders(
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "tests.support.submit_worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert worker.stdin is not None and worker.stdout is not None
     broker = AlpacaBroker(settings)
@@ -74,9 +78,12 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_orders(
             at = rng.randint(1, len(expected)) if point in PER_ORDER else 1
             if point == "server_after_store":
                 alpaca_server.inject(Fault(store=True, kill_client=True, skip=at - 1))
-            job = {"strategy": strategy, "session_date": plan.session_date.isoformat(),
-                   "crash_point": None if point == "server_after_store" else point,
-                   "crash_at": at}
+            job = {
+                "strategy": strategy,
+                "session_date": plan.session_date.isoformat(),
+                "crash_point": None if point == "server_after_store" else point,
+                "crash_at": at,
+            }
             worker.stdin.write(json.dumps(job) + "\n")
             worker.stdin.flush()
             answer = json.loads(worker.stdout.readline())

@@ -55,10 +55,14 @@ def test_fault_storm_bounded_retries_no_duplicates_dead_letters(
     assert len(intents) == len(symbols)
     doomed = rng.sample([i.client_order_id for i in intents], 2)
     alpaca_server.inject(
-        Fault(403, client_order_id=doomed[0],
-              body={"code": 40310000, "message": "insufficient buying power"}),
-        Fault(422, client_order_id=doomed[1],
-              body={"code": 40010001, "message": "qty must be > 0"}),
+        Fault(
+            403,
+            client_order_id=doomed[0],
+            body={"code": 40310000, "message": "insufficient buying power"},
+        ),
+        Fault(
+            422, client_order_id=doomed[1], body={"code": 40010001, "message": "qty must be > 0"}
+        ),
         *_storm(rng, 30),
     )
 
