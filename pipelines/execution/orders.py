@@ -219,11 +219,19 @@ def send_order(
     coid = intent.client_order_id
     for attempt in range(1, settings.broker_max_attempts + 1):
         assert_trading_allowed(engine)
-        known = broker.get_order_by_client_id(coid)
-        if known is not None:
-            record_broker_state(engine, coid, known, source="broker")
-            return RECOVERED if attempt == 1 else SENT
-        _mark_submitted(engine, coid, attempt)
+        # A planned order was never sent: every send is preceded by the committed
+        # 'submitted', so only then (or on a retry) can the broker know it — ask first.
+        previous = _mark_submitted(engine, coid, attempt)
+        if previous != ledger.PLANNED:
+            known = broker.get_order_by_client_id(coid)
+            if known is not None:
+                record_broker_state(engine, coid, known, source="broker")
+                return RECOVERED if attempt == 1 else SENT
+            if previous not in (ledger.SUBMITTED, ledger.DEAD_LETTER):
+                raise ReconciliationError(
+                    f"{coid} is {previous} in the ledger but unknown to {broker.name}; "
+                    "nothing is sent: reconcile and resolve it first"
+                )
         checkpoint("before_send", coid)
         try:
             order = broker.submit_order(intent)
@@ -250,15 +258,22 @@ def send_order(
     raise AssertionError("unreachable")
 
 
-def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> None:
-    """Commit ``submitted`` (and the attempt) before the broker is called."""
+def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
+    """Commit ``submitted`` (and the attempt) before the broker is called; the prior status."""
     with engine.begin() as conn:
+        previous = conn.execute(
+            sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
+            {"c": coid},
+        ).scalar_one()
+        if previous not in (ledger.PLANNED, ledger.SUBMITTED, ledger.DEAD_LETTER):
+            return str(previous)  # the broker answered already (another run): just look
         if not ledger.transition(conn, coid, ledger.SUBMITTED, "ledger", {"attempt": attempt}):
             ledger.event(conn, coid, ledger.SUBMITTED, "ledger", {"attempt": attempt})
         conn.execute(
             sa.text("UPDATE orders SET attempts = attempts + 1 WHERE client_order_id = :c"),
             {"c": coid},
         )
+    return str(previous)
 
 
 def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
