@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -647,3 +648,26 @@ def _kill_peer(client_address: tuple[str, int] | Any) -> None:
             os.kill(conn.pid, signal.SIGKILL)
             return
     raise RuntimeError(f"no local process owns the client port {port}")
+
+
+def main() -> None:
+    """Serve in its own process (benchmarks: no GIL shared with the client); prints the URL,
+    stops when stdin closes. ``--prices FILE`` is a JSON object {symbol: price}."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="local Alpaca Trading API server")
+    parser.add_argument("--cash", type=float, default=1_000_000.0)
+    parser.add_argument("--prices", help="JSON file {symbol: price}")
+    parser.add_argument("--default-price", type=float, default=100.0, help="<= 0: none")
+    parser.add_argument("--rate-limit", type=int, default=100_000)
+    args = parser.parse_args()
+    prices = json.loads(Path(args.prices).read_text()) if args.prices else None
+    default = args.default_price if args.default_price > 0 else None
+    with AlpacaTradingServer(args.cash, prices, default, args.rate_limit) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
