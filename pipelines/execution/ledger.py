@@ -73,40 +73,59 @@ def transition(
     new: str,
     source: str,
     detail: dict[str, Any] | None = None,
+    current: str | None = None,
     **columns: Any,
 ) -> bool:
     """Move one order to ``new`` (with extra ``orders`` columns), recording the event.
 
-    Runs on the caller's transaction and locks the row. Returns False when the order already
-    is in ``new`` (nothing to record); raises :class:`LedgerError` for a forbidden move.
+    Runs on the caller's transaction and locks the row (``current``: the caller locked it and
+    read this status). Returns False when the order already is in ``new`` (nothing to record);
+    raises :class:`LedgerError` for a forbidden move.
     """
-    current = conn.execute(
-        sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
-        {"c": client_order_id},
-    ).scalar_one_or_none()
+    if current is None:
+        current = conn.execute(
+            sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
+            {"c": client_order_id},
+        ).scalar_one_or_none()
     if current is None:
         raise LedgerError(f"order {client_order_id} is not in the ledger")
     if current == new and new != PARTIALLY_FILLED:
         if columns:
-            _update(conn, client_order_id, None, columns)
+            update(conn, client_order_id, None, columns)
         return False
     if not can_move(current, new):
         raise LedgerError(
             f"order {client_order_id}: {current} -> {new} is not an allowed transition; "
             "the ledger and the broker disagree, check the order at the broker"
         )
-    _update(conn, client_order_id, new, columns)
-    event(conn, client_order_id, new, source, detail)
+    update(conn, client_order_id, new, columns, (source, detail))
     return True
 
 
-def _update(conn: sa.Connection, coid: str, status: str | None, columns: dict[str, Any]) -> None:
+def update(
+    conn: sa.Connection,
+    coid: str,
+    status: str | None,
+    columns: dict[str, Any],
+    event_of: tuple[str, dict[str, Any] | None] | None = None,
+) -> None:
+    """Update the order's columns (and status) and, with ``event_of`` = (source, detail),
+    record the event in the same statement (one round trip)."""
     sets = ["updated_at = now()"] + [f"{name} = :{name}" for name in columns]
     params = {"c": coid, **columns}
     if status is not None:
         sets.append("status = :status")
         params["status"] = status
-    conn.execute(sa.text(f"UPDATE orders SET {', '.join(sets)} WHERE client_order_id = :c"), params)
+    sql = f"UPDATE orders SET {', '.join(sets)} WHERE client_order_id = :c"
+    if event_of is not None:
+        sql = (
+            f"WITH u AS ({sql} RETURNING client_order_id, status) "
+            "INSERT INTO order_events (client_order_id, status, source, detail) "
+            "SELECT client_order_id, status, :src, CAST(:d AS jsonb) FROM u"
+        )
+        params["src"] = event_of[0]
+        params["d"] = json.dumps(event_of[1], default=str)
+    conn.execute(sa.text(sql), params)
 
 
 def event(
@@ -144,10 +163,9 @@ def record_broker_state(engine: sa.Engine, coid: str, order: BrokerOrder, source
             "filled_avg_price": order.filled_avg_price,
         }
         if row.status == order.status:  # more shares filled, same state: record the fill
-            _update(conn, coid, None, columns)
-            event(conn, coid, order.status, source, detail)
+            update(conn, coid, None, columns, (source, detail))
         else:
-            transition(conn, coid, order.status, source, detail, **columns)
+            transition(conn, coid, order.status, source, detail, row.status, **columns)
         _record_fills(conn, coid, order)
     return True
 

@@ -29,7 +29,12 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
-from pipelines.errors import BrokerError, ReconciliationError, RiskLimitBreached
+from pipelines.errors import (
+    BrokerError,
+    KillSwitchEngaged,
+    ReconciliationError,
+    RiskLimitBreached,
+)
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import (
     Broker,
@@ -41,6 +46,7 @@ from pipelines.execution.brokers.base import (
 from pipelines.execution.dead_letter import dead_letter, dead_letter_status, mark_retried
 from pipelines.execution.ledger import record_broker_state
 from pipelines.portfolio.planner import PlanRef, target_weights
+from pipelines.risk.kill_switch import NAME as KILL_SWITCH
 from pipelines.risk.kill_switch import assert_trading_allowed
 from pipelines.runlog import stage_run
 
@@ -218,7 +224,6 @@ def send_order(
     """
     coid = intent.client_order_id
     for attempt in range(1, settings.broker_max_attempts + 1):
-        assert_trading_allowed(engine)
         # A planned order was never sent: every send is preceded by the committed
         # 'submitted', so only then (or on a retry) can the broker know it — ask first.
         previous = _mark_submitted(engine, coid, attempt)
@@ -259,21 +264,39 @@ def send_order(
 
 
 def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
-    """Commit ``submitted`` (and the attempt) before the broker is called; the prior status."""
+    """Check the kill switch and commit ``submitted`` (and the attempt) before the broker is
+    called, in one transaction; return the status the order had."""
     with engine.begin() as conn:
-        previous = conn.execute(
-            sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
-            {"c": coid},
-        ).scalar_one()
+        row = conn.execute(
+            sa.text(
+                "SELECT o.status, o.attempts, k.enabled, k.reason, k.updated_at FROM orders o "
+                "LEFT JOIN controls k ON k.name = :k WHERE o.client_order_id = :c "
+                "FOR UPDATE OF o"
+            ),
+            {"c": coid, "k": KILL_SWITCH},
+        ).one()
+        if row.enabled:
+            raise KillSwitchEngaged(
+                f"kill switch is on since {row.updated_at} ({row.reason}); no order is sent. "
+                "`mltrade kill-switch off` releases it"
+            )
+        previous = str(row.status)
         if previous not in (ledger.PLANNED, ledger.SUBMITTED, ledger.DEAD_LETTER):
-            return str(previous)  # the broker answered already (another run): just look
-        if not ledger.transition(conn, coid, ledger.SUBMITTED, "ledger", {"attempt": attempt}):
-            ledger.event(conn, coid, ledger.SUBMITTED, "ledger", {"attempt": attempt})
-        conn.execute(
-            sa.text("UPDATE orders SET attempts = attempts + 1 WHERE client_order_id = :c"),
-            {"c": coid},
-        )
-    return str(previous)
+            return previous  # the broker answered already (another run): just look
+        detail = {"attempt": attempt}
+        if previous == ledger.SUBMITTED:  # a resend: same state, one more attempt recorded
+            ledger.update(conn, coid, None, {"attempts": row.attempts + 1}, ("ledger", detail))
+        else:
+            ledger.transition(
+                conn,
+                coid,
+                ledger.SUBMITTED,
+                "ledger",
+                detail,
+                previous,
+                attempts=row.attempts + 1,
+            )
+    return previous
 
 
 def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
