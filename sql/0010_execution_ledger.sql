@@ -8,6 +8,11 @@ ALTER TABLE orders
     ADD COLUMN attempts          integer          NOT NULL DEFAULT 0,  -- sends tried
     ADD COLUMN last_error        text;
 
+-- Orders filled before this migration: their filled quantity from their fills.
+UPDATE orders o SET filled_qty = f.qty
+FROM (SELECT client_order_id, sum(qty) AS qty FROM fills GROUP BY client_order_id) f
+WHERE f.client_order_id = o.client_order_id;
+
 -- The ledger's states (pipelines/execution/ledger.py holds the allowed transitions).
 ALTER TABLE orders ADD CONSTRAINT orders_status_check CHECK (status IN (
     'planned', 'submitted', 'accepted', 'partially_filled', 'filled',
