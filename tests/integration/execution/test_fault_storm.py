@@ -54,17 +54,13 @@ def test_fault_storm_bounded_retries_no_duplicates_dead_letters(
     intents = plan_orders(warehouse, settings, plan, broker)
     assert len(intents) == len(symbols)
     doomed = rng.sample([i.client_order_id for i in intents], 2)
-    alpaca_server.inject(
-        Fault(
-            403,
-            client_order_id=doomed[0],
-            body={"code": 40310000, "message": "insufficient buying power"},
-        ),
-        Fault(
-            422, client_order_id=doomed[1], body={"code": 40010001, "message": "qty must be > 0"}
-        ),
-        *_storm(rng, 30),
-    )
+    # A refusal is refused every time (a one-off would be a transient error): when the
+    # lookup that tells a duplicate from bad parameters fails too, the order is retried.
+    refusals = [
+        Fault(403, client_order_id=doomed[0], body={"code": 40310000, "message": "no power"}),
+        Fault(422, client_order_id=doomed[1], body={"code": 40010001, "message": "bad qty"}),
+    ]
+    alpaca_server.inject(*refusals * (MAX_ATTEMPTS * MAX_RUNS), *_storm(rng, 30))
 
     failures = 0
     for _ in range(MAX_RUNS):
