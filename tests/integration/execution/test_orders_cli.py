@@ -25,26 +25,30 @@ def test_dead_letter_list_and_retry_commands(warehouse, alpaca_server, monkeypat
         "BROKER_BACKOFF_SECONDS": "0",
     }.items():
         monkeypatch.setenv(name, value)
-    settings = alpaca_settings(alpaca_server)
-    plan = make_plan(warehouse, {"AAPL": 0.1, "KO": 0.1})
-    alpaca_server.inject(
-        Fault(403, body={"code": 40310000, "message": "insufficient buying power"})
-    )
-    summary = submit_plan(warehouse, settings, plan, AlpacaBroker(settings), "cli")
-    assert summary.dead_lettered == 1 and summary.sent == 1
+    try:
+        settings = alpaca_settings(alpaca_server)
+        plan = make_plan(warehouse, {"AAPL": 0.1, "KO": 0.1})
+        alpaca_server.inject(
+            Fault(403, body={"code": 40310000, "message": "insufficient buying power"})
+        )
+        summary = submit_plan(warehouse, settings, plan, AlpacaBroker(settings), "cli")
+        assert summary.dead_lettered == 1 and summary.sent == 1
 
-    listed = runner.invoke(app, ["orders", "dead-letter"])
-    assert listed.exit_code == 0, listed.output
-    (letter,) = json.loads(listed.output)
-    assert letter["http_status"] == 403 and "insufficient buying power" in letter["error"]
-    assert letter["symbol"] == "AAPL" and letter["status"] == "dead_letter"
+        listed = runner.invoke(app, ["orders", "dead-letter"])
+        assert listed.exit_code == 0, listed.output
+        (letter,) = json.loads(listed.output)
+        assert letter["http_status"] == 403 and "insufficient buying power" in letter["error"]
+        assert letter["symbol"] == "AAPL" and letter["status"] == "dead_letter"
 
-    get_settings.cache_clear()
-    retried = runner.invoke(app, ["orders", "retry", letter["client_order_id"]])
-    assert retried.exit_code == 0, retried.output
-    assert json.loads(retried.output)["outcome"] == "sent"
-    assert json.loads(runner.invoke(app, ["orders", "dead-letter"]).output) == []
-    assert alpaca_server.created[letter["client_order_id"]] == 1
-    assert {r.status for r in ledger(warehouse, plan).values()} == {"accepted"}
-    again = runner.invoke(app, ["orders", "retry", letter["client_order_id"]])
-    assert again.exit_code != 0 and "not dead-lettered" in str(again.exception)
+        get_settings.cache_clear()
+        retried = runner.invoke(app, ["orders", "retry", letter["client_order_id"]])
+        assert retried.exit_code == 0, retried.output
+        assert json.loads(retried.output)["outcome"] == "sent"
+        assert json.loads(runner.invoke(app, ["orders", "dead-letter"]).output) == []
+        assert alpaca_server.created[letter["client_order_id"]] == 1
+        assert {r.status for r in ledger(warehouse, plan).values()} == {"accepted"}
+        again = runner.invoke(app, ["orders", "retry", letter["client_order_id"]])
+        assert again.exit_code != 0 and "not dead-lettered" in str(again.exception)
+    finally:  # the CLI cached settings with BROKER=alpaca: later tests must not see them
+        monkeypatch.undo()
+        get_settings.cache_clear()
