@@ -39,8 +39,9 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= tokens:
-                    self._tokens -= tokens
+                # The tolerance: float rounding must not leave a waiter short by 1e-16 forever.
+                if self._tokens >= tokens - 1e-9:
+                    self._tokens = max(0.0, self._tokens - tokens)
                     self.waited += waited
                     return waited
                 pause = (tokens - self._tokens) / self.rate
