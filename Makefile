@@ -57,6 +57,8 @@ docs: install  ## the documentation site, built strictly into site/
 AIRFLOW_PORT ?= 8080
 airflow: install  ## the Airflow UI and scheduler on http://localhost:$(AIRFLOW_PORT)
 	$(BIN)/mltrade db upgrade
+	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/airflow pools set broker 1 "premarket_rebalance: one broker call at a time"
 	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	$(BIN)/airflow standalone

@@ -2,6 +2,12 @@
 
 The run's session is the New York date of its data interval end (08:00 before the open) or
 the ``session_date`` given in the trigger form. Holidays and weekends are skipped.
+
+Every task that talks to the broker (reconcile before, submit, reconcile after) runs in the
+Airflow pool ``broker`` of one slot, so two runs (or a backfill) never call the broker at the
+same time. The scheduler does not run tasks of a pool that does not exist: create it once with
+``airflow pools set broker 1 "one broker call at a time"`` (``make airflow`` does).
+``dag.test()`` (the demo, the tests) runs tasks without pool accounting.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dag_defaults import DAG_ARGS, DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, as_date, d
 # Order submission is never retried blindly by Airflow: a rerun goes through the
 # exactly-once path (ledger first, then ask the broker by client_order_id).
 MONEY_ARGS = {**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(minutes=10)}
+BROKER_POOL = "broker"
 
 
 @dag(
@@ -36,11 +43,11 @@ def premarket_rebalance():
             raise AirflowSkipException(f"{day} is not an NYSE session")
         return day.isoformat()
 
-    @task
-    def reconcile_before() -> dict:
+    @task(pool=BROKER_POOL, pool_slots=1)
+    def reconcile_before(run_id=None) -> dict:
         from pipelines import jobs
 
-        return jobs.reconcile()
+        return jobs.reconcile(run_id)
 
     @task
     def predict(day: str, run_id=None) -> dict:
@@ -62,17 +69,17 @@ def premarket_rebalance():
 
         return jobs.risk_check(plan_key)
 
-    @task(outlets=[ORDERS])
+    @task(outlets=[ORDERS], pool=BROKER_POOL, pool_slots=1)
     def submit(plan_key: dict, run_id=None) -> dict:
         from pipelines import jobs
 
         return jobs.submit(plan_key, run_id)
 
-    @task
-    def reconcile_after() -> dict:
+    @task(pool=BROKER_POOL, pool_slots=1)
+    def reconcile_after(run_id=None) -> dict:
         from pipelines import jobs
 
-        return jobs.reconcile()
+        return jobs.reconcile(run_id)
 
     day = session()
     checked = reconcile_before()

@@ -30,6 +30,8 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")
+orders_app = typer.Typer(help="The orders ledger: dead letters and retries.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
 console = Console()
 
 DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
@@ -222,6 +224,22 @@ def rebalance(session: Annotated[str, typer.Option("--date", help="session to tr
 def reconcile() -> None:
     """Compare the orders ledger with the broker; report fills."""
     _show(jobs.reconcile())
+
+
+@orders_app.command("dead-letter")
+def orders_dead_letter(
+    all_: Annotated[bool, typer.Option("--all", help="include resolved ones")] = False,
+) -> None:
+    """Orders the broker refused for good (buying power, bad parameters), with the error."""
+    _show(jobs.dead_letters(all_))
+
+
+@orders_app.command("retry")
+def orders_retry(
+    client_order_id: Annotated[str, typer.Argument(help="from `mltrade orders dead-letter`")],
+) -> None:
+    """Send a dead-lettered order again; the broker is asked for its id first (exactly once)."""
+    _show(jobs.retry_order(client_order_id))
 
 
 @app.command("kill-switch")

@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     pushgateway_url: str = ""  # empty: batch tasks push no metrics
     grafana_url: str = ""  # for the Airflow UI links; empty: no link
     mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
+    # Order submission (execution/): empty ALPACA_BASE_URL = Alpaca's paper or live endpoint.
+    alpaca_base_url: str = ""
+    alpaca_timeout_seconds: float = Field(10.0, gt=0)
+    # alpaca-py's own retry of 429/504 (on POST too); ours asks the broker first, so 0.
+    alpaca_sdk_retry_attempts: int = Field(0, ge=0, le=5)
+    alpaca_sdk_retry_wait_seconds: float = Field(3.0, ge=0)
+    broker_max_attempts: int = Field(4, ge=1, le=10)
+    broker_backoff_seconds: float = Field(0.5, ge=0)
+    broker_backoff_max_seconds: float = Field(8.0, ge=0)
+    broker_rate_limit_per_minute: float = Field(180.0, gt=0)
+    broker_rate_burst: int = Field(10, ge=1)
+    broker_concurrency: int = Field(1, ge=1, le=32)
 
     @field_validator("universe", mode="before")
     @classmethod

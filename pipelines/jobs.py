@@ -189,13 +189,30 @@ def submit(plan_key: dict, run_id: str) -> dict:
     return _plain(summary)
 
 
-def reconcile() -> dict:
+def reconcile(run_id: str | None = None) -> dict:
     """Let the broker report fills, update the ledger, and compare it with the broker."""
     from pipelines.execution.brokers import get_broker
     from pipelines.execution.reconcile import reconcile as run_reconcile
 
     engine, settings = warehouse(), get_settings()
-    return _plain(run_reconcile(engine, get_broker(settings, engine), settings))
+    return _plain(run_reconcile(engine, get_broker(settings, engine), settings, run_id))
+
+
+def dead_letters(include_resolved: bool = False) -> list[dict]:
+    """Orders the broker refused for good, with the error (newest last)."""
+    from pipelines.execution.dead_letter import list_dead_letters
+
+    return [_plain(d) for d in list_dead_letters(warehouse(), include_resolved)]
+
+
+def retry_order(client_order_id: str) -> dict:
+    """Send a dead-lettered order again, exactly once (the broker is asked first)."""
+    from pipelines.execution.brokers import get_broker
+    from pipelines.execution.orders import retry_dead_letter
+
+    engine, settings = warehouse(), get_settings()
+    outcome = retry_dead_letter(engine, settings, get_broker(settings, engine), client_order_id)
+    return {"client_order_id": client_order_id, "outcome": outcome}
 
 
 @observed("portfolio_summary")

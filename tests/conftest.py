@@ -37,7 +37,8 @@ _DATA_TABLES = (
     "order_events, fills, orders, target_weights, plans, predictions, features, quarantine, "
     "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs, "
     "sim_broker_orders, corporate_actions, minute_bars, universe, plan_stress, backtest_runs, "
-    "backtest_equity, backtest_weights, backtest_trades, backtest_events"
+    "backtest_equity, backtest_weights, backtest_trades, backtest_events, dead_letter_orders, "
+    "reconciliations"
 )
 
 

@@ -3,19 +3,25 @@
 Order of events for one intent, each step committed before the next:
 1. the ledger row (status ``planned``) is inserted — a unique ``client_order_id`` derived from
    (strategy, session, plan version, symbol, side), so a rerun inserts nothing new;
-2. the broker is asked for that id; only if it does not know it is the order sent;
-3. the ledger takes the broker's answer (``accepted``, with the broker's id).
+2. the broker is asked for that id; only if it does not know it is the ledger marked
+   ``submitted`` and the order sent;
+3. the ledger takes the broker's answer (``accepted``, with the broker's id), or the error:
+   a transient one (429, 5xx, timeout) goes back to step 2 after a backoff, a permanent one
+   (403, 422) moves the order to the dead-letter table.
 A crash between any two steps is repaired by rerunning: step 2 finds what step 3 missed.
 Once a plan has ledger rows, its intents are frozen: a rerun resumes them, never recomputes.
+The state machine itself lives in :mod:`pipelines.execution.ledger`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -23,9 +29,24 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
-from pipelines.errors import RiskLimitBreached
-from pipelines.execution.brokers.base import Broker, BrokerOrder, OrderIntent, Side
+from pipelines.errors import (
+    BrokerError,
+    KillSwitchEngaged,
+    ReconciliationError,
+    RiskLimitBreached,
+)
+from pipelines.execution import ledger
+from pipelines.execution.brokers.base import (
+    Broker,
+    OrderIntent,
+    PermanentBrokerError,
+    Side,
+    TransientBrokerError,
+)
+from pipelines.execution.dead_letter import dead_letter, dead_letter_status, mark_retried
+from pipelines.execution.ledger import record_broker_state
 from pipelines.portfolio.planner import PlanRef, target_weights
+from pipelines.risk.kill_switch import NAME as KILL_SWITCH
 from pipelines.risk.kill_switch import assert_trading_allowed
 from pipelines.runlog import stage_run
 
@@ -117,13 +138,35 @@ class SubmitSummary:
     orders: int
     sent: int  # sent to the broker in this call
     recovered: int  # found at the broker already (a retry after a crash)
+    dead_lettered: int = 0  # refused for good by the broker in this call (see dead_letter.py)
+
+
+def _no_checkpoint(point: str, client_order_id: str | None) -> None:
+    return None
+
+
+# Named points of a submission, for crash-injection tests: before_ledger, after_ledger,
+# before_send (the ledger says submitted, the broker was not called), after_send (the broker
+# answered, the ledger does not know yet). Production leaves it a no-op.
+checkpoint: Callable[[str, str | None], None] = _no_checkpoint
 
 
 def submit_plan(
-    engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker, run_id: str
+    engine: sa.Engine,
+    settings: Settings,
+    plan: PlanRef,
+    broker: Broker,
+    run_id: str,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SubmitSummary:
-    """Send the approved plan's orders exactly once each."""
+    """Send the approved plan's orders exactly once each.
+
+    Refuses while the kill switch is on or the broker's latest reconciliation failed. Orders
+    the broker refuses for good go to the dead-letter table and the others continue; a
+    broker that keeps failing transiently stops the run (a rerun resumes, asking first).
+    """
     assert_trading_allowed(engine)
+    assert_reconciled(engine, broker.name)
     with stage_run(engine, run_id, "submit", plan=plan.__dict__) as run:
         status, model_name, model_version = _plan_row(engine, plan)
         if status not in ("approved", "submitted"):
@@ -131,31 +174,177 @@ def submit_plan(
                 f"plan {plan} is {status!r}, not approved: the risk gate must pass first"
             )
         if status == "approved":
-            _record_intents(
-                engine,
-                plan,
-                plan_orders(engine, settings, plan, broker),
-                broker.name,
-                model_name,
-                model_version,
-            )
-        sent = recovered = 0
-        for coid, intent in _unsent(engine, plan):
-            assert_trading_allowed(engine)
-            known = broker.get_order_by_client_id(coid)
-            if known is None:
-                known = broker.submit_order(intent)
-                sent += 1
-            else:
-                recovered += 1
-            record_broker_state(engine, coid, known, source="broker")
+            intents = plan_orders(engine, settings, plan, broker)
+            checkpoint("before_ledger", None)
+            _record_intents(engine, plan, intents, broker.name, model_name, model_version)
+            checkpoint("after_ledger", None)
+        outcomes = send_orders(engine, settings, broker, _unsent(engine, plan), sleep)
         with engine.connect() as conn:
             total = conn.execute(
                 sa.text(f"SELECT count(*) FROM orders WHERE {PlanRef.WHERE}"),
                 plan.params(),
             ).scalar_one()
-        run.summary = {"orders": total, "sent": sent, "recovered": recovered}
-    return SubmitSummary(total, sent, recovered)
+        summary = SubmitSummary(
+            total,
+            outcomes.count(SENT),
+            outcomes.count(RECOVERED),
+            outcomes.count(DEAD_LETTERED),
+        )
+        run.summary = asdict(summary)
+        if summary.dead_lettered:
+            log.warning(
+                "submit plan=%s dead_lettered=%d: see `mltrade orders dead-letter`",
+                plan,
+                summary.dead_lettered,
+            )
+    return summary
+
+
+SENT, RECOVERED, DEAD_LETTERED = "sent", "recovered", "dead_lettered"
+
+
+def send_orders(
+    engine: sa.Engine,
+    settings: Settings,
+    broker: Broker,
+    intents: list[OrderIntent],
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Send each intent exactly once; sells first (they fund the buys), then buys.
+
+    ``BROKER_CONCURRENCY`` > 1 sends each side's orders from that many threads; the broker's
+    rate limiter still bounds the request rate. The first broker failure is raised after the
+    other orders of its side are done, so no send is left half-recorded.
+    """
+    outcomes: list[str] = []
+    for side in ("sell", "buy"):
+        batch = [i for i in intents if i.side == side]
+        if settings.broker_concurrency == 1 or len(batch) < 2:
+            outcomes += [send_order(engine, settings, broker, i, sleep) for i in batch]
+            continue
+        with ThreadPoolExecutor(settings.broker_concurrency) as pool:
+            futures = [pool.submit(send_order, engine, settings, broker, i, sleep) for i in batch]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise errors[0]  # type: ignore[misc]
+            outcomes += [f.result() for f in futures]
+    return outcomes
+
+
+def send_order(
+    engine: sa.Engine,
+    settings: Settings,
+    broker: Broker,
+    intent: OrderIntent,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """One order, exactly once: ask the broker by client id, send only if it is unknown.
+
+    Transient failures (429, 5xx, timeouts) are retried up to ``BROKER_MAX_ATTEMPTS`` times
+    with exponential backoff, each retry asking the broker first; permanent ones (403, 422)
+    dead-letter the order. Returns ``sent``, ``recovered`` or ``dead_lettered``.
+    """
+    coid = intent.client_order_id
+    for attempt in range(1, settings.broker_max_attempts + 1):
+        # A planned order was never sent: every send is preceded by the committed
+        # 'submitted', so only then (or on a retry) can the broker know it — ask first.
+        previous = _mark_submitted(engine, coid, attempt)
+        if previous != ledger.PLANNED:
+            known = broker.get_order_by_client_id(coid)
+            if known is not None:
+                record_broker_state(engine, coid, known, source="broker")
+                return RECOVERED if attempt == 1 else SENT
+            if previous not in (ledger.SUBMITTED, ledger.DEAD_LETTER):
+                raise ReconciliationError(
+                    f"{coid} is {previous} in the ledger but unknown to {broker.name}; "
+                    "nothing is sent: reconcile and resolve it first"
+                )
+        checkpoint("before_send", coid)
+        try:
+            order = broker.submit_order(intent)
+        except TransientBrokerError as exc:
+            _note_error(engine, coid, str(exc))
+            if attempt == settings.broker_max_attempts:
+                raise TransientBrokerError(
+                    f"{coid}: broker failed {attempt} times ({exc}); the order stays "
+                    "'submitted' and a rerun resumes it (asking the broker first)"
+                ) from exc
+            pause = min(
+                settings.broker_backoff_max_seconds,
+                settings.broker_backoff_seconds * 2 ** (attempt - 1),
+            )
+            log.warning("send %s attempt=%d failed: %s; retry in %.2fs", coid, attempt, exc, pause)
+            sleep(pause)
+            continue
+        except PermanentBrokerError as exc:
+            dead_letter(engine, broker.name, coid, exc, attempt)
+            return DEAD_LETTERED
+        checkpoint("after_send", coid)
+        record_broker_state(engine, coid, order, source="broker")
+        return SENT
+    raise AssertionError("unreachable")
+
+
+def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
+    """Check the kill switch and commit ``submitted`` (and the attempt) before the broker is
+    called, in one transaction; return the status the order had."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT o.status, o.attempts, k.enabled, k.reason, k.updated_at FROM orders o "
+                "LEFT JOIN controls k ON k.name = :k WHERE o.client_order_id = :c "
+                "FOR UPDATE OF o"
+            ),
+            {"c": coid, "k": KILL_SWITCH},
+        ).one()
+        if row.enabled:
+            raise KillSwitchEngaged(
+                f"kill switch is on since {row.updated_at} ({row.reason}); no order is sent. "
+                "`mltrade kill-switch off` releases it"
+            )
+        previous = str(row.status)
+        if previous not in (ledger.PLANNED, ledger.SUBMITTED, ledger.DEAD_LETTER):
+            return previous  # the broker answered already (another run): just look
+        detail = {"attempt": attempt}
+        if previous == ledger.SUBMITTED:  # a resend: same state, one more attempt recorded
+            ledger.update(conn, coid, None, {"attempts": row.attempts + 1}, ("ledger", detail))
+        else:
+            ledger.transition(
+                conn,
+                coid,
+                ledger.SUBMITTED,
+                "ledger",
+                detail,
+                previous,
+                attempts=row.attempts + 1,
+            )
+    return previous
+
+
+def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE orders SET last_error = :e WHERE client_order_id = :c"),
+            {"e": error[:1000], "c": coid},
+        )
+
+
+def assert_reconciled(engine: sa.Engine, broker: str) -> None:
+    """Refuse to trade while the broker's latest reconciliation found differences."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT ok, problems, at FROM reconciliations WHERE broker = :b "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            {"b": broker},
+        ).one_or_none()
+    if row is not None and not row.ok:
+        raise ReconciliationError(
+            f"the last reconciliation with {broker} ({row.at}) found differences; trading is "
+            f"blocked until they are resolved and `mltrade reconcile` passes: "
+            + "; ".join(row.problems[:5])
+        )
 
 
 def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str]:
@@ -202,58 +391,58 @@ def _record_intents(
                 },
             ).rowcount
             if inserted:
-                _event(conn, intent.client_order_id, "planned", "ledger", None)
+                ledger.event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
         conn.execute(
             sa.text(f"UPDATE plans SET status = 'submitted' WHERE {PlanRef.WHERE}"),
             plan.params(),
         )
 
 
-def _unsent(engine: sa.Engine, plan: PlanRef) -> list[tuple[str, OrderIntent]]:
-    """Ledger rows of the plan the broker has not confirmed yet (status ``planned``)."""
+def _unsent(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
+    """Ledger rows of the plan the broker has not confirmed yet (``planned``, ``submitted``)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
                 f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {PlanRef.WHERE} "
-                "AND status = 'planned' ORDER BY side DESC, symbol"
+                "AND status IN ('planned', 'submitted') ORDER BY side DESC, symbol"
             ),
             plan.params(),
         ).all()
     return [
-        (
-            r.client_order_id,
-            OrderIntent(r.client_order_id, r.symbol, r.side, Decimal(r.qty), plan.session_date),
-        )
+        OrderIntent(r.client_order_id, r.symbol, r.side, Decimal(r.qty), plan.session_date)
         for r in rows
     ]
 
 
-def record_broker_state(engine: sa.Engine, coid: str, order: BrokerOrder, source: str) -> bool:
-    """Step 3: move the ledger to the broker's status; return whether it changed."""
-    with engine.begin() as conn:
-        changed = conn.execute(
+def retry_dead_letter(
+    engine: sa.Engine,
+    settings: Settings,
+    broker: Broker,
+    coid: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Send a dead-lettered order again, exactly once (the broker is asked first).
+
+    Returns ``sent``, ``recovered`` (the broker had it after all) or ``dead_lettered`` (refused
+    again; the dead-letter row is updated).
+    """
+    status = dead_letter_status(engine, coid)
+    if status != ledger.DEAD_LETTER:
+        raise BrokerError(f"{coid} is {status} now, not dead-lettered: nothing to retry")
+    assert_trading_allowed(engine)
+    assert_reconciled(engine, broker.name)
+    with engine.connect() as conn:
+        row = conn.execute(
             sa.text(
-                "UPDATE orders SET status = :st, broker_order_id = :b, updated_at = now() "
-                "WHERE client_order_id = :c AND status IS DISTINCT FROM :st"
+                "SELECT symbol, side, qty, session_date, broker FROM orders "
+                "WHERE client_order_id = :c"
             ),
-            {"st": order.status, "b": order.broker_order_id, "c": coid},
-        ).rowcount
-        if changed:
-            _event(
-                conn,
-                coid,
-                order.status,
-                source,
-                {"broker_order_id": order.broker_order_id, "filled_qty": str(order.filled_qty)},
-            )
-    return bool(changed)
-
-
-def _event(conn: sa.Connection, coid: str, status: str, source: str, detail: dict | None) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO order_events (client_order_id, status, source, detail) "
-            "VALUES (:c, :st, :src, CAST(:d AS jsonb))"
-        ),
-        {"c": coid, "st": status, "src": source, "d": json.dumps(detail)},
-    )
+            {"c": coid},
+        ).one()
+    if row.broker != broker.name:
+        raise BrokerError(f"{coid} belongs to broker {row.broker}, not {broker.name}")
+    intent = OrderIntent(coid, row.symbol, row.side, Decimal(row.qty), row.session_date)
+    outcome = send_order(engine, settings, broker, intent, sleep)
+    mark_retried(engine, coid)
+    log.info("dead letter retried client_order_id=%s outcome=%s", coid, outcome)
+    return outcome

@@ -1,12 +1,24 @@
 """Reconciliation: the broker reports, the ledger follows, and the two must agree.
 
-Run at the start of every rebalance and after submission. Any difference — an order one side
-does not know, or positions that the fills do not explain — raises ReconciliationError and
-blocks trading until a person resolves it.
+Run at the start of every rebalance and after submission, for either broker. It compares:
+
+- orders: every broker order must be in the ledger (same symbol, side and quantity), and every
+  ledger order past ``submitted`` must be at the broker; the ledger takes each order's state
+  and cumulative fill from the broker (transitions through :mod:`pipelines.execution.ledger`);
+- fills: the ledger's filled quantity per order must equal the broker's;
+- positions: the broker's positions must equal the net of the ledger's fills (this assumes the
+  account trades only through this ledger — a paper account with manual trades will differ).
+
+``planned``/``submitted`` orders the broker does not know are sends still to happen (a rerun
+resumes them), not differences. Every reconciliation is stored in ``reconciliations``; any
+difference raises :class:`ReconciliationError`, and submission refuses to run while the
+broker's latest reconciliation failed, until a person resolves it and reconciles again.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -15,10 +27,14 @@ import sqlalchemy as sa
 
 from pipelines.config import Settings
 from pipelines.errors import ReconciliationError
-from pipelines.execution.brokers.base import Broker
-from pipelines.execution.orders import last_closes, record_broker_state
+from pipelines.execution import ledger
+from pipelines.execution.brokers.base import Broker, BrokerOrder
+from pipelines.execution.ledger import LedgerError, record_broker_state
+from pipelines.execution.orders import last_closes
 
-OPEN_STATUSES = ("planned", "accepted", "partially_filled")
+log = logging.getLogger(__name__)
+
+OPEN_STATUSES = tuple(sorted(ledger.OPEN | ledger.UNSENT | {ledger.DEAD_LETTER}))
 
 
 @dataclass(frozen=True)
@@ -27,17 +43,93 @@ class ReconcileReport:
     orders_checked: int
     orders_updated: int
     open_orders: int
+    pending_sends: int = 0
 
 
-def reconcile(engine: sa.Engine, broker: Broker, settings: Settings) -> ReconcileReport:
+def reconcile(
+    engine: sa.Engine, broker: Broker, settings: Settings, run_id: str | None = None
+) -> ReconcileReport:
+    """Bring the ledger up to the broker's state and check the two agree; raise if not."""
     fills_made = broker.process_fills()
+    at_broker = {o.client_order_id: o for o in broker.list_orders()}
     with engine.connect() as conn:
-        open_orders = conn.execute(
+        rows = conn.execute(
             sa.text(
-                "SELECT client_order_id, status FROM orders WHERE broker = :b AND status = ANY(:st)"
+                "SELECT client_order_id, symbol, side, qty, status, filled_qty FROM orders "
+                "WHERE broker = :b"
             ),
-            {"b": broker.name, "st": list(OPEN_STATUSES)},
+            {"b": broker.name},
         ).all()
+    ours = {r.client_order_id: r for r in rows}
+    problems: list[str] = []
+    updated = still_open = pending = 0
+    for coid in sorted(set(at_broker) - set(ours)):
+        o = at_broker[coid]
+        problems.append(
+            f"{coid} ({o.side} {o.qty} {o.symbol}, {o.status}) is at {broker.name} "
+            "but not in the ledger"
+        )
+    for coid, row in sorted(ours.items()):
+        order = at_broker.get(coid)
+        if order is None and row.status in OPEN_STATUSES:
+            order = broker.get_order_by_client_id(coid)  # a list may lag or be truncated
+        if order is None:
+            if row.status in ledger.UNSENT or row.status == ledger.DEAD_LETTER:
+                pending += row.status in ledger.UNSENT
+                continue
+            problems.append(f"{coid} is {row.status} in the ledger but unknown to {broker.name}")
+            continue
+        if (order.symbol, order.side, order.qty) != (row.symbol, row.side, Decimal(row.qty)):
+            problems.append(
+                f"{coid}: ledger has {row.side} {row.qty} {row.symbol}, {broker.name} has "
+                f"{order.side} {order.qty} {order.symbol}"
+            )
+            continue
+        try:
+            updated += record_broker_state(engine, coid, order, source="reconcile")
+        except LedgerError as exc:
+            problems.append(str(exc))
+            continue
+        still_open += order.status in ledger.OPEN
+    problems += _fill_differences(engine, broker, at_broker)
+    problems += _position_differences(engine, broker)
+    report = ReconcileReport(fills_made, len(ours), updated, still_open, pending)
+    _store(engine, broker.name, run_id, report, problems)
+    if problems:
+        log.error("reconcile broker=%s problems=%d: %s", broker.name, len(problems), problems[:5])
+        raise ReconciliationError(
+            f"ledger and {broker.name} disagree; trading is blocked until this is "
+            "resolved: " + "; ".join(problems[:20])
+        )
+    log.info("reconcile broker=%s %s", broker.name, report)
+    return report
+
+
+def _fill_differences(
+    engine: sa.Engine, broker: Broker, at_broker: dict[str, BrokerOrder]
+) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.client_order_id, o.filled_qty, coalesce(sum(f.qty), 0) AS fills "
+                "FROM orders o LEFT JOIN fills f USING (client_order_id) WHERE o.broker = :b "
+                "GROUP BY o.client_order_id, o.filled_qty"
+            ),
+            {"b": broker.name},
+        ).all()
+    problems = []
+    for coid, filled_qty, fills in rows:
+        reported = at_broker[coid].filled_qty if coid in at_broker else Decimal(filled_qty)
+        if not Decimal(filled_qty) == Decimal(fills) == reported:
+            problems.append(
+                f"{coid}: {broker.name} reports {reported} filled, the ledger {filled_qty}, "
+                f"its fills {fills}"
+            )
+    return problems
+
+
+def _position_differences(engine: sa.Engine, broker: Broker) -> list[str]:
+    with engine.connect() as conn:
         ledger_positions: dict[str, Decimal] = dict(
             conn.execute(
                 sa.text(
@@ -48,29 +140,39 @@ def reconcile(engine: sa.Engine, broker: Broker, settings: Settings) -> Reconcil
                 {"b": broker.name},
             ).all()
         )
-    problems, updated, still_open = [], 0, 0
-    for coid, status in open_orders:
-        order = broker.get_order_by_client_id(coid)
-        if order is None:
-            if status != "planned":  # planned and unknown is a send that has not happened yet
-                problems.append(f"{coid} is {status} in the ledger but unknown to {broker.name}")
-            still_open += 1
-            continue
-        updated += record_broker_state(engine, coid, order, source="reconcile")
-        still_open += order.status in OPEN_STATUSES
     held = broker.get_positions()
+    problems = []
     for symbol in sorted(set(held) | {s for s, q in ledger_positions.items() if q}):
         if held.get(symbol, Decimal(0)) != ledger_positions.get(symbol, Decimal(0)):
             problems.append(
                 f"{symbol}: broker holds {held.get(symbol, 0)}, ledger fills say "
                 f"{ledger_positions.get(symbol, 0)}"
             )
-    if problems:
-        raise ReconciliationError(
-            "ledger and broker disagree; trading is blocked until this is "
-            "resolved: " + "; ".join(problems[:20])
+    return problems
+
+
+def _store(
+    engine: sa.Engine,
+    broker: str,
+    run_id: str | None,
+    report: ReconcileReport,
+    problems: list[str],
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO reconciliations (broker, run_id, ok, orders_checked, "
+                "orders_updated, problems) VALUES (:b, :r, :ok, :c, :u, CAST(:p AS jsonb))"
+            ),
+            {
+                "b": broker,
+                "r": run_id,
+                "ok": not problems,
+                "c": report.orders_checked,
+                "u": report.orders_updated,
+                "p": json.dumps(problems),
+            },
         )
-    return ReconcileReport(fills_made, len(open_orders), updated, still_open)
 
 
 def portfolio_summary(engine: sa.Engine, broker: Broker, settings: Settings, as_of: date) -> dict:

@@ -14,7 +14,8 @@ def get_broker(settings: Settings, engine: sa.Engine) -> Broker:
         from pipelines.execution.brokers.simulated import SimulatedBroker
 
         return SimulatedBroker(engine, settings)
-    raise ConfigurationError(
-        f"BROKER={settings.broker} is not available yet (issue #5 adds the Alpaca adapter); "
-        "use BROKER=simulated"
-    )
+    if settings.broker == "alpaca":
+        from pipelines.execution.brokers.alpaca import AlpacaBroker
+
+        return AlpacaBroker(settings)
+    raise ConfigurationError(f"BROKER={settings.broker} is unknown; use simulated or alpaca")

@@ -7,9 +7,11 @@ unique forever at the broker (as Alpaca keeps it), which is what makes retries s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
+
+from pipelines.errors import BrokerError
 
 Side = Literal["buy", "sell"]
 
@@ -34,18 +36,47 @@ class BrokerOrder:
     symbol: str
     side: Side
     qty: Decimal
-    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
+    status: str  # the ledger's name: accepted | partially_filled | filled | cancelled | ...
     filled_qty: Decimal = Decimal(0)
+    filled_avg_price: float | None = None  # USD per share over filled_qty
+    broker_status: str | None = None  # the broker's own word for it (Alpaca: "new", ...)
+    updated_at: datetime | None = None
+
+
+class TransientBrokerError(BrokerError):
+    """The request may not have taken effect (429, 5xx, timeout, connection lost).
+
+    Safe to retry only after asking the broker for the order by its client id.
+    """
+
+
+class PermanentBrokerError(BrokerError):
+    """The broker refused the order for good (403 buying power, 422 bad parameters).
+
+    Retrying the same request cannot help: the order goes to the dead-letter table.
+    """
+
+    def __init__(self, message: str, http_status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
 
 
 class Broker(Protocol):
     name: str
 
     def submit_order(self, intent: OrderIntent) -> BrokerOrder:
-        """Send one order; raises BrokerError (never sends twice for one client id)."""
+        """Send one order; raises TransientBrokerError or PermanentBrokerError.
+
+        A client id the broker already holds is not an error: the existing order is returned.
+        """
         ...
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None: ...
+
+    def list_orders(self) -> list[BrokerOrder]:
+        """Every order the broker holds for this account (for reconciliation)."""
+        ...
 
     def get_positions(self) -> dict[str, Decimal]:
         """Shares held per symbol (non-zero only)."""

@@ -56,24 +56,38 @@ class SimulatedBroker:
                     "d": intent.session_date,
                 },
             ).rowcount
-        if not inserted:
-            raise BrokerError(f"client_order_id {intent.client_order_id} must be unique")
         order = self.get_order_by_client_id(intent.client_order_id)
-        assert order is not None
-        return order
+        if order is None:  # cannot happen: the row was inserted or existed
+            raise BrokerError(f"order {intent.client_order_id} vanished from the book")
+        if not inserted and (order.symbol, order.side, order.qty) != (
+            intent.symbol,
+            intent.side,
+            intent.qty,
+        ):
+            raise BrokerError(
+                f"client_order_id {intent.client_order_id} is already used by another order"
+            )
+        return order  # a known id returns the order it names, as Alpaca's 422 lookup does
+
+    _SELECT = (
+        "SELECT o.*, coalesce(f.qty, 0) AS filled FROM sim_broker_orders o "
+        "LEFT JOIN fills f ON f.client_order_id = o.client_order_id "
+    )
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                sa.text(
-                    "SELECT o.*, coalesce(f.qty, 0) AS filled FROM sim_broker_orders o "
-                    "LEFT JOIN fills f ON f.client_order_id = o.client_order_id "
-                    "WHERE o.client_order_id = :c"
-                ),
-                {"c": client_order_id},
+                sa.text(self._SELECT + "WHERE o.client_order_id = :c"), {"c": client_order_id}
             ).one_or_none()
-        if row is None:
-            return None
+        return None if row is None else self._order(row)
+
+    def list_orders(self) -> list[BrokerOrder]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(self._SELECT + "ORDER BY o.submitted_at")).all()
+        return [self._order(row) for row in rows]
+
+    @staticmethod
+    def _order(row: sa.Row) -> BrokerOrder:
         return BrokerOrder(
             row.broker_order_id,
             row.client_order_id,

@@ -1,0 +1,319 @@
+"""Order submission speed: the Alpaca adapter and the ledger against the local Alpaca server.
+
+    .venv/bin/python benchmarks/orders.py                  # both parts
+    .venv/bin/python benchmarks/orders.py --orders 1000 --concurrency 4 --symbols 500
+
+1. ``--orders`` orders through ``send_order`` (ledger ``submitted`` committed, POST through
+   alpaca-py, the answer committed) from ``--concurrency`` threads: per-order p50/p99 latency
+   including both ledger commits, next to a bare alpaca-py ``submit_order`` to the same server
+   (the raw limit of the HTTP path), and the duplicates found (must be 0).
+2. A pre-market rebalance of ``--symbols`` sample symbols from the warehouse to acknowledged
+   orders: risk model + optimizer (``build_plan``), risk gate, submission, reconciliation.
+   Expected returns are written straight into ``predictions`` (model inference is timed by
+   the models' benchmarks, not here).
+
+The token bucket is set to the local server's own limit, so this measures our code, not
+Alpaca's quota: at Alpaca's ~200 requests/min, N orders need at least N/200 minutes whatever
+the code does (printed below as the raw limit). Runs in a throwaway database on the project's
+PostgreSQL (embedded under MLTRADE_HOME, or WAREHOUSE_URL's server), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.config import get_settings  # noqa: E402
+from pipelines.execution.brokers.alpaca import AlpacaBroker  # noqa: E402
+from pipelines.execution.brokers.base import OrderIntent  # noqa: E402
+from pipelines.execution.orders import client_order_id, send_order  # noqa: E402
+from pipelines.warehouse import embedded  # noqa: E402
+from pipelines.warehouse.engine import create_engine, warehouse_url  # noqa: E402
+from pipelines.warehouse.migrate import upgrade  # noqa: E402
+
+DAY = date(2010, 8, 16)
+ALPACA_PER_MINUTE = 200
+KEY, SECRET = "test-key", "test-secret"
+
+
+@contextmanager
+def local_alpaca(prices: dict[str, float] | None = None, cash: float = 1e12) -> Iterator[str]:
+    """The local Alpaca server in its own process (so it shares no GIL with the client)."""
+    args = [
+        sys.executable,
+        "-m",
+        "tests.support.alpaca_trading_server",
+        "--cash",
+        str(cash),
+        "--rate-limit",
+        "1000000",
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        if prices:
+            json.dump(prices, f)
+            f.flush()
+            args += ["--prices", f.name, "--default-price", "0"]
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert proc.stdout is not None and proc.stdin is not None
+        try:
+            yield proc.stdout.readline().strip()
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+
+
+def _throwaway_database() -> tuple[str, str]:
+    """(sqlalchemy URL of a new database, libpq admin URI to drop it)."""
+    base = warehouse_url(get_settings())
+    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    name = f"mltrade_bench_{uuid.uuid4().hex[:8]}"
+    embedded.ensure_database(admin, name)
+    return embedded.sqlalchemy_url(admin, name), name
+
+
+def _settings(url: str, concurrency: int):
+    return get_settings().model_copy(
+        update={
+            "broker": "alpaca",
+            "alpaca_api_key": SecretStr(KEY),
+            "alpaca_secret_key": SecretStr(SECRET),
+            "alpaca_base_url": url,
+            "broker_rate_limit_per_minute": 1_000_000.0,
+            "broker_rate_burst": 1_000,
+            "broker_concurrency": concurrency,
+            "max_weight": 0.05,
+        }
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, q))
+
+
+def orders_part(engine: sa.Engine, n: int, concurrency: int) -> None:
+    with local_alpaca() as url:
+        settings = _settings(url, concurrency)
+        broker = AlpacaBroker(settings)
+        intents = [
+            OrderIntent(
+                client_order_id("bench", DAY, 1, f"S{i:04d}", "buy"),
+                f"S{i:04d}",
+                "buy",
+                Decimal(10),
+                DAY,
+            )
+            for i in range(n)
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
+                    "model_version, status, run_id) VALUES ('bench', :d, 1, 'm', '1', 'submitted', "
+                    "'bench')"
+                ),
+                {"d": DAY},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, "
+                    "symbol, side, qty, status, broker, model_name, model_version) VALUES "
+                    "(:c, 'bench', :d, 1, :s, 'buy', 10, 'planned', 'alpaca', 'm', '1')"
+                ),
+                [{"c": i.client_order_id, "d": DAY, "s": i.symbol} for i in intents],
+            )
+
+        def timed(intent: OrderIntent) -> float:
+            start = time.perf_counter()
+            send_order(engine, settings, broker, intent)
+            return time.perf_counter() - start
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            ours = list(pool.map(timed, intents))
+        wall = time.perf_counter() - start
+
+        # The peer: alpaca-py alone, same server, same concurrency, no ledger.
+        from alpaca.trading.client import TradingClient
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+        client = TradingClient(KEY, SECRET, url_override=url)
+
+        def bare(i: int) -> float:
+            request = MarketOrderRequest(
+                symbol=f"S{i:04d}",
+                qty=10,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.OPG,
+                client_order_id=f"bare-{i}",
+            )
+            t = time.perf_counter()
+            client.submit_order(request)
+            return time.perf_counter() - t
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            peer = list(pool.map(bare, range(n)))
+
+        with engine.connect() as conn:
+            ledger = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT client_order_id, broker_order_id FROM orders "
+                        "WHERE strategy = 'bench' AND status = 'accepted'"
+                    )
+                ).all()
+            )
+        accepted = len(ledger)
+        at_broker = [o for o in broker.list_orders() if o.client_order_id.startswith("mlt-")]
+        ours_at_broker = [
+            o for o in at_broker if ledger.get(o.client_order_id) == o.broker_order_id
+        ]
+        duplicates = len(at_broker) - len({o.client_order_id for o in at_broker})
+        print(f"\n## {n} orders, {concurrency} threads, local Alpaca server")
+        print("| | p50 | p99 | max | orders/s |")
+        print("|---|---|---|---|---|")
+        print(
+            f"| send_order (ledger + alpaca-py) | {_pct(ours, 50):.1f} ms | "
+            f"{_pct(ours, 99):.1f} ms | {max(ours) * 1000:.1f} ms | {n / wall:.0f} |"
+        )
+        print(
+            f"| alpaca-py submit_order alone | {_pct(peer, 50):.1f} ms | "
+            f"{_pct(peer, 99):.1f} ms | {max(peer) * 1000:.1f} ms | |"
+        )
+        print(
+            f"ratio p50 {_pct(ours, 50) / _pct(peer, 50):.1f}x, "
+            f"p99 {_pct(ours, 99) / _pct(peer, 99):.1f}x; accepted in the ledger {accepted}/{n}, "
+            f"at the broker {len(ours_at_broker)}, duplicates {duplicates}"
+        )
+        print(
+            f"raw limit at Alpaca ({ALPACA_PER_MINUTE}/min, 1 request per new order): "
+            f"{n / ALPACA_PER_MINUTE:.1f} min for {n} orders"
+        )
+
+
+def rebalance_part(engine: sa.Engine, n_symbols: int) -> None:
+    from pipelines import calendar
+    from pipelines.execution.orders import submit_plan
+    from pipelines.execution.reconcile import reconcile
+    from pipelines.portfolio.planner import build_plan
+    from pipelines.risk.gate import check_plan
+    from pipelines.sources.sample import FIRST_SESSION, SampleSource
+    from pipelines.validation import validate_bars
+    from pipelines.warehouse.bars import upsert_bars
+
+    source = SampleSource()
+    symbols = sorted(source.universe())[:n_symbols]
+    frame = source.fetch_daily_bars(FIRST_SESSION, DAY, symbols)
+    with engine.begin() as conn:
+        upsert_bars(conn, validate_bars(frame).valid, "sample")
+    as_of = calendar.previous_session(DAY)
+    with engine.connect() as conn:
+        closes = dict(
+            conn.execute(
+                sa.text("SELECT symbol, close FROM bars WHERE session_date = :d"), {"d": as_of}
+            ).all()
+        )
+    rng = np.random.default_rng(7)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
+                "expected_return, feature_set_version, run_id) VALUES ('m', '1', :d, :s, :r, "
+                "'f', 'bench')"
+            ),
+            [{"d": as_of, "s": s, "r": float(rng.normal(0, 0.002))} for s in closes],
+        )
+    with local_alpaca(prices=closes, cash=1_000_000.0) as url:
+        settings = _settings(url, 4).model_copy(update={"strategy": "bench_rebalance"})
+        broker = AlpacaBroker(settings)
+        steps = {}
+        t = time.perf_counter()
+        reconcile(engine, broker, settings, "bench")
+        steps["reconcile before"] = time.perf_counter() - t
+        t = time.perf_counter()
+        plan = build_plan(engine, settings, DAY, "m", "1", "bench")
+        steps["optimize (risk model + cvxpy)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        report = check_plan(engine, settings, plan, broker)
+        steps["risk gate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        summary = submit_plan(engine, settings, plan, broker, "bench")
+        steps["submit (acknowledged)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        reconcile(engine, broker, settings, "bench")
+        steps["reconcile after"] = time.perf_counter() - t
+    total = sum(steps.values())
+    print(f"\n## pre-market rebalance, {len(closes)} symbols with prices, local Alpaca server")
+    print("| step | seconds |")
+    print("|---|---|")
+    for name, seconds in steps.items():
+        print(f"| {name} | {seconds:.2f} |")
+    print(f"| **total** | **{total:.2f}** |")
+    print(
+        f"orders {summary.orders} (sent {summary.sent}), gate approved {report.approved}; "
+        f"target 30 s: ratio {total / 30:.2f}; raw limit at Alpaca "
+        f"({ALPACA_PER_MINUTE}/min): {summary.orders / ALPACA_PER_MINUTE * 60:.0f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--skip-rebalance", action="store_true")
+    args = parser.parse_args()
+    url, name = _throwaway_database()
+    engine = create_engine(url, get_settings())
+    try:
+        upgrade(engine)
+        orders_part(engine, args.orders, args.concurrency)
+        with engine.begin() as conn:  # part 2 starts from an empty book
+            conn.execute(
+                sa.text(
+                    "TRUNCATE order_events, fills, dead_letter_orders, reconciliations, orders, "
+                    "target_weights, plans CASCADE"
+                )
+            )
+        if not args.skip_rebalance:
+            rebalance_part(engine, args.symbols)
+    finally:
+        engine.dispose()
+        admin = embedded.sqlalchemy_url(
+            warehouse_url(get_settings()).replace("postgresql+psycopg://", "postgresql://", 1),
+            "postgres",
+        ).replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(f"\n(cpu count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
