@@ -24,8 +24,8 @@ from alpaca.data.historical import StockHistoricalDataClient  # noqa: E402
 from alpaca.data.requests import StockBarsRequest  # noqa: E402
 from alpaca.data.timeframe import TimeFrame  # noqa: E402
 
+from pipelines.ratelimit import TokenBucket  # noqa: E402
 from pipelines.sources.alpaca import AlpacaSource  # noqa: E402
-from pipelines.sources.ratelimit import TokenBucket  # noqa: E402
 from pipelines.sources.retry import RetryPolicy  # noqa: E402
 from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION, SampleSource  # noqa: E402
 from tests.support.alpaca_data_server import AlpacaDataServer, sample_bars  # noqa: E402

@@ -61,6 +61,7 @@ from pydantic import SecretStr, ValidationError
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError, DataSourceError
+from pipelines.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.base import (
     BAR_COLUMNS,
     FetchResult,
@@ -68,7 +69,6 @@ from pipelines.sources.base import (
     empty_bars,
     split_symbols,
 )
-from pipelines.sources.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.retry import RetryPolicy, TransientSourceError
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ import requests
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError, DataSourceError
+from pipelines.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.base import BAR_COLUMNS, FetchResult, empty_bars, split_symbols
-from pipelines.sources.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.retry import RetryPolicy, TransientSourceError
 
 log = logging.getLogger(__name__)

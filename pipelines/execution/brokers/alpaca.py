@@ -48,7 +48,7 @@ from pipelines.execution.brokers.base import (
     PermanentBrokerError,
     TransientBrokerError,
 )
-from pipelines.execution.ratelimit import TokenBucket
+from pipelines.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 

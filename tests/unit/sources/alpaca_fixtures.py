@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from pipelines.ratelimit import TokenBucket
 from pipelines.sources.alpaca import AlpacaSource
-from pipelines.sources.ratelimit import TokenBucket
 from pipelines.sources.retry import RetryPolicy
 from tests.support.alpaca_data_server import AlpacaDataServer, sample_bars
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.errors import DataSourceError
-from pipelines.sources.ratelimit import TokenBucket
+from pipelines.ratelimit import TokenBucket
 from pipelines.sources.retry import RetryPolicy
 from pipelines.sources.yahoo import YahooSource
 from pipelines.warehouse.corporate_actions import (

@@ -7,7 +7,7 @@ from tenacity import RetryCallState, Retrying
 
 from pipelines.config import Settings
 from pipelines.errors import DataSourceError
-from pipelines.sources.ratelimit import TokenBucket, bucket_for
+from pipelines.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.retry import RetryPolicy, TransientSourceError
 
 
@@ -27,7 +27,7 @@ class FakeClock:
 def test_bucket_allows_a_burst_then_paces_at_the_rate() -> None:
     clock = FakeClock()
     bucket = TokenBucket(200, clock=clock, sleep=clock.sleep)  # Alpaca: 200 requests/min
-    assert bucket.capacity == pytest.approx(200 / 60)
+    assert bucket.burst == pytest.approx(200 / 60)
     for _ in range(203):
         bucket.acquire()
     # A burst of 3.33 tokens, then one every 0.3 s: (203 - 3.33) tokens take 59.9 s.
@@ -37,7 +37,7 @@ def test_bucket_allows_a_burst_then_paces_at_the_rate() -> None:
 
 def test_bucket_refills_while_idle_but_never_above_capacity() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(60, capacity=2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(60, burst=2, clock=clock, sleep=clock.sleep)
     bucket.acquire(), bucket.acquire()
     clock.now += 3600  # an hour idle: still only 2 tokens
     assert bucket.acquire() == 0.0 and bucket.acquire() == 0.0

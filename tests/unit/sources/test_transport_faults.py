@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from pipelines.errors import DataSourceError
+from pipelines.ratelimit import TokenBucket
 from pipelines.sources.base import PartialFetchError
-from pipelines.sources.ratelimit import TokenBucket
 from pipelines.sources.retry import RetryPolicy
 from pipelines.sources.sample import SampleSource
 from pipelines.sources.yahoo import YahooSource

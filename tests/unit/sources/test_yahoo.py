@@ -12,8 +12,8 @@ import pytest
 os.environ["YF_DISABLE_CURL_CFFI"] = "1"
 
 from pipelines.errors import ConfigurationError  # noqa: E402
+from pipelines.ratelimit import TokenBucket  # noqa: E402
 from pipelines.sources.base import PartialFetchError  # noqa: E402
-from pipelines.sources.ratelimit import TokenBucket  # noqa: E402
 from pipelines.sources.retry import RetryPolicy  # noqa: E402
 from pipelines.sources.sample import SampleSource  # noqa: E402
 from pipelines.sources.yahoo import YahooSource  # noqa: E402

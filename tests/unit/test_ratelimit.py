@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pipelines.execution.ratelimit import TokenBucket
+from pipelines.ratelimit import TokenBucket
 
 
 class FakeClock:
