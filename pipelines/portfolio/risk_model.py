@@ -17,6 +17,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sklearn.covariance import ledoit_wolf_shrinkage
 
+from pipelines.warehouse.bars import read_closes
+
 WINDOW_SESSIONS = 120
 
 
@@ -51,16 +53,7 @@ def trailing_returns(
 
     Symbols missing any close in the window are dropped: the estimate needs a full panel.
     """
-    with engine.connect() as conn:
-        bars = pd.read_sql(
-            sa.text(
-                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date BETWEEN :a AND :b"
-            ),
-            conn,
-            params={"s": symbols, "a": as_of - timedelta(days=2 * window + 10), "b": as_of},
-        )
-    close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+    close = read_closes(engine, as_of - timedelta(days=2 * window + 10), as_of, symbols)
     return returns_from_closes(close, window)
 
 

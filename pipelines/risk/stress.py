@@ -37,6 +37,7 @@ import sqlalchemy as sa
 
 from pipelines.portfolio.planner import PlanRef
 from pipelines.portfolio.risk_model import FactorCovariance
+from pipelines.warehouse.bars import read_closes
 
 #: name → (first session, last session) of the replayed window, inclusive.
 SCENARIOS: dict[str, tuple[date, date]] = {
@@ -67,19 +68,10 @@ def historical(engine: sa.Engine, weights: pd.Series) -> list[StressResult]:
     out = []
     symbols = list(weights.index)
     for name, (start, end) in SCENARIOS.items():
-        with engine.connect() as conn:
-            bars = pd.read_sql(
-                sa.text(
-                    "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
-                    "AND session_date BETWEEN :a AND :b"
-                ),
-                conn,
-                params={"s": symbols, "a": start, "b": end},
-            )
-        if bars.empty:
+        close = read_closes(engine, start, end, symbols)
+        if close.empty:
             out.append(StressResult(name, "historical", False, None, start, end))
             continue
-        close = bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
         # from the close before the window (when held) to the window's last close
         first = close.bfill().iloc[0]
         base = _close_before(engine, symbols, start).reindex(close.columns).fillna(first)

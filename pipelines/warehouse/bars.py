@@ -85,3 +85,17 @@ def read_bars(
         params["symbols"] = list(symbols)
     with engine.connect() as conn:
         return pd.read_sql(sa.text(query + " ORDER BY symbol, ts"), conn, params=params)
+
+
+def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -> pd.DataFrame:
+    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``."""
+    with engine.connect() as conn:
+        bars = pd.read_sql(
+            sa.text(
+                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
+                "AND session_date BETWEEN :a AND :b"
+            ),
+            conn,
+            params={"s": list(symbols), "a": start, "b": end},
+        )
+    return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
