@@ -217,9 +217,12 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
 
         fresh = _query(prom, 'mltrade_data_latest_session_timestamp_seconds{job="mltrade"}')
         assert float(fresh[0]["value"][1]) == metrics._session_close_ts(date(2010, 3, 31))
-        assert float(_query(prom, "mltrade_kill_switch_engaged")[0]["value"][1]) == 0
-        assert float(_query(prom, "mltrade_portfolio_equity_usd")[0]["value"][1]) == 1234.5
-        ratio = _query(prom, 'mltrade_validation_pass_ratio{source="sample"}')
+        # Both targets export these: name the in-process one.
+        switch = _query(prom, 'mltrade_kill_switch_engaged{job="mltrade"}')
+        assert float(switch[0]["value"][1]) == 0
+        equity = _query(prom, 'mltrade_portfolio_equity_usd{job="mltrade"}')
+        assert float(equity[0]["value"][1]) == 1234.5
+        ratio = _query(prom, 'mltrade_validation_pass_ratio{job="mltrade",source="sample"}')
         assert 0.9 < float(ratio[0]["value"][1]) <= 1.0
 
         served = _wait(lambda: _query(prom, 'mltrade_portfolio_equity_usd{job="mltrade-cli"}'),
