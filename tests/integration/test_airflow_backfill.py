@@ -178,9 +178,15 @@ def test_rest_backfill_loads_the_rows_one_cli_run_loads(
             pytest.fail(f"backfill {backfill['id']} not done after {_WAIT_S}s: {states}\n"
                         f"{_task_logs(proc_home)}\n{_tail(out)}")
         time.sleep(2)
-    print(f"runs done {time.monotonic()-t0:.1f}s")
+    print(f"runs done {time.monotonic()-t0:.1f}s", [(r["start_date"], r["end_date"]) for r in mine])
     assert sorted(r["data_interval_start"][:10] for r in mine) == [
         "2010-03-05", "2010-03-08", "2010-03-09", "2010-03-10", "2010-03-11"]
+
+    # First attempts only: a retry would hide a task that fails under concurrent runs.
+    for run in mine:
+        tis = api.ok("GET", f"/api/v2/dags/market_data/dagRuns/{run['dag_run_id']}/taskInstances")
+        tries = {ti["task_id"]: ti["try_number"] for ti in tis["task_instances"]}
+        assert tries == {"ingest": 1, "universe": 1, "retention": 1}, (run["dag_run_id"], tries)
 
     n_backfill, md5_backfill = _bars_fingerprint(warehouse)
     assert n_backfill == 5 * 3  # five sessions of three symbols
