@@ -16,11 +16,11 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
