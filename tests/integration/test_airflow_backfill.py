@@ -152,11 +152,8 @@ def test_rest_backfill_loads_the_rows_one_cli_run_loads(
     def parsed() -> bool:
         return api.call("GET", "/api/v2/dags/market_data")[0] == 200
 
-    t0 = time.monotonic()
     _wait_for("the API server", healthy, proc, out, 120)
-    print(f"api up {time.monotonic()-t0:.1f}s")
     _wait_for("market_data to be parsed", parsed, proc, out, 120)
-    print(f"parsed {time.monotonic()-t0:.1f}s")
     assert api.ok("PATCH", "/api/v2/dags/market_data", {"is_paused": False})["is_paused"] is False
 
     body = {"dag_id": "market_data", "from_date": _FROM, "to_date": _TO, "max_active_runs": 5}
@@ -178,7 +175,6 @@ def test_rest_backfill_loads_the_rows_one_cli_run_loads(
             pytest.fail(f"backfill {backfill['id']} not done after {_WAIT_S}s: {states}\n"
                         f"{_task_logs(proc_home)}\n{_tail(out)}")
         time.sleep(2)
-    print(f"runs done {time.monotonic()-t0:.1f}s", [(r["start_date"], r["end_date"]) for r in mine])
     assert sorted(r["data_interval_start"][:10] for r in mine) == [
         "2010-03-05", "2010-03-08", "2010-03-09", "2010-03-10", "2010-03-11"]
 
