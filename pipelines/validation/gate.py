@@ -12,8 +12,11 @@ there, one page per run named by ``run_id``); without it, in an ephemeral in-mem
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -91,6 +94,25 @@ def _ephemeral_context() -> Any:
     )
 
 
+@contextlib.contextmanager
+def _project_lock(data_docs_root: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on the GX file project under ``data_docs_root`` (no-op without).
+
+    Concurrent ingests (an Airflow backfill runs several at once) share that project; GX's file
+    stores are not safe for concurrent writers (a suite read mid-write fails with TypeError).
+    """
+    if data_docs_root is None:
+        yield
+        return
+    data_docs_root.mkdir(parents=True, exist_ok=True)
+    with (data_docs_root / ".mltrade-gx.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 COMPLETE = {"result_format": "COMPLETE"}  # every failing row's index, not a sample
 
 
@@ -138,15 +160,16 @@ def _run_suite(
     """Rule name -> positional indexes of the rows that fail it, computed by GX."""
     from great_expectations.core.run_identifier import RunIdentifier
 
-    batch_definition, suite, checkpoint = _gx(data_docs_root, limits)
-    if checkpoint is None:
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": check})
-        validations = [batch.validate(suite, result_format=COMPLETE)]
-    else:
-        outcome = checkpoint.run(
-            batch_parameters={"dataframe": check}, run_id=RunIdentifier(run_name=run_id)
-        )
-        validations = list(outcome.run_results.values())
+    with _project_lock(data_docs_root):
+        batch_definition, suite, checkpoint = _gx(data_docs_root, limits)
+        if checkpoint is None:
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": check})
+            validations = [batch.validate(suite, result_format=COMPLETE)]
+        else:
+            outcome = checkpoint.run(
+                batch_parameters={"dataframe": check}, run_id=RunIdentifier(run_name=run_id)
+            )
+            validations = list(outcome.run_results.values())
     failing: dict[str, list[int]] = {}
     for validation in validations:
         for result in validation.results:
