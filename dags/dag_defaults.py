@@ -51,3 +51,25 @@ def sessions_of_interval(params: dict, start: datetime, end: datetime) -> tuple[
         return first, last
     covered = calendar.sessions_closing_in(start, end)
     return (covered[0], covered[-1]) if covered else None
+
+
+# The Airflow connection holding Alpaca's market-data keys (docs/sources.md).
+ALPACA_DATA_CONN = "alpaca_data"
+
+
+def connection_fields(conn_id: str) -> dict | None:
+    """An Airflow connection's fields, or None when it is not defined. Call inside tasks only:
+    it reads the connection, never at parse time."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return {
+        "login": conn.login,
+        "password": conn.password,
+        "host": conn.host,
+        "extra": conn.extra_dejson,
+    }

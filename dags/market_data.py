@@ -13,10 +13,12 @@ from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 from dag_defaults import (
+    ALPACA_DATA_CONN,
     BARS,
     DAG_ARGS,
     DEFAULT_ARGS,
     EXCHANGE_TZ,
+    connection_fields,
     date_param,
     sessions_of_interval,
 )
@@ -41,7 +43,8 @@ def market_data():
         span = sessions_of_interval(params, data_interval_start, data_interval_end)
         if span is None:
             raise AirflowSkipException("no NYSE session closed in this data interval")
-        return jobs.ingest_bars(span[0], span[1], run_id)
+        vendor = connection_fields(ALPACA_DATA_CONN)  # Alpaca's keys, when the connection exists
+        return jobs.ingest_bars(span[0], span[1], run_id, vendor_connection=vendor)
 
     @task
     def universe(run_id=None) -> dict:

@@ -49,16 +49,23 @@ def ingest_bars(
     run_id: str,
     symbols: list[str] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    vendor_connection: dict | None = None,
 ) -> dict:
     """Collect, validate and load daily bars for sessions in ``[start, end]``.
 
     Symbols go in batches of ``INGEST_BATCH_SYMBOLS``, one transaction each; ``on_batch(done,
-    total)`` reports progress after each batch.
+    total)`` reports progress after each batch. ``vendor_connection`` (an Airflow connection's
+    ``login``, ``password``, ``host``, ``extra``) supplies Alpaca's credentials under
+    ``DATA_SOURCE=alpaca`` in place of the environment's.
     """
     from pipelines.ingest import ingest
     from pipelines.sources import get_source
 
     settings = get_settings()
+    if settings.data_source == "alpaca" and vendor_connection is not None:
+        from pipelines.sources.alpaca import settings_from_connection
+
+        settings = settings.model_copy(update=settings_from_connection(**vendor_connection))
     summary = ingest(
         warehouse(),
         get_source(settings),
