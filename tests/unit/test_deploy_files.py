@@ -51,6 +51,39 @@ def test_airflow_components_run_the_project_image(compose: dict) -> None:
         assert service["environment"]["TRADING_MODE"].startswith("${TRADING_MODE:-paper}")
 
 
+def test_the_stack_runs_celery_workers_and_the_monitoring_services(compose: dict) -> None:
+    services = compose["services"]
+    assert {"redis", "airflow-worker", "mltrade-metrics", "pushgateway", "statsd-exporter",
+            "alertmanager", "grafana", "prometheus", "mlflow", "warehouse"} <= set(services)
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
+    assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
+    assert services["airflow-worker"]["deploy"]["replicas"] >= 2
+    # Every target Prometheus scrapes is a service of the stack (or Prometheus itself).
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    hosts = {target.split(":")[0] for job in config["scrape_configs"]
+             for static in job["static_configs"] for target in static["targets"]}
+    assert hosts - {"localhost"} <= set(services), hosts - set(services)
+
+
+def test_alertmanager_receives_its_pagerduty_key_at_start(compose: dict, tmp_path) -> None:
+    """Run the container's own start command (its sed part) and check the config it writes."""
+    key = "0123456789abcdef0123456789abcdef"
+    command = compose["services"]["alertmanager"]["command"][0].replace("$$", "$")
+    render = command.split("&&")[0]
+    render = render.replace("/alertmanager/alertmanager.yml", str(tmp_path / "am.yml"))
+    render = render.replace("/etc/alertmanager/mltrade.yml",
+                            str(ROOT / "deploy" / "alertmanager" / "alertmanager.yml"))
+    done = _run("sh", "-c", f"PAGERDUTY_ROUTING_KEY={key}; {render}")
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((tmp_path / "am.yml").read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["pagerduty"]["pagerduty_configs"][0]["routing_key"] == key
+    result = _run(_tool("amtool"), "check-config", str(tmp_path / "am.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_prometheus_config_parses_and_scrapes_the_stack() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
