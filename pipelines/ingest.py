@@ -30,7 +30,10 @@ from pipelines.runlog import stage_run
 from pipelines.sources.base import BAR_COLUMNS, MarketDataSource, PartialFetchError
 from pipelines.validation import Limits, ValidationResult, validate_bars
 from pipelines.warehouse.bars import read_bars, upsert_bars
-from pipelines.warehouse.corporate_actions import load_corporate_actions
+from pipelines.warehouse.corporate_actions import (
+    load_corporate_actions,
+    read_corporate_actions,
+)
 from pipelines.warehouse.partitions import ensure_partitions
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,8 @@ def ingest(
 
     ``corporate_actions`` (symbol, ex_date, kind, value) explain price jumps to the gate; when
     None, the source's actions are fetched into ``corporate_actions`` first (vendors that have
-    them) and the table's rows are used. ``data_docs_root``: build GX Data Docs under
-    ``<root>/gx`` (see docs/validation.md).
+    them) and the table's rows for these symbols are used. ``data_docs_root``: build GX Data
+    Docs under ``<root>/gx`` (see docs/validation.md).
     """
     with stage_run(engine, run_id, "ingest", source=source.name, start=start, end=end) as run:
         wanted = sorted(set(symbols)) if symbols is not None else source.universe()
@@ -81,7 +84,7 @@ def ingest(
             ensure_partitions(conn, "bars", start, end)
         if corporate_actions is None:
             load_corporate_actions(engine, source, start, end, wanted)
-            corporate_actions = _stored_corporate_actions(engine, start, end)
+            corporate_actions = read_corporate_actions(engine, start, end, wanted)
         parts = []
         for done, batch in enumerate(batches, start=1):
             parts.append(
@@ -216,21 +219,6 @@ def _recent_bars(engine: sa.Engine, start: date, symbols: list[str] | None) -> p
         return pd.DataFrame(columns=list(BAR_COLUMNS))
     lookback = Limits.from_settings().stale_sessions
     return read_bars(engine, before[-lookback:][0], before[-1], symbols)
-
-
-def _stored_corporate_actions(engine: sa.Engine, start: date, end: date) -> pd.DataFrame | None:
-    """Corporate actions with an ex-date in ``[start, end]``; None before that table exists."""
-    with engine.connect() as conn:
-        if conn.execute(sa.text("SELECT to_regclass('corporate_actions')")).scalar() is None:
-            return None
-        return pd.read_sql(
-            sa.text(
-                "SELECT symbol, ex_date, kind, value FROM corporate_actions "
-                "WHERE ex_date BETWEEN :a AND :b"
-            ),
-            conn,
-            params={"a": start, "b": end},
-        )
 
 
 def _json_value(value: object) -> object:
