@@ -11,23 +11,10 @@ import sqlalchemy as sa
 from pipelines.ingest import ingest
 from pipelines.sources.sample import SampleSource
 from pipelines.warehouse import partitions, universe
+from tests.support.bars import synthetic_bars
 
 SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM"]
 
-
-def _bars(days: list[date], symbol: str = "SYN") -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "symbol": symbol,
-            "ts": [pd.Timestamp(d).tz_localize("UTC") + pd.Timedelta(hours=21) for d in days],
-            "session_date": days,
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 1000.0,
-        }
-    )
 
 
 def _insert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> None:
@@ -69,7 +56,7 @@ def test_ingest_upserts_idempotently(backend: sa.Engine) -> None:
 
 def test_no_row_is_refused_for_its_date(backend: sa.Engine) -> None:
     with backend.begin() as conn:  # no partition was made for these years
-        _insert_bars(conn, _bars([date(1971, 2, 8), date(2099, 12, 31)]), "test")
+        _insert_bars(conn, synthetic_bars([date(1971, 2, 8), date(2099, 12, 31)]), "test")
     assert _fingerprint(backend)[0] == 2
 
 
@@ -77,7 +64,7 @@ def test_retention_drops_old_periods_and_keeps_recent_rows(backend: sa.Engine) -
     days = [date(2005, 6, 1), date(2005, 6, 2), date(2010, 5, 3), date(2010, 6, 1)]
     with backend.begin() as conn:
         partitions.ensure_partitions(conn, "bars", date(2005, 1, 1), date(2010, 12, 31))
-        _insert_bars(conn, _bars(days), "test")
+        _insert_bars(conn, synthetic_bars(days), "test")
         dropped = partitions.drop_expired_partitions(conn, "bars", date(2010, 6, 2), 365)
         left = conn.execute(sa.text("SELECT session_date FROM bars ORDER BY 1")).scalars().all()
     assert dropped, "the 2005 period is wholly expired"

@@ -12,6 +12,7 @@ from pipelines.errors import WarehouseError
 from pipelines.sources.sample import SampleSource
 from pipelines.warehouse import partitions
 from pipelines.warehouse.bars import upsert_bars
+from tests.support.bars import synthetic_bars
 
 pytestmark = pytest.mark.usefixtures("warehouse")
 
@@ -44,21 +45,6 @@ def _where(engine: sa.Engine) -> pd.DataFrame:
         )
 
 
-def _synthetic(days: list[date], symbol: str = "SYN") -> pd.DataFrame:
-    """Plausible daily bars on the given dates, ``ts`` at 21:00 UTC (the 16:00 EST close)."""
-    return pd.DataFrame(
-        {
-            "symbol": symbol,
-            "ts": [pd.Timestamp(d).tz_localize("UTC") + pd.Timedelta(hours=21) for d in days],
-            "session_date": days,
-            "open": 10.0,
-            "high": 11.0,
-            "low": 9.0,
-            "close": 10.5,
-            "volume": 1000.0,
-        }
-    )
-
 
 def test_rows_land_in_their_year(bars_engine: sa.Engine) -> None:
     frame = SampleSource().fetch_daily_bars(date(2009, 12, 28), date(2010, 1, 8), ["IBM"])
@@ -82,7 +68,7 @@ def test_ensure_is_idempotent(bars_engine: sa.Engine) -> None:
 
 
 def test_default_partition_catches_rows_then_hands_them_over(bars_engine: sa.Engine) -> None:
-    frame = _synthetic([date(1999, 3, 1), date(1999, 3, 2)])
+    frame = synthetic_bars([date(1999, 3, 1), date(1999, 3, 2)])
     with bars_engine.begin() as conn:  # no partition for 1999: nothing is refused
         assert upsert_bars(conn, frame, "test") == 2
     assert set(_where(bars_engine)["part"]) == {"bars_default"}
@@ -108,8 +94,8 @@ def test_retention_drops_only_wholly_expired_partitions(bars_engine: sa.Engine) 
     days = [date(2007, 6, 1), date(2008, 12, 31), date(2009, 1, 2), date(2010, 6, 1)]
     with bars_engine.begin() as conn:
         partitions.ensure_partitions(conn, "bars", date(2007, 1, 1), date(2010, 12, 31))
-        upsert_bars(conn, _synthetic(days), "test")
-        upsert_bars(conn, _synthetic([date(1990, 1, 2)], "OLD"), "test")  # default partition
+        upsert_bars(conn, synthetic_bars(days), "test")
+        upsert_bars(conn, synthetic_bars([date(1990, 1, 2)], "OLD"), "test")  # default partition
 
     # As of 2010-06-01 keeping 500 days: cutoff 2009-01-18. 2007 and 2008 end before it;
     # 2009 straddles it and must stay whole.
