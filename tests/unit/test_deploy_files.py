@@ -42,6 +42,16 @@ def test_no_literal_secrets(compose: dict) -> None:
         assert match.group(2).startswith("${"), f"{match.group(1)} is not taken from the env"
 
 
+def test_no_default_password_or_secret() -> None:
+    """`${VAR:-fallback}` would start the stack with a password written here: refuse it."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{([A-Z_]*(?:PASSWORD|SECRET|KEY|TOKEN)[A-Z_]*):-([^}]+)\}", text)
+    assert defaults == []
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    assert {"WAREHOUSE_PASSWORD", "METADATA_PASSWORD", "AIRFLOW_JWT_SECRET",
+            "GRAFANA_ADMIN_PASSWORD"} <= required
+
+
 def test_airflow_components_run_the_project_image(compose: dict) -> None:
     airflow = {n: s for n, s in compose["services"].items() if n.startswith("airflow-")}
     assert {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
