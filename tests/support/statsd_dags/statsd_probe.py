@@ -1,4 +1,4 @@
-"""A two-task DAG for the statsd test: ``ok`` succeeds, then ``grp.boom`` (in a task group) fails."""
+"""Two tasks for the statsd test: ``ok`` succeeds, then ``grp.boom`` (in a task group) fails."""
 
 from __future__ import annotations
 
