@@ -289,7 +289,7 @@ def metrics_serve(
     # The job without its metrics decorator: a scrape reads the portfolio, it pushes nothing.
     summarize = jobs.portfolio_summary.__wrapped__  # type: ignore[attr-defined]
     server = metrics.serve(
-        port, host, engine=engine, portfolio=lambda: summarize(day or date.today())
+        port, host, engine=engine, portfolio=lambda: summarize(day or date.today()), as_of=day
     )
     console.print(f"serving metrics on http://{host}:{server.port}/metrics (Ctrl-C stops)")
     try:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system services the observability tests run for real (Debian packages):
-# prometheus (with promtool), prometheus-pushgateway and prometheus-alertmanager (amtool).
+# prometheus (with promtool), prometheus-pushgateway and prometheus-alertmanager (amtool), and
+# prometheus-statsd-exporter where the package index has it (Debian 12 "bookworm" does not: then
+# the statsd-exporter tests skip, saying so).
 # Idempotent: does nothing when the binaries are already there. Needs root or sudo and the Debian registry; without them it
 # says so and exits 0, and the tests that need the binaries skip with a message naming them.
 set -uo pipefail
@@ -10,6 +12,13 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+# Optional: installed only when the package index has it (a missing package would fail the
+# whole apt-get install below).
+if ! command -v prometheus-statsd-exporter >/dev/null 2>&1 \
+   && ! command -v statsd_exporter >/dev/null 2>&1 \
+   && apt-cache show prometheus-statsd-exporter >/dev/null 2>&1; then
+  need+=(prometheus-statsd-exporter)
+fi
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
 fi

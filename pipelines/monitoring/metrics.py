@@ -9,8 +9,9 @@ Two kinds of series, one registry (:data:`REGISTRY`):
   (``PUSHGATEWAY_URL``; nothing is pushed when it is empty) with :func:`push`.
 - **State**, read from the warehouse when scraped (:class:`WarehouseCollector`): data
   freshness, validation pass ratio, kill switch, plans blocked, orders by status, fill
-  latency, equity and P&L. ``mltrade metrics serve --port`` exposes both over HTTP for
-  Prometheus to scrape.
+  latency, equity and P&L, and how the champion's predictions fared against realized returns
+  (:mod:`pipelines.monitoring.realized`). ``mltrade metrics serve --port`` exposes both over
+  HTTP for Prometheus to scrape.
 
 Units: seconds, USD, ratios as fractions (of equity, of rows); timestamps in Unix seconds.
 Every name starts with ``mltrade_``; :func:`metric_names` lists the exported sample names
@@ -221,8 +222,9 @@ def _session_close_ts(day: date) -> float:
 class WarehouseCollector(Collector):
     """State series read from the warehouse at each scrape (a few small queries)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, as_of: date | None = None) -> None:
         self.engine = engine
+        self.as_of = as_of  # predictions are scored with bars up to this session (None: all)
 
     def describe(self) -> Iterable[Metric]:
         return []  # no query when registered
@@ -306,6 +308,28 @@ class WarehouseCollector(Collector):
 
         yield self._fill_latency(conn)
         yield from self._stage_failures(conn)
+        yield from self._prediction_scores(conn)
+
+    def _prediction_scores(self, conn: sa.Connection) -> Iterator[Metric]:
+        """Predicted against realized returns, newest realized prediction date per model."""
+        from pipelines.monitoring.realized import latest_scores
+
+        families = {
+            key: GaugeMetricFamily(name, help_text, labels=["model", "version"])
+            for key, name, help_text in _PREDICTION_SERIES
+        }
+        for scored in latest_scores(conn, self.as_of):
+            labels = [scored.model_name, scored.model_version]
+            values = {
+                "rank_ic": scored.score.rank_ic,
+                "mae": scored.score.mae,
+                "hit_ratio": scored.score.hit_ratio,
+                "symbols": float(scored.score.symbols),
+                "session": _session_close_ts(scored.session_date),
+            }
+            for key, family in families.items():
+                family.add_metric(labels, values[key])
+        yield from families.values()
 
     def _fill_latency(self, conn: sa.Connection) -> Metric:
         """Seconds from an order's first broker acknowledgement to its first fill event."""
@@ -345,6 +369,19 @@ class WarehouseCollector(Collector):
         ).all():
             last.add_metric([stage], 1.0 if status == "failed" else 0.0)
         yield last
+
+
+_PREDICTION_SERIES = (
+    ("rank_ic", "mltrade_prediction_rank_ic",
+     "Spearman rank IC of expected vs realized next-session returns, newest realized date"),
+    ("mae", "mltrade_prediction_mae",
+     "Mean absolute error of expected returns (return units), newest realized date"),
+    ("hit_ratio", "mltrade_prediction_hit_ratio",
+     "Share of symbols on the right side of the cross-sectional mean, newest realized date"),
+    ("symbols", "mltrade_prediction_scored_symbols", "Symbols scored on that date"),
+    ("session", "mltrade_prediction_scored_session_timestamp_seconds",
+     "Close (21:00 UTC) of the prediction date scored, Unix s"),
+)
 
 
 class PortfolioCollector(Collector):
@@ -413,17 +450,19 @@ class MetricsServer:
 
 
 def serve(
-    port: int, addr: str = "127.0.0.1", engine: sa.Engine | None = None, portfolio: Any = None
+    port: int, addr: str = "127.0.0.1", engine: sa.Engine | None = None, portfolio: Any = None,
+    as_of: date | None = None,
 ) -> MetricsServer:
     """Expose the registry over HTTP on ``addr:port`` (0: any free port).
 
-    With ``engine`` the warehouse state series are read at each scrape; with ``portfolio``
-    (a callable returning the portfolio summary) equity, cash and P&L as well.
+    With ``engine`` the warehouse state series are read at each scrape (predictions scored
+    with bars up to ``as_of``, None: all); with ``portfolio`` (a callable returning the
+    portfolio summary) equity, cash and P&L as well.
     """
     added: list[Collector] = []
     removed: list[Collector] = []
     if engine is not None:
-        added.append(WarehouseCollector(engine))
+        added.append(WarehouseCollector(engine, as_of))
     if portfolio is not None:
         removed = list(_PORTFOLIO_GAUGES.values())  # the collector reports these names now
         added.append(PortfolioCollector(portfolio))
@@ -458,6 +497,7 @@ def metric_names() -> set[str]:
         "mltrade_portfolio_positions",
     }
     names |= {f"mltrade_fill_latency_seconds{s}" for s in ("_bucket", "_sum", "_count")}
+    names |= {name for _, name, _ in _PREDICTION_SERIES}
     return names
 
 

@@ -173,6 +173,13 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
     before = metrics.ROWS_INGESTED.labels("sample")._value.get()
     loaded = jobs.ingest_bars(START, END, "run-prom", SYMBOLS)["rows_loaded"]
     assert loaded > 0
+    # Champion forecasts for 30 and 31 March: the 30th's are realized at the 31st's close.
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO predictions VALUES ('probe', '3', :d, :s, :r, 'fs', 'run-prom')"),
+            [{"d": day, "s": s, "r": 0.001 * i} for day in (date(2010, 3, 30), END)
+             for i, s in enumerate(SYMBOLS)],
+        )
 
     server = metrics.serve(0, engine=warehouse, portfolio=lambda: {"equity": 1234.5, "pnl": -5})
     cli_port = _free_port()  # `mltrade metrics serve`, a second target: the real command
@@ -225,11 +232,26 @@ def test_prometheus_scrapes_our_endpoint_and_the_pushgateway(
         ratio = _query(prom, 'mltrade_validation_pass_ratio{job="mltrade",source="sample"}')
         assert 0.9 < float(ratio[0]["value"][1]) <= 1.0
 
+        # Predicted vs realized: the newest date whose next session's close is in the bars.
+        ic = _query(prom, 'mltrade_prediction_rank_ic{job="mltrade",model="probe",version="3"}')
+        assert -1.0 <= float(ic[0]["value"][1]) <= 1.0
+        scored = _query(prom, 'mltrade_prediction_scored_session_timestamp_seconds'
+                              '{job="mltrade",model="probe"}')
+        assert float(scored[0]["value"][1]) == metrics._session_close_ts(date(2010, 3, 30))
+        symbols = _query(prom, 'mltrade_prediction_scored_symbols{job="mltrade",model="probe"}')
+        assert float(symbols[0]["value"][1]) == len(SYMBOLS)
+        assert _query(prom, 'mltrade_prediction_mae{job="mltrade",model="probe"}')
+        assert _query(prom, 'mltrade_prediction_hit_ratio{job="mltrade",model="probe"}')
+
         served = _wait(lambda: _query(prom, 'mltrade_portfolio_equity_usd{job="mltrade-cli"}'),
                        "the series of `mltrade metrics serve`")
         assert float(served[0]["value"][1]) == 1_000_000.0  # no trades: the initial capital
         cli_fresh = _query(prom, 'mltrade_data_latest_session_timestamp_seconds{job="mltrade-cli"}')
         assert cli_fresh[0]["value"][1] == fresh[0]["value"][1]
+        # `--as-of 2010-03-31` scores with bars through the 31st: the same date.
+        cli_scored = _query(prom, 'mltrade_prediction_scored_session_timestamp_seconds'
+                                  '{job="mltrade-cli",model="probe"}')
+        assert cli_scored[0]["value"][1] == scored[0]["value"][1]
 
         groups = _get_json(f"{prom}/api/v1/rules")["data"]["groups"]
         alerts = {rule["name"] for group in groups for rule in group["rules"]}

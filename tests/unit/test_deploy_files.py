@@ -142,6 +142,7 @@ def test_alerts_fire_on_the_series_they_watch() -> None:
     assert {"MltradeDataStale", "MltradeValidationFailed", "MltradeChampionChanged",
             "MltradeOrderRejects", "MltradeVaRBreach", "MltradeKillSwitchOn",
             "MltradeDagTaskFailures"} <= tested
+    assert {"MltradePredictionRankICLow", "MltradeSchedulerHeartbeatStopped"} <= tested
 
 
 def test_prometheus_config_passes_promtool_with_its_rules() -> None:
