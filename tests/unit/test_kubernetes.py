@@ -414,3 +414,18 @@ def test_chart_values_hold_no_literal_secret(values: dict) -> None:
                       "redis", "statsd", "migrateDatabaseJob"):
         resources = values[component]["resources"]
         assert {"cpu", "memory"} <= set(resources["requests"]) & set(resources["limits"])
+
+
+def test_secret_scan_reads_helm_secret_names_as_references(tmp_path) -> None:
+    """`passwordSecretName: mltrade-redis` names a Secret; `password: <literal>` is one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("secret_scan", ROOT / "scripts/secret_scan.py")
+    scanner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scanner)
+    planted = tmp_path / "values.yaml"
+    literal = "s3cr3t" + "Pw42xyz"  # split: this file is scanned too
+    planted.write_text("redis:\n  passwordSecretName: mltrade-redis\n"
+                       f"  password: {literal}\njwtSecretName: mltrade-airflow\n")
+    scanner.ROOT = tmp_path
+    assert scanner.scan([planted]) == ["values.yaml:3: secret assignment"]
