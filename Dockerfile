@@ -18,8 +18,12 @@ COPY pipelines ./pipelines
 COPY sql ./sql
 COPY dags ./dags
 COPY plugins ./plugins
+# The folders compose mounts volumes on (and MLTRADE_HOME's parent) exist and belong to
+# airflow: a named volume takes the image folder's owner; a missing one is made for root,
+# and the airflow user could write neither task logs, GX Data Docs nor MLflow artifacts.
 RUN /opt/venv/bin/uv pip install -p /opt/venv/bin/python --no-deps . \
-    && chown -R airflow /opt/mltrade
+    && mkdir -p /opt/airflow/logs /opt/airflow/mltrade /mlflow \
+    && chown -R airflow /opt/mltrade /opt/airflow /mlflow
 ENV PATH=/opt/venv/bin:$PATH \
     AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/mltrade/dags \

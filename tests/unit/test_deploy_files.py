@@ -257,3 +257,25 @@ def test_docs_site_builds_strictly(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "runbooks" / "emergency-shutdown" / "index.html").exists()
     assert "pipelines.monitoring.logging" in (tmp_path / "site" / "api" / "index.html").read_text()
+
+
+def test_volumes_of_the_project_image_are_made_for_its_user(compose: dict) -> None:
+    """A named volume takes the owner of the image's folder at its mount point, and a folder
+    the image lacks is made for root: each one the mltrade image's services mount must be
+    created and handed to the image's user in the Dockerfile."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)", dockerfile, flags=re.MULTILINE).group(1)
+    made = set(re.findall(r"mkdir -p ([^\\&\n]+)", dockerfile)[-1].split())
+    owned = re.search(rf"chown -R {user} ([^\\&\n]+)", dockerfile).group(1).split()
+    home = re.search(r"MLTRADE_HOME=(\S+)", dockerfile).group(1)
+    targets = {home}
+    for service in compose["services"].values():
+        if service.get("image") == "mltrade:latest":
+            for volume in service.get("volumes", []):
+                source, target = volume.split(":")[:2]
+                if not source.startswith((".", "/")):
+                    targets.add(target)
+    assert targets == {"/opt/airflow/logs", "/mlflow", "/opt/airflow/mltrade"}
+    for target in targets:
+        assert target in made, f"{target} is not made in the Dockerfile"
+        assert any(target == o or target.startswith(o + "/") for o in owned), target
