@@ -4,7 +4,8 @@
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install "uv==0.13.9"
-COPY requirements.lock /tmp/requirements.lock
+# The runtime set only: test, lint and deployment-check tools stay out of the image.
+COPY requirements-runtime.lock /tmp/requirements.lock
 RUN /opt/venv/bin/uv pip install -p /opt/venv/bin/python -r /tmp/requirements.lock
 
 FROM python:3.11-slim

@@ -21,8 +21,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
 	touch $@
 
+# requirements-runtime.lock (the image's) is the same versions without the dev extra.
 lock:  ## re-resolve requirements.lock after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml -p 3.11 -c requirements.lock --annotation-style line \
+		-o requirements-runtime.lock
 
 demo: install
 	$(BIN)/mltrade demo

