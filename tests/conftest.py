@@ -32,14 +32,7 @@ from pipelines.config import get_settings  # noqa: E402  (reads the environment 
 from pipelines.warehouse import embedded  # noqa: E402
 from pipelines.warehouse.engine import create_engine  # noqa: E402
 from pipelines.warehouse.migrate import upgrade  # noqa: E402
-
-_DATA_TABLES = (
-    "order_events, fills, orders, target_weights, plans, predictions, features, quarantine, "
-    "validation_runs, bars, positions, broker_accounts, controls, pipeline_runs, "
-    "sim_broker_orders, corporate_actions, minute_bars, universe, plan_stress, backtest_runs, "
-    "backtest_equity, backtest_weights, backtest_trades, backtest_events, dead_letter_orders, "
-    "reconciliations"
-)
+from tests.support.warehouse import empty_data_tables  # noqa: E402
 
 
 def _libpq(url: str) -> str:
@@ -83,8 +76,7 @@ def engine(warehouse_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture
 def warehouse(engine: sa.Engine) -> sa.Engine:
     """The session's engine with every data table emptied first."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE"))
+    empty_data_tables(engine)
     return engine
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.warehouse import empty_data_tables
+
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 # Run logs may grow on a rerun; everything else must not change at all.
 DATA_TABLES = ("bars", "quarantine", "features", "predictions", "plans", "target_weights",
@@ -39,11 +41,7 @@ def _fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 
 @pytest.fixture(scope="module")
 def demo_runs(engine: sa.Engine):
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "TRUNCATE order_events, fills, orders, target_weights, plans, predictions, features, "
-            "quarantine, validation_runs, bars, positions, broker_accounts, controls, "
-            "pipeline_runs RESTART IDENTITY CASCADE"))
+    empty_data_tables(engine)
     demo = _demo_module()
     first = demo.run()
     after_first = _fingerprint(engine)
