@@ -31,9 +31,14 @@ demo: install
 	$(BIN)/mltrade demo
 
 # Prometheus, Pushgateway, Alertmanager (Debian packages) for the observability tests; a
-# no-op when present, a message (and skipped tests) when they cannot be installed.
+# no-op when present, a message (and skipped tests) when they cannot be installed. The Celery
+# test uses the Redis at 127.0.0.1:6379: started here (keeping nothing on disk) if it is
+# installed but not running; without it that test skips.
 test-services:
 	scripts/install-test-services.sh
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+		|| redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+			--dir /tmp --logfile /tmp/mltrade-redis.log
 
 # Coverage floor on pipelines/ (issue #7 asks 85%): `make test` measured 92.2% when it was set.
 COVERAGE_MIN ?= 85

@@ -16,7 +16,6 @@ import math
 import re
 import secrets
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ import sqlalchemy as sa
 from pipelines.warehouse import embedded
 from tests.support.airflow_processes import (
     BIN,
-    REPO,
     RestApi,
     base_env,
     free_port,
@@ -40,6 +38,7 @@ from tests.support.airflow_processes import (
     task_logs,
     wait_for,
 )
+from tests.support.demo import DEMO, load_demo
 from tests.support.warehouse import DATA_TABLES, empty_data_tables
 
 pytestmark = pytest.mark.slow
@@ -59,15 +58,6 @@ _RUN_LOGS = {"pipeline_runs"}
 # solver's tolerance: a problem compiled afresh in each Celery task and the demo's compiled
 # problem, reused across sessions in one process, agree to ~1e-15 here, not bit for bit.
 _REL_TOL, _ABS_TOL = 1e-9, 1e-9  # one row per stage execution: grows on every run by design
-
-
-def _demo_module():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import demo
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return demo
 
 
 def _redis_or_skip() -> None:
@@ -232,10 +222,10 @@ def _run_to_success(cluster: Cluster, dag_id: str, conf: dict) -> str:
 def test_celery_workers_leave_the_warehouse_as_one_process_does(
     warehouse: sa.Engine, celery_airflow: Cluster, tmp_path: Path
 ) -> None:
-    demo = _demo_module()
+    demo = load_demo()
     reference_home = tmp_path / "reference"
     reference = subprocess.run(
-        [str(BIN / "python"), str(REPO / "scripts" / "demo.py")],
+        [str(BIN / "python"), str(DEMO)],
         env={**base_env(reference_home / "airflow", free_port()),
              "MLTRADE_HOME": str(reference_home)},
         capture_output=True, text=True, timeout=600,

@@ -6,27 +6,17 @@ the second run leaves every data table exactly as the first left it.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
+from tests.support.demo import load_demo
 from tests.support.warehouse import empty_data_tables
 
-DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 # Run logs may grow on a rerun; everything else must not change at all.
 DATA_TABLES = ("bars", "quarantine", "features", "predictions", "plans", "target_weights",
                "orders", "order_events", "fills", "positions", "broker_accounts", "controls")
 
 pytestmark = pytest.mark.slow
-
-
-def _demo_module():
-    spec = importlib.util.spec_from_file_location("mltrade_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str]]:
@@ -42,7 +32,7 @@ def _fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def demo_runs(engine: sa.Engine):
     empty_data_tables(engine)
-    demo = _demo_module()
+    demo = load_demo()
     first = demo.run()
     after_first = _fingerprint(engine)
     second = demo.run()
