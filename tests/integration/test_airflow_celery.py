@@ -6,7 +6,7 @@ Issue #7 (distributed run): the reference is ``scripts/demo.py`` itself (every D
 the same DAG runs: api-server, scheduler and dag-processor on a throwaway PostgreSQL metadata
 database, two ``airflow celery worker`` processes on the machine's Redis, each run triggered
 through the REST API (``/api/v2``) as a user does from the UI. Every table's rows must come out
-the same, less the columns that record when and under which run a row was written.
+the same, less what records when and under which run a row was written, floats to 1e-9.
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ _PROVENANCE = {"run_id", "mlflow_run_id", "ingested_at", "quarantined_at", "vali
                "failed_at", "retried_at", "timings"}
 # An Airflow run id quoted inside a value (a JSON summary, a gate's reason) is provenance too.
 _RUN_ID = re.compile(r"(?:manual|scheduled|backfill|asset_triggered)__[\w:.+-]+")
-_RUN_LOGS = {"pipeline_runs"}
+_RUN_LOGS = {"pipeline_runs"}  # one row per stage execution: grows on every run by design
 # The optimizer's weights (and the VaR and stress losses computed from them) are defined to the
 # solver's tolerance: a problem compiled afresh in each Celery task and the demo's compiled
 # problem, reused across sessions in one process, agree to ~1e-15 here, not bit for bit.
-_REL_TOL, _ABS_TOL = 1e-9, 1e-9  # one row per stage execution: grows on every run by design
+_REL_TOL, _ABS_TOL = 1e-9, 1e-9
 
 
 def _redis_or_skip() -> None:
