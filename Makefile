@@ -62,12 +62,17 @@ secret-scan: install
 docs: install  ## the documentation site, built strictly into site/
 	$(BIN)/mkdocs build --strict --site-dir $(MLTRADE_HOME)/site
 
+# Airflow's metadata goes in database `airflow` on the warehouse's server (the embedded
+# PostgreSQL by default), unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN says otherwise: on SQLite
+# Airflow refuses to create a backfill (HTTP 503) while another of its processes writes.
 AIRFLOW_PORT ?= 8080
 airflow: install  ## the Airflow UI and scheduler on http://localhost:$(AIRFLOW_PORT)
 	$(BIN)/mltrade db upgrade
-	$(BIN)/airflow db migrate > /dev/null
-	$(BIN)/airflow pools set broker 1 "premarket_rebalance: one broker call at a time"
-	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	conn="$${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-$$($(BIN)/mltrade db url --database airflow --show-password)}" \
+	&& export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$$conn" \
+	&& $(BIN)/airflow db migrate > /dev/null \
+	&& $(BIN)/airflow pools set broker 1 "premarket_rebalance: one broker call at a time" \
+	&& PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	$(BIN)/airflow standalone
 

@@ -87,11 +87,22 @@ def db_upgrade() -> None:
 
 
 @db_app.command("url")
-def db_url() -> None:
+def db_url(
+    database: Annotated[str | None, typer.Option(
+        help="another database on the warehouse's server, created if missing "
+             "(`make airflow` keeps Airflow's metadata in `airflow`)")] = None,
+    show_password: Annotated[bool, typer.Option(
+        help="print the password too, for a variable such as AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    )] = False,
+) -> None:
     """Print the warehouse URL (starting the embedded server if needed), password hidden."""
-    from pipelines.warehouse import get_engine
+    import sqlalchemy as sa
 
-    console.print(get_engine().url.render_as_string(hide_password=True))
+    from pipelines.warehouse.engine import database_url, warehouse_url
+
+    url = sa.engine.make_url(database_url(database) if database else warehouse_url())
+    # Plain echo: rich would wrap a long URL, and a shell reads this line back.
+    typer.echo(url.render_as_string(hide_password=not show_password))
 
 
 @db_app.command("retention")

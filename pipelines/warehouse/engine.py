@@ -26,6 +26,21 @@ def warehouse_url(settings: Settings | None = None) -> str:
     return url
 
 
+def database_url(name: str, settings: Settings | None = None) -> str:
+    """The URL of database ``name`` on the warehouse's server, created there if missing."""
+    server = warehouse_url(settings)
+    admin = embedded.sqlalchemy_url(server, "postgres").replace("+psycopg", "", 1)
+    try:
+        embedded.ensure_database(admin, name)
+    except psycopg.Error as exc:
+        safe = sa.engine.make_url(admin).render_as_string(hide_password=True)
+        raise WarehouseError(
+            f"cannot create database {name!r} on the warehouse's server ({safe}): {exc}. "
+            "Grant the user CREATEDB, or create the database by hand."
+        ) from exc
+    return embedded.sqlalchemy_url(admin, name)
+
+
 def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
     """A pooled engine whose sessions time out statements after the configured limit."""
     settings = settings or get_settings()

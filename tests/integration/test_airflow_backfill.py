@@ -1,9 +1,10 @@
 """A backfill of ``market_data`` under a real ``airflow standalone`` loads what one CLI run loads.
 
-Issues #3 and #7: Airflow (SQLite metadata, LocalExecutor) runs in a throwaway AIRFLOW_HOME on
-free ports; the test unpauses the DAG and creates a backfill through the REST API
-(``/api/v2``), waits for every backfill run to succeed, fingerprints the bars, empties them, runs
-``mltrade ingest`` once over the same sessions and checks the rows are the same.
+Issues #3 and #7: Airflow runs as ``make airflow`` runs it (metadata in a PostgreSQL database on
+the warehouse's server, LocalExecutor), in a throwaway AIRFLOW_HOME on free ports. The test
+unpauses the DAG and creates a backfill through the REST API (``/api/v2``), waits for every
+backfill run to succeed, fingerprints the bars, empties them, runs ``mltrade ingest`` once over
+the same sessions and checks the rows are the same.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _WAIT_S = 360
 
 @pytest.fixture
 def airflow(
-    tmp_path: Path, warehouse: sa.Engine
+    tmp_path: Path, warehouse: sa.Engine, airflow_metadata_url: str
 ) -> Iterator[tuple[RestApi, dict, Path, subprocess.Popen]]:
     """``airflow standalone`` on free ports in a throwaway home; the whole group ends after."""
     home = tmp_path / "airflow"
@@ -46,7 +47,7 @@ def airflow(
     port = free_port()
     env = {
         **base_env(home, port),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
         "UNIVERSE": _SYMBOLS,
         "DATA_SOURCE": "sample",
     }

@@ -22,12 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
 
-from pipelines.warehouse import embedded
 from tests.support.airflow_processes import (
     BIN,
     RestApi,
@@ -145,18 +143,7 @@ class Cluster:
 
 
 @pytest.fixture
-def metadata_url(warehouse_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for Airflow's metadata, on the warehouse's server."""
-    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
-    name = f"airflow_{uuid.uuid4().hex[:8]}"
-    embedded.ensure_database(admin, name)
-    yield embedded.sqlalchemy_url(admin, name).replace("+psycopg", "+psycopg2", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def celery_airflow(tmp_path: Path, metadata_url: str) -> Iterator[Cluster]:
+def celery_airflow(tmp_path: Path, airflow_metadata_url: str) -> Iterator[Cluster]:
     """Airflow on the CeleryExecutor: api-server, scheduler, dag-processor and two workers."""
     _redis_or_skip()
     home, mltrade_home = tmp_path / "airflow", tmp_path / "mltrade"
@@ -166,9 +153,9 @@ def celery_airflow(tmp_path: Path, metadata_url: str) -> Iterator[Cluster]:
         **base_env(home, port),
         "MLTRADE_HOME": str(mltrade_home),  # its own MLflow store and GX project
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata_url,
         "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_metadata_url}",
         # A queue of this test's own: no other Celery worker on this Redis takes its tasks.
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"mltrade-test-{uuid.uuid4().hex[:8]}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
