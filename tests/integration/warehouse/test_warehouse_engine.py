@@ -1,12 +1,16 @@
-"""The engine's pool and statement timeout come from the settings."""
+"""The engine's pool and statement timeout come from the settings; sibling databases."""
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from pipelines.errors import WarehouseError
-from pipelines.warehouse.engine import create_engine
+from pipelines.warehouse import embedded
+from pipelines.warehouse.engine import create_engine, database_url
 
 
 def test_pool_size_and_timeout_come_from_settings(warehouse_url, monkeypatch, settings) -> None:
@@ -35,3 +39,40 @@ def test_other_errors_are_left_alone(engine: sa.Engine) -> None:
     missing = pytest.raises(sa.exc.ProgrammingError, match="no_such_table")
     with engine.connect() as conn, missing:
         conn.execute(sa.text("SELECT * FROM no_such_table"))
+
+
+def test_database_url_creates_a_sibling_database_once(warehouse_url, settings) -> None:
+    name = f"sibling_{uuid.uuid4().hex[:8]}"
+    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
+    try:
+        url = database_url(name, settings)
+        assert url == embedded.sqlalchemy_url(warehouse_url, name)
+        assert database_url(name, settings) == url  # the second call finds it
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT current_database()")).scalar_one() == name
+        engine.dispose()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_database_url_says_what_to_do_without_createdb(warehouse_url, monkeypatch) -> None:
+    role = f"no_createdb_{uuid.uuid4().hex[:8]}"
+    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB PASSWORD \'x\'')
+    url = sa.engine.make_url(warehouse_url).set(username=role, password="x")
+    monkeypatch.setenv("WAREHOUSE_URL", url.render_as_string(hide_password=False))
+    from pipelines.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(WarehouseError, match="Grant the user CREATEDB") as raised:
+            database_url("never_created", get_settings())
+        assert "'never_created'" in str(raised.value)
+        assert ":x@" not in str(raised.value)  # the password stays out of the message
+    finally:
+        get_settings.cache_clear()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
