@@ -95,7 +95,8 @@ def db_url(
         help="print the password too, for a variable such as AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
     )] = False,
 ) -> None:
-    """Print the warehouse URL (starting the embedded server if needed), password hidden."""
+    """Print the warehouse URL, or another database's on its server (starting the embedded
+    server if needed); the password hidden unless --show-password."""
     import sqlalchemy as sa
 
     from pipelines.warehouse.engine import database_url, warehouse_url
