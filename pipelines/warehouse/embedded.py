@@ -62,6 +62,11 @@ def stop(pgdata: Path, timeout_s: float = 30.0) -> bool:
     return True
 
 
+def admin_uri(url: str) -> str:
+    """The libpq URI of database ``postgres`` on the server of ``url`` (libpq or SQLAlchemy)."""
+    return sqlalchemy_url(url, "postgres").replace("+psycopg", "", 1)
+
+
 def sqlalchemy_url(libpq_uri: str, database: str) -> str:
     """Turn ``postgresql://user:@/postgres?host=/sock`` into a psycopg URL for ``database``."""
     head, _, query = libpq_uri.partition("?")

@@ -28,8 +28,7 @@ def warehouse_url(settings: Settings | None = None) -> str:
 
 def database_url(name: str, settings: Settings | None = None) -> str:
     """The URL of database ``name`` on the warehouse's server, created there if missing."""
-    server = warehouse_url(settings)
-    admin = embedded.sqlalchemy_url(server, "postgres").replace("+psycopg", "", 1)
+    admin = embedded.admin_uri(warehouse_url(settings))
     try:
         embedded.ensure_database(admin, name)
     except psycopg.Error as exc:

@@ -26,6 +26,6 @@ def airflow_metadata_url(warehouse_url: str) -> Iterator[str]:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     yield done.stdout.strip()
-    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
+    admin = embedded.admin_uri(warehouse_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

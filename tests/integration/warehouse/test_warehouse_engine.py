@@ -43,7 +43,7 @@ def test_other_errors_are_left_alone(engine: sa.Engine) -> None:
 
 def test_database_url_creates_a_sibling_database_once(warehouse_url, settings) -> None:
     name = f"sibling_{uuid.uuid4().hex[:8]}"
-    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
+    admin = embedded.admin_uri(warehouse_url)
     try:
         url = database_url(name, settings)
         assert url == embedded.sqlalchemy_url(warehouse_url, name)
@@ -59,7 +59,7 @@ def test_database_url_creates_a_sibling_database_once(warehouse_url, settings) -
 
 def test_database_url_says_what_to_do_without_createdb(warehouse_url, monkeypatch) -> None:
     role = f"no_createdb_{uuid.uuid4().hex[:8]}"
-    admin = embedded.sqlalchemy_url(warehouse_url, "postgres").replace("+psycopg", "", 1)
+    admin = embedded.admin_uri(warehouse_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB PASSWORD \'x\'')
     url = sa.engine.make_url(warehouse_url).set(username=role, password="x")
