@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -32,7 +31,7 @@ from pipelines.config import get_settings  # noqa: E402  (reads the environment 
 from pipelines.warehouse import embedded  # noqa: E402
 from pipelines.warehouse.engine import create_engine  # noqa: E402
 from pipelines.warehouse.migrate import upgrade  # noqa: E402
-from tests.support.warehouse import empty_data_tables  # noqa: E402
+from tests.support.warehouse import drop_database, empty_data_tables  # noqa: E402
 
 
 def _libpq(url: str) -> str:
@@ -58,8 +57,7 @@ def warehouse_url() -> Iterator[str]:
     yield url
     if external:
         os.environ["WAREHOUSE_URL"] = external
-    with psycopg.connect(_libpq(embedded.sqlalchemy_url(admin, "postgres")), autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(embedded.admin_uri(admin), name)
     if not external:
         embedded.stop(_TEST_HOME / "postgres")
     shutil.rmtree(_TEST_HOME, ignore_errors=True)

@@ -6,11 +6,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from pipelines.warehouse import embedded
 from tests.support.airflow_processes import BIN
+from tests.support.warehouse import drop_database
 
 
 @pytest.fixture
@@ -26,6 +26,4 @@ def airflow_metadata_url(warehouse_url: str) -> Iterator[str]:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     yield done.stdout.strip()
-    admin = embedded.admin_uri(warehouse_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(embedded.admin_uri(warehouse_url), name)

@@ -16,6 +16,7 @@ from pipelines import jobs
 from pipelines.config import get_settings
 from pipelines.warehouse import embedded
 from pipelines.warehouse.engine import get_engine
+from tests.support.warehouse import drop_database
 
 SYMBOLS = ["AAPL", "MSFT"]
 BEFORE = (date(2009, 8, 21), date(2010, 3, 31))  # long enough for the lookbacks
@@ -80,5 +81,4 @@ def test_dump_restore_into_a_fresh_database_and_resume(
             get_engine().dispose()  # the restored database's pool, before dropping it
         get_engine.cache_clear()
         get_settings.cache_clear()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        drop_database(admin, fresh)

@@ -1,7 +1,8 @@
-"""The warehouse's data tables, and emptying them between runs of a test."""
+"""The warehouse's data tables for tests: emptying them, and dropping test databases."""
 
 from __future__ import annotations
 
+import psycopg
 import sqlalchemy as sa
 
 DATA_TABLES = (
@@ -17,3 +18,9 @@ def empty_data_tables(engine: sa.Engine) -> None:
     """Truncate every data table (identities restart), as on a freshly migrated warehouse."""
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+
+
+def drop_database(admin_uri: str, name: str) -> None:
+    """Drop database ``name`` (if it exists, its sessions ended) on the server at ``admin_uri``."""
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

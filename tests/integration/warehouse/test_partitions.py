@@ -13,6 +13,7 @@ from pipelines.sources.sample import SampleSource
 from pipelines.warehouse import partitions
 from pipelines.warehouse.bars import upsert_bars
 from tests.support.bars import synthetic_bars
+from tests.support.warehouse import drop_database
 
 pytestmark = pytest.mark.usefixtures("warehouse")
 
@@ -137,8 +138,6 @@ def test_migration_keeps_existing_bars_and_key(engine: sa.Engine, tmp_path) -> N
     import shutil
     import uuid
 
-    import psycopg
-
     from pipelines.config import get_settings
     from pipelines.warehouse import embedded
     from pipelines.warehouse.engine import create_engine
@@ -175,8 +174,7 @@ def test_migration_keeps_existing_bars_and_key(engine: sa.Engine, tmp_path) -> N
         assert pkey == "PRIMARY KEY (symbol, ts)"
     finally:
         other.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
 
 
 def test_retention_command_uses_the_setting(bars_engine: sa.Engine, monkeypatch) -> None:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pipelines.errors import WarehouseError
 from pipelines.warehouse import embedded
 from pipelines.warehouse.engine import create_engine, database_url
+from tests.support.warehouse import drop_database
 
 
 def test_pool_size_and_timeout_come_from_settings(warehouse_url, monkeypatch, settings) -> None:
@@ -53,8 +54,7 @@ def test_database_url_creates_a_sibling_database_once(warehouse_url, settings) -
             assert conn.execute(sa.text("SELECT current_database()")).scalar_one() == name
         engine.dispose()
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
 
 
 def test_database_url_says_what_to_do_without_createdb(warehouse_url, monkeypatch) -> None:
