@@ -8,6 +8,12 @@ Airflow pool ``broker`` of one slot, so two runs (or a backfill) never call the 
 same time. The scheduler does not run tasks of a pool that does not exist: create it once with
 ``airflow pools set broker 1 "one broker call at a time"`` (``make airflow`` does).
 ``dag.test()`` (the demo, the tests) runs tasks without pool accounting.
+
+The pool is not what makes submission safe: ``optimize`` and ``submit`` call the money-path
+guard (``pipelines.execution.guards.require_trading_allowed``: session, kill switch, fresh
+bars, clean reconciliation) through their jobs, and ``optimize``, ``risk_gate`` and
+``submit`` each hold the session's plan lock in PostgreSQL, so a CLI rebalance beside this
+run makes one of the two fail with one line (``PlanConflict``) and never sends twice.
 """
 
 from __future__ import annotations

@@ -233,6 +233,17 @@ def rebalance(session: Annotated[str, typer.Option("--date", help="session to tr
 
 
 @app.command()
+def replan(session: Annotated[str, typer.Option("--date", help="session to re-plan")]) -> None:
+    """A new plan version for a session whose plan was blocked (new client order ids).
+
+    The old version is superseded; a submitted plan is never re-planned. Gate and submit the
+    new version with `mltrade rebalance --date` afterwards (a plain rerun never re-plans).
+    """
+    day = _date(session, "--date")
+    _show(jobs.replan(day, _cli_run_id("replan")))
+
+
+@app.command()
 def reconcile() -> None:
     """Compare the orders ledger with the broker; report fills."""
     _show(jobs.reconcile())

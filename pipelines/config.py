@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     broker_max_attempts: int = Field(4, ge=1, le=10)
     broker_backoff_seconds: float = Field(0.5, ge=0)
     broker_backoff_max_seconds: float = Field(8.0, ge=0)
+    # Total wait of one broker request's retries, Retry-After included (execution/backoff.py).
+    broker_max_wait_seconds: float = Field(60.0, ge=0)
     broker_rate_limit_per_minute: float = Field(180.0, gt=0)
     broker_rate_burst: int = Field(10, ge=1)
     broker_concurrency: int = Field(1, ge=1, le=32)

@@ -49,3 +49,21 @@ class BrokerError(MltradeError):
 
 class ReconciliationError(MltradeError):
     """The ledger and the broker disagree; trading is blocked until resolved."""
+
+
+class TradingBlocked(RiskLimitBreached):
+    """A money-path guard refused: no plan is made and no order is sent (see
+    :mod:`pipelines.execution.guards`)."""
+
+
+class NotATradingSession(TradingBlocked):
+    """The requested date is not an NYSE session (a weekend or a holiday)."""
+
+
+class StaleMarketData(TradingBlocked):
+    """The bars a rebalance trades on (the previous session's) are not in the warehouse."""
+
+
+class PlanConflict(MltradeError):
+    """Another run holds or already moved this plan (a concurrent rebalance or submission);
+    this run changed nothing."""

@@ -146,13 +146,46 @@ def predict(session_date: date, run_id: str) -> dict:
 
 
 def plan(session_date: date, model_name: str, model_version: str, run_id: str) -> dict:
-    """Target weights for ``session_date`` (an existing plan is returned unchanged)."""
+    """Target weights for ``session_date`` (an existing plan is returned unchanged).
+
+    Guarded (:func:`pipelines.execution.guards.require_trading_allowed`) and under the
+    session's plan lock."""
     from pipelines.execution.brokers import get_broker
+    from pipelines.execution.guards import require_trading_allowed
+    from pipelines.portfolio.plan_state import plan_lock
     from pipelines.portfolio.planner import build_plan
 
     engine, settings = warehouse(), get_settings()
+    require_trading_allowed(engine, session_date, settings.broker)
     broker = get_broker(settings, engine)  # current weights: turnover and minimum trade
-    ref = build_plan(engine, settings, session_date, model_name, model_version, run_id, broker)
+    with plan_lock(engine, settings.strategy, session_date, "plan"):
+        ref = build_plan(engine, settings, session_date, model_name, model_version, run_id, broker)
+    return _plain(ref)
+
+
+def replan(session_date: date, run_id: str) -> dict:
+    """A new plan version for ``session_date`` (new client order ids), superseding the latest
+    one, which must not have been submitted: the operator's explicit re-plan of a blocked
+    session. Predicts with @champion first; gate and submit with ``rebalance`` afterwards."""
+    from pipelines.execution.brokers import get_broker
+    from pipelines.execution.guards import require_trading_allowed
+    from pipelines.portfolio.plan_state import plan_lock
+    from pipelines.portfolio.planner import replan as new_version
+
+    engine, settings = warehouse(), get_settings()
+    require_trading_allowed(engine, session_date, settings.broker)
+    broker = get_broker(settings, engine)
+    with plan_lock(engine, settings.strategy, session_date, "re-plan"):
+        prediction = predict(session_date, run_id)
+        ref = new_version(
+            engine,
+            settings,
+            session_date,
+            prediction["model_name"],
+            prediction["model_version"],
+            run_id,
+            broker,
+        )
     return _plain(ref)
 
 
@@ -168,12 +201,16 @@ def _plan_ref(plan_key: dict):
 
 @observed("risk_check")
 def risk_check(plan_key: dict) -> dict:
-    """Pre-trade gate on the plan; raises RiskLimitBreached (and records why) when blocked."""
+    """Pre-trade gate on the plan; raises RiskLimitBreached (and records why) when blocked.
+
+    Under the session's plan lock: a concurrent gate or submission fails with PlanConflict."""
     from pipelines.execution.brokers import get_broker
+    from pipelines.portfolio.plan_state import plan_lock
     from pipelines.risk.gate import check_plan
 
-    engine, settings = warehouse(), get_settings()
-    report = check_plan(engine, settings, _plan_ref(plan_key), get_broker(settings, engine))
+    engine, settings, ref = warehouse(), get_settings(), _plan_ref(plan_key)
+    with plan_lock(engine, ref.strategy, ref.session_date, "risk check"):
+        report = check_plan(engine, settings, ref, get_broker(settings, engine))
     return _plain(report)
 
 
@@ -185,7 +222,8 @@ def plan_risk(session_date: date) -> dict:
 
 
 def submit(plan_key: dict, run_id: str) -> dict:
-    """Send the approved plan's orders, exactly once each."""
+    """Send the approved plan's frozen orders, exactly once each (guarded, under the plan
+    lock: see :func:`pipelines.execution.orders.submit_plan`)."""
     from pipelines.execution.brokers import get_broker
     from pipelines.execution.orders import submit_plan
 
@@ -245,7 +283,25 @@ REBALANCE_STEPS = (
 def rebalance(
     session_date: date, run_id: str, on_step: Callable[[str], None] = lambda _: None
 ) -> dict:
-    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it."""
+    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it.
+
+    The money-path guard runs first (a weekend or holiday, a kill switch, stale bars or a
+    failed reconciliation stop it before anything is written) and again before planning and
+    submitting; the whole run holds the session's plan lock, so a concurrent rebalance of the
+    same session fails at once with :class:`PlanConflict` and changes nothing.
+    """
+    from pipelines.execution.guards import require_trading_allowed
+    from pipelines.portfolio.plan_state import plan_lock
+
+    engine, settings = warehouse(), get_settings()
+    require_trading_allowed(engine, session_date, settings.broker)  # before any write
+    with plan_lock(engine, settings.strategy, session_date, "rebalance"):
+        return _rebalance_locked(session_date, run_id, on_step)
+
+
+def _rebalance_locked(
+    session_date: date, run_id: str, on_step: Callable[[str], None]
+) -> dict[str, Any]:
     result: dict[str, Any] = {"reconcile before": reconcile()}
     on_step("reconcile before")
     prediction = result["predict"] = predict(session_date, run_id)

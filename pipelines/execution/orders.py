@@ -9,8 +9,18 @@ Order of events for one intent, each step committed before the next:
    a transient one (429, 5xx, timeout) goes back to step 2 after a backoff, a permanent one
    (403, 422) moves the order to the dead-letter table.
 A crash between any two steps is repaired by rerunning: step 2 finds what step 3 missed.
-Once a plan has ledger rows, its intents are frozen: a rerun resumes them, never recomputes.
-The state machine itself lives in :mod:`pipelines.execution.ledger`.
+
+What is frozen when: the risk gate computes a plan's orders once, from one broker snapshot
+(:meth:`Broker.get_account_snapshot`) and the previous session's closes, and stores them in
+``plan_orders`` in the transaction that approves the plan. Submission copies exactly those
+rows into the ledger (and moves the plan ``approved -> submitted`` in the same transaction);
+it never recomputes them from positions that may already hold fills. A plan approved without
+frozen orders (before migration 0050, or written by hand) is frozen at its first submission.
+Submission of a session's plan holds the plan lock (:func:`plan_lock`), so two submitters
+never interleave: the second fails at once with :class:`PlanConflict`.
+The order state machine lives in :mod:`pipelines.execution.ledger`, the plan's in
+:mod:`pipelines.portfolio.plan_state`; the guard every entry point calls first in
+:mod:`pipelines.execution.guards`.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from pipelines.errors import (
     RiskLimitBreached,
 )
 from pipelines.execution import ledger
+from pipelines.execution.backoff import BrokerBackoff
 from pipelines.execution.brokers.base import (
     Broker,
     OrderIntent,
@@ -44,7 +55,10 @@ from pipelines.execution.brokers.base import (
     TransientBrokerError,
 )
 from pipelines.execution.dead_letter import dead_letter, dead_letter_status, mark_retried
+from pipelines.execution.guards import assert_reconciled, require_trading_allowed
 from pipelines.execution.ledger import record_broker_state
+from pipelines.portfolio import plan_state
+from pipelines.portfolio.plan_state import plan_lock
 from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.risk.kill_switch import NAME as KILL_SWITCH
 from pipelines.risk.kill_switch import assert_trading_allowed
@@ -81,17 +95,19 @@ def plan_orders(
 ) -> list[OrderIntent]:
     """Orders that move the broker's current positions to the plan's target weights.
 
-    Equity and share counts use the previous session's closes; shares are rounded down; orders
-    under ``MIN_ORDER_NOTIONAL`` are dropped; sells come first so they fund the buys.
+    Equity and share counts use the previous session's closes and one broker snapshot of
+    cash and positions; shares are rounded down; orders under ``MIN_ORDER_NOTIONAL`` are
+    dropped; sells come first so they fund the buys.
     """
     targets = target_weights(engine, plan)
-    held = broker.get_positions()
+    account = broker.get_account_snapshot()
+    held = account.positions
     symbols = sorted(set(targets.index) | set(held))
     prices = last_closes(engine, calendar.previous_session(plan.session_date), symbols)
     missing = [s for s in symbols if s not in prices]
     if missing:
         raise RiskLimitBreached(f"no price for {missing[:5]}: cannot size orders")
-    equity = broker.get_cash() + sum(float(q) * prices[s] for s, q in held.items())
+    equity = account.cash + sum(float(q) * prices[s] for s, q in held.items())
     intents = [
         OrderIntent(
             client_order_id(plan.strategy, plan.session_date, plan.plan_version, symbol, side),
@@ -159,22 +175,37 @@ def submit_plan(
     run_id: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SubmitSummary:
-    """Send the approved plan's orders exactly once each.
+    """Send the approved plan's frozen orders exactly once each.
 
-    Refuses while the kill switch is on or the broker's latest reconciliation failed. Orders
+    Refuses unless :func:`require_trading_allowed` passes (session, kill switch, fresh data,
+    reconciliation) and this run gets the plan lock (else :class:`PlanConflict`). Orders
     the broker refuses for good go to the dead-letter table and the others continue; a
     broker that keeps failing transiently stops the run (a rerun resumes, asking first).
     """
-    assert_trading_allowed(engine)
-    assert_reconciled(engine, broker.name)
+    require_trading_allowed(engine, plan.session_date, broker.name)
+    with plan_lock(engine, plan.strategy, plan.session_date, "submission"):
+        return _submit_locked(engine, settings, plan, broker, run_id, sleep)
+
+
+def _submit_locked(
+    engine: sa.Engine,
+    settings: Settings,
+    plan: PlanRef,
+    broker: Broker,
+    run_id: str,
+    sleep: Callable[[float], None],
+) -> SubmitSummary:
     with stage_run(engine, run_id, "submit", plan=plan.__dict__) as run:
-        status, model_name, model_version = _plan_row(engine, plan)
-        if status not in ("approved", "submitted"):
+        status, model_name, model_version, frozen_at = _plan_row(engine, plan)
+        if status not in (plan_state.APPROVED, plan_state.SUBMITTED):
             raise RiskLimitBreached(
                 f"plan {plan} is {status!r}, not approved: the risk gate must pass first"
             )
-        if status == "approved":
-            intents = plan_orders(engine, settings, plan, broker)
+        if status == plan_state.APPROVED:
+            if frozen_at is not None:
+                intents = frozen_orders(engine, plan)
+            else:  # approved before orders were frozen at approval: freeze them now, once
+                intents = plan_orders(engine, settings, plan, broker)
             checkpoint("before_ledger", None)
             _record_intents(engine, plan, intents, broker.name, model_name, model_version)
             checkpoint("after_ledger", None)
@@ -245,6 +276,7 @@ def send_order(
     dead-letter the order. Returns ``sent``, ``recovered`` or ``dead_lettered``.
     """
     coid = intent.client_order_id
+    policy, waited = BrokerBackoff.from_settings(settings), 0.0
     for attempt in range(1, settings.broker_max_attempts + 1):
         # A planned order was never sent: every send is preceded by the committed
         # 'submitted', so only then (or on a retry) can the broker know it — ask first.
@@ -264,17 +296,17 @@ def send_order(
             order = broker.submit_order(intent)
         except TransientBrokerError as exc:
             _note_error(engine, coid, str(exc))
-            if attempt == settings.broker_max_attempts:
+            pause = policy.pause(attempt, exc.retry_after, waited)
+            if attempt == settings.broker_max_attempts or pause is None:
                 raise TransientBrokerError(
-                    f"{coid}: broker failed {attempt} times ({exc}); the order stays "
-                    "'submitted' and a rerun resumes it (asking the broker first)"
+                    f"{coid}: broker failed {attempt} times ({exc}; waited {waited:.1f}s of "
+                    f"BROKER_MAX_WAIT_SECONDS={policy.budget:g}); the order stays "
+                    "'submitted' and a rerun resumes it (asking the broker first)",
+                    exc.retry_after,
                 ) from exc
-            pause = min(
-                settings.broker_backoff_max_seconds,
-                settings.broker_backoff_seconds * 2 ** (attempt - 1),
-            )
             log.warning("send %s attempt=%d failed: %s; retry in %.2fs", coid, attempt, exc, pause)
             sleep(pause)
+            waited += pause
             continue
         except PermanentBrokerError as exc:
             dead_letter(engine, broker.name, coid, exc, attempt)
@@ -329,33 +361,52 @@ def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
         )
 
 
-def assert_reconciled(engine: sa.Engine, broker: str) -> None:
-    """Refuse to trade while the broker's latest reconciliation found differences."""
+def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str, object]:
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT ok, problems, at FROM reconciliations WHERE broker = :b "
-                "ORDER BY id DESC LIMIT 1"
+                "SELECT status, model_name, model_version, orders_frozen_at FROM plans "
+                f"WHERE {PlanRef.WHERE}"
             ),
-            {"b": broker},
-        ).one_or_none()
-    if row is not None and not row.ok:
-        raise ReconciliationError(
-            f"the last reconciliation with {broker} ({row.at}) found differences; trading is "
-            f"blocked until they are resolved and `mltrade reconcile` passes: "
-            + "; ".join(row.problems[:5])
-        )
-
-
-def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(f"SELECT status, model_name, model_version FROM plans WHERE {PlanRef.WHERE}"),
             plan.params(),
         ).one_or_none()
     if row is None:
         raise RiskLimitBreached(f"plan {plan} does not exist")
-    return row.status, row.model_name, row.model_version
+    return row.status, row.model_name, row.model_version, row.orders_frozen_at
+
+
+def freeze_orders(conn: sa.Connection, plan: PlanRef, intents: list[OrderIntent]) -> None:
+    """Store the plan's orders (on the caller's transaction: the one that approves it)."""
+    key = plan.params()
+    conn.execute(sa.text(f"DELETE FROM plan_orders WHERE {PlanRef.WHERE}"), key)
+    if intents:
+        conn.execute(
+            sa.text(
+                "INSERT INTO plan_orders (strategy, session_date, plan_version, "
+                "client_order_id, symbol, side, qty) VALUES (:s, :d, :v, :c, :sym, :side, :q)"
+            ),
+            [
+                {**key, "c": i.client_order_id, "sym": i.symbol, "side": i.side, "q": i.qty}
+                for i in intents
+            ],
+        )
+    conn.execute(sa.text(f"UPDATE plans SET orders_frozen_at = now() WHERE {PlanRef.WHERE}"), key)
+
+
+def frozen_orders(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
+    """The orders frozen with the plan at approval, sells first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT client_order_id, symbol, side, qty FROM plan_orders "
+                f"WHERE {PlanRef.WHERE} ORDER BY side DESC, symbol"
+            ),
+            plan.params(),
+        ).all()
+    return [
+        OrderIntent(r.client_order_id, r.symbol, r.side, Decimal(r.qty), plan.session_date)
+        for r in rows
+    ]
 
 
 def _record_intents(
@@ -392,10 +443,7 @@ def _record_intents(
             ).rowcount
             if inserted:
                 ledger.event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
-        conn.execute(
-            sa.text(f"UPDATE plans SET status = 'submitted' WHERE {PlanRef.WHERE}"),
-            plan.params(),
-        )
+        plan_state.move(conn, plan.params(), {plan_state.APPROVED}, plan_state.SUBMITTED)
 
 
 def _unsent(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:

@@ -2,7 +2,14 @@
 
 A rebalance for session D uses predictions and prices from the close of the session before D
 and trades at D's open. A plan once written is never re-optimized: a rerun returns it as it
-is, because orders may already have been derived from it.
+is, because orders may already have been derived from it. Two runs that optimize the same
+session at once write one plan: the second insert finds the first's and returns it.
+
+Versions: :func:`build_plan` writes version 1 and afterwards returns the latest version.
+Only :func:`replan` (``mltrade replan``, an operator's explicit command) writes version
+``n + 1``, in the transaction that moves version ``n`` to ``superseded``; it refuses once
+version ``n`` was submitted (its orders exist). The version is part of every
+``client_order_id``, so a new version's orders never collide with the old ones.
 
 The risk model is the champion's IPCA factor structure when the champion is an IPCA model
 (``RISK_MODEL=auto|ipca``), else Ledoit–Wolf on the trailing window. The optimizer and its
@@ -24,7 +31,8 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
-from pipelines.errors import OptimizationError
+from pipelines.errors import OptimizationError, RiskLimitBreached
+from pipelines.portfolio import plan_state
 from pipelines.portfolio.constraints import Constraints
 from pipelines.portfolio.optimizer import optimize
 from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, trailing_returns
@@ -83,10 +91,59 @@ def build_plan(
     run_id: str,
     broker: Broker | None = None,
 ) -> PlanRef:
-    """The plan for ``session_date``: the existing one, or a new optimization (version 1)."""
+    """The plan for ``session_date``: the latest existing one, or a new optimization
+    (version 1)."""
     existing = latest_plan(engine, settings.strategy, session_date)
     if existing is not None:
         return existing
+    return _optimize(
+        engine, settings, session_date, model_name, model_version, run_id, broker, None
+    )
+
+
+def replan(
+    engine: sa.Engine,
+    settings: Settings,
+    session_date: date,
+    model_name: str,
+    model_version: str,
+    run_id: str,
+    broker: Broker | None = None,
+) -> PlanRef:
+    """A new version of ``session_date``'s plan, superseding the latest one (see the module
+    docstring); version 1 when there is none. Refuses once the latest was submitted."""
+    latest = latest_plan(engine, settings.strategy, session_date)
+    if latest is not None:
+        status = plan_status(engine, latest)
+        if status == plan_state.SUBMITTED:
+            raise RiskLimitBreached(
+                f"plan {session_date} v{latest.plan_version} was submitted: its orders are at "
+                "the broker, and a new version would trade the session twice; nothing changed"
+            )
+    return _optimize(
+        engine, settings, session_date, model_name, model_version, run_id, broker, latest
+    )
+
+
+def plan_status(engine: sa.Engine, plan: PlanRef) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(f"SELECT status FROM plans WHERE {PlanRef.WHERE}"), plan.params()
+            ).scalar_one()
+        )
+
+
+def _optimize(
+    engine: sa.Engine,
+    settings: Settings,
+    session_date: date,
+    model_name: str,
+    model_version: str,
+    run_id: str,
+    broker: Broker | None,
+    supersede: PlanRef | None,
+) -> PlanRef:
     as_of = calendar.previous_session(session_date)
     with stage_run(engine, run_id, "optimize", session_date=session_date, as_of=as_of) as run:
         expected = _predictions(engine, model_name, model_version, as_of)
@@ -96,9 +153,14 @@ def build_plan(
         )
         current = current_weights(engine, broker, as_of) if broker is not None else None
         weights = solve(expected, risk, settings, current, loadings)
-        plan = PlanRef(settings.strategy, session_date, 1)
-        _write(engine, plan, weights, model_name, model_version, run_id)
+        version = 1 if supersede is None else supersede.plan_version + 1
+        plan = PlanRef(settings.strategy, session_date, version)
+        if not _write(engine, plan, weights, model_name, model_version, run_id, supersede):
+            log.info("plan session_date=%s: another run wrote it first; using it", session_date)
+            run.summary = {"written_by_another_run": True, "plan_version": version}
+            return plan
         run.summary = {
+            "plan_version": version,
             "positions": len(weights),
             "invested": float(weights.sum()),
             "gross": float(weights.abs().sum()),
@@ -190,10 +252,11 @@ def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series
     """The broker's positions as fractions of equity, valued at ``as_of``'s closes."""
     from pipelines.execution.orders import last_closes
 
-    held = broker.get_positions()
+    account = broker.get_account_snapshot()
+    held = account.positions
     prices = last_closes(engine, as_of, list(held))
     values = {s: float(q) * prices[s] for s, q in held.items() if s in prices}
-    equity = broker.get_cash() + sum(values.values())
+    equity = account.cash + sum(values.values())
     if equity <= 0:
         raise OptimizationError(f"broker equity is {equity:,.2f} USD: nothing to allocate")
     return pd.Series(values, dtype=float) / equity
@@ -255,17 +318,25 @@ def _write(
     model_name: str,
     model_version: str,
     run_id: str,
-) -> None:
+    supersede: PlanRef | None = None,
+) -> bool:
+    """Insert the plan and its weights (superseding ``supersede`` in the same transaction);
+    False when another run inserted this version first (nothing written)."""
     key = plan.params()
     with engine.begin() as conn:
-        conn.execute(
+        if supersede is not None:  # a plan submitted meanwhile fails here: PlanConflict
+            unsent = {plan_state.PROPOSED, plan_state.APPROVED, plan_state.BLOCKED}
+            plan_state.move(conn, supersede.params(), unsent, plan_state.SUPERSEDED)
+        inserted = conn.execute(
             sa.text(
                 "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
                 "model_version, status, risk_report, run_id) VALUES (:s, :d, :v, :m, :mv, "
-                "'proposed', CAST(:r AS jsonb), :run)"
+                "'proposed', CAST(:r AS jsonb), :run) ON CONFLICT DO NOTHING"
             ),
             {**key, "m": model_name, "mv": model_version, "r": json.dumps(None), "run": run_id},
-        )
+        ).rowcount
+        if not inserted:  # another run's optimization of this version committed first
+            return False
         conn.execute(
             sa.text(
                 "INSERT INTO target_weights (strategy, session_date, plan_version, symbol, "
@@ -273,3 +344,4 @@ def _write(
             ),
             [{**key, "sym": symbol, "w": float(w)} for symbol, w in weights.items()],
         )
+    return True

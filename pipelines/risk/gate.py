@@ -26,6 +26,13 @@ report is stored; a rerun checks the scaled plan again) and checked again; anyth
 (kill switch, data quality, loss limits, order notional or count) still blocks. The
 report — with ``scale`` and the breaches that caused it — goes to ``plans.risk_report`` and
 the log. Fail closed: an error while checking is a block.
+
+State: the gate decides a ``proposed`` or ``blocked`` plan; an ``approved`` or ``submitted``
+plan's decision stands (a rerun returns the stored report and computes nothing). Approval
+stores the plan's orders (``plan_orders``, from one broker snapshot) in the same transaction
+that moves the status: those, and only those, are what submission sends. Every status write
+is a guarded move (:mod:`pipelines.portfolio.plan_state`): a gate whose view of the plan is
+stale fails with :class:`PlanConflict` and writes nothing.
 """
 
 from __future__ import annotations
@@ -41,9 +48,10 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
-from pipelines.errors import RiskLimitBreached
-from pipelines.execution.brokers.base import Broker
-from pipelines.execution.orders import last_closes, plan_orders
+from pipelines.errors import PlanConflict, RiskLimitBreached
+from pipelines.execution.brokers.base import Broker, OrderIntent
+from pipelines.execution.orders import freeze_orders, last_closes, plan_orders
+from pipelines.portfolio import plan_state
 from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
@@ -87,19 +95,27 @@ class _Check:
 def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker) -> RiskReport:
     """Approve (possibly scaled) or block ``plan``; raises RiskLimitBreached listing breaches."""
     status, stored = _current(engine, plan)
-    if status == "submitted":  # a rerun after orders exist: the decision stands
+    if status in (plan_state.APPROVED, plan_state.SUBMITTED):  # the decision stands
         return RiskReport(**stored)
+    if status not in (plan_state.PROPOSED, plan_state.BLOCKED):
+        raise PlanConflict(
+            f"plan {plan.session_date} v{plan.plan_version} is {status}: a newer version "
+            "replaced it; gate the latest plan (`mltrade rebalance` picks it)"
+        )
     previous_scale = float((stored or {}).get("scale", 1.0))
+    intents: list[OrderIntent] = []
     try:
-        report, checks = _evaluate(engine, settings, plan, broker)
+        report, checks, intents = _evaluate(engine, settings, plan, broker)
         report.scale = previous_scale
         if report.breaches and settings.risk_breach_action == "scale":
-            report = _scale(engine, settings, plan, broker, report, checks)
+            report, intents = _scale(engine, settings, plan, broker, report, checks, intents)
+    except PlanConflict:
+        raise
     except Exception as exc:  # fail closed
         report = RiskReport(approved=False, breaches=[f"risk check failed: {exc}"])
     if not report.approved:
         report.action = "blocked"
-    _store(engine, plan, report)
+    _store(engine, plan, report, status, intents)
     log.info(
         "risk gate strategy=%s session_date=%s plan_version=%s approved=%s action=%s scale=%.4f "
         "breaches=%s",
@@ -125,23 +141,24 @@ def _scale(
     broker: Broker,
     report: RiskReport,
     checks: list[_Check],
-) -> RiskReport:
+    intents: list[OrderIntent],
+) -> tuple[RiskReport, list[OrderIntent]]:
     breached = [c for c in checks if c.breached]
     if any(c.ratio is None for c in breached):
-        return report  # something scaling cannot fix: block
+        return report, intents  # something scaling cannot fix: block
     factor = SCALE_MARGIN / max(c.ratio for c in breached if c.ratio is not None)
     weights = target_weights(engine, plan) * factor
     _write_weights(engine, plan, weights)
-    scaled, _ = _evaluate(engine, settings, plan, broker)
+    scaled, _, scaled_intents = _evaluate(engine, settings, plan, broker)
     scaled.scale = report.scale * factor
     scaled.scaled_for = report.breaches
     scaled.action = "scaled" if scaled.approved else "blocked"
-    return scaled
+    return scaled, scaled_intents
 
 
 def _evaluate(
     engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker
-) -> tuple[RiskReport, list[_Check]]:
+) -> tuple[RiskReport, list[_Check], list[OrderIntent]]:
     as_of = calendar.previous_session(plan.session_date)
     weights = target_weights(engine, plan)
     intents = plan_orders(engine, settings, plan, broker)
@@ -172,7 +189,7 @@ def _evaluate(
     checks = limit_checks(settings, report, enabled, reason, quality_ok, missing)
     report.breaches = [c.message for c in checks if c.breached]
     report.approved = not report.breaches
-    return report, checks
+    return report, checks, intents
 
 
 def limit_checks(
@@ -330,8 +347,8 @@ def _write_weights(engine: sa.Engine, plan: PlanRef, weights: pd.Series) -> None
         status = conn.execute(
             sa.text(f"SELECT status FROM plans WHERE {PlanRef.WHERE} FOR UPDATE"), plan.params()
         ).scalar_one()
-        if status == "submitted":
-            raise RiskLimitBreached("plan already submitted: its weights cannot be scaled")
+        if status not in (plan_state.PROPOSED, plan_state.BLOCKED):
+            raise PlanConflict(f"plan is {status} now: its weights cannot be scaled")
         for symbol, w in weights.items():
             conn.execute(
                 sa.text(
@@ -341,16 +358,20 @@ def _write_weights(engine: sa.Engine, plan: PlanRef, weights: pd.Series) -> None
             )
 
 
-def _store(engine: sa.Engine, plan: PlanRef, report: RiskReport) -> None:
+def _store(
+    engine: sa.Engine,
+    plan: PlanRef,
+    report: RiskReport,
+    expected: str,
+    intents: list[OrderIntent],
+) -> None:
+    """The decision, moved from ``expected`` (guarded); an approval freezes ``intents``."""
     with engine.begin() as conn:
+        new = plan_state.APPROVED if report.approved else plan_state.BLOCKED
+        plan_state.move(conn, plan.params(), {expected}, new)
         conn.execute(
-            sa.text(
-                "UPDATE plans SET status = :st, risk_report = CAST(:r AS jsonb) "
-                f"WHERE {PlanRef.WHERE}"
-            ),
-            {
-                "st": "approved" if report.approved else "blocked",
-                "r": json.dumps(asdict(report)),
-                **plan.params(),
-            },
+            sa.text(f"UPDATE plans SET risk_report = CAST(:r AS jsonb) WHERE {PlanRef.WHERE}"),
+            {"r": json.dumps(asdict(report)), **plan.params()},
         )
+        if report.approved:
+            freeze_orders(conn, plan, intents)

@@ -10,7 +10,7 @@ DATA_TABLES = (
     "quarantine", "validation_runs", "bars", "positions", "broker_accounts", "controls",
     "pipeline_runs", "sim_broker_orders", "corporate_actions", "minute_bars", "universe",
     "plan_stress", "backtest_runs", "backtest_equity", "backtest_weights", "backtest_trades",
-    "backtest_events", "dead_letter_orders", "reconciliations",
+    "backtest_events", "dead_letter_orders", "reconciliations", "plan_orders",
 )
 
 

@@ -12,7 +12,14 @@ Errors are sorted by what a retry may do:
   :class:`PermanentBrokerError`: the order goes to the dead-letter table.
 - 429, 500, 502, 503, 504, timeouts and lost connections are :class:`TransientBrokerError`:
   the request may or may not have taken effect, so the caller asks by client id before any
-  new send. Reads (lookups, positions, account) are retried here with exponential backoff.
+  new send. Reads (lookups, positions, account) are retried here with exponential backoff,
+  lengthened to a 429's ``Retry-After``, within ``BROKER_MAX_WAIT_SECONDS`` in total
+  (:mod:`pipelines.execution.backoff`).
+
+Positions and cash for sizing come from :meth:`AlpacaBroker.get_account_snapshot`: Alpaca
+has no single call for both, so positions are read before and after the account and the
+three reads are kept only when the two position reads agree (a fill between them changes
+the positions); otherwise they are read again.
 
 Every HTTP request, alpaca-py's internal retries included, first takes a token from a token
 bucket (``BROKER_RATE_LIMIT_PER_MINUTE``, Alpaca allows about 200 a minute). alpaca-py retries
@@ -42,7 +49,9 @@ from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from pipelines.config import Settings
 from pipelines.errors import BrokerError, ConfigurationError
+from pipelines.execution.backoff import BrokerBackoff, parse_retry_after
 from pipelines.execution.brokers.base import (
+    AccountSnapshot,
     BrokerOrder,
     OrderIntent,
     PermanentBrokerError,
@@ -57,6 +66,7 @@ DUPLICATE_CLIENT_ID = 40010001
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 PERMANENT_STATUS = frozenset({403, 422})
 PAGE = 500  # Alpaca's maximum for GET /v2/orders
+SNAPSHOT_ATTEMPTS = 5
 
 # Alpaca's order statuses in the ledger's words (see pipelines/execution/ledger.py).
 STATUS_MAP = {
@@ -170,8 +180,7 @@ class AlpacaBroker:
         self._client._retry_wait = settings.alpaca_sdk_retry_wait_seconds  # type: ignore[assignment]
         self._client._session = _LimitedSession(self.limiter, settings.alpaca_timeout_seconds)
         self._attempts = settings.broker_max_attempts
-        self._backoff = settings.broker_backoff_seconds
-        self._backoff_max = settings.broker_backoff_max_seconds
+        self._policy = BrokerBackoff.from_settings(settings)
         self._sleep = sleep
         log.info(
             "alpaca broker mode=%s endpoint=%s",
@@ -256,6 +265,19 @@ class AlpacaBroker:
         account = self._read(self._client.get_account, "reading the account")
         return float(account.cash or 0)  # type: ignore[union-attr]
 
+    def get_account_snapshot(self) -> AccountSnapshot:
+        """Positions, account, positions again: kept when the two position reads agree."""
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            before = self.get_positions()
+            cash = self.get_cash()
+            if self.get_positions() == before:
+                return AccountSnapshot(cash, before)
+            log.warning("alpaca positions changed while reading the account; reading again")
+        raise TransientBrokerError(
+            f"Alpaca's positions changed during each of {SNAPSHOT_ATTEMPTS} account reads "
+            "(fills arriving): no consistent snapshot to size orders on; rerun in a minute"
+        )
+
     def process_fills(self) -> int:
         """Alpaca fills orders itself; the ledger reads fills from the orders (reconcile)."""
         return 0
@@ -263,6 +285,7 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ plumbing
     def _read(self, call: Callable[[], T], what: str) -> T:
         """A read (safe to repeat): retried with exponential backoff on transient errors."""
+        waited = 0.0
         for attempt in range(1, self._attempts + 1):
             try:
                 return call()
@@ -274,21 +297,29 @@ class AlpacaBroker:
                 )
                 if not isinstance(error, TransientBrokerError) or attempt == self._attempts:
                     raise error from exc
-                pause = self.backoff(attempt)
+                pause = self._policy.pause(attempt, error.retry_after, waited)
+                if pause is None:
+                    raise TransientBrokerError(
+                        f"{error}; retrying would wait past BROKER_MAX_WAIT_SECONDS="
+                        f"{self._policy.budget:g}: rerun later",
+                        error.retry_after,
+                    ) from exc
                 log.warning("alpaca %s failed (%s); retry %d in %.2fs", what, error, attempt, pause)
                 self._sleep(pause)
+                waited += pause
         raise AssertionError("unreachable")
 
     def backoff(self, attempt: int) -> float:
-        """Seconds before retry ``attempt`` (1-based): doubling, capped."""
-        return min(self._backoff_max, self._backoff * 2 ** (attempt - 1))
+        """Seconds before retry ``attempt`` (1-based) without a Retry-After: doubling, capped."""
+        return min(self._policy.cap, self._policy.initial * 2 ** (attempt - 1))
 
     @staticmethod
     def _classify(exc: APIError, what: str) -> BrokerError:
         status, code = exc.status_code, _error_code(exc)
         message = f"{what}: Alpaca answered {status} {_error_message(exc)}"
         if status in TRANSIENT_STATUS:
-            return TransientBrokerError(message)
+            headers = exc.response.headers if exc.response is not None else {}
+            return TransientBrokerError(message, parse_retry_after(headers.get("Retry-After")))
         if status in PERMANENT_STATUS:
             return PermanentBrokerError(message, status, code)
         if status == 401:

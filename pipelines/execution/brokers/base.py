@@ -43,11 +43,25 @@ class BrokerOrder:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """Cash (USD) and shares held per symbol (non-zero only), as of one moment: no fill
+    falls between the two. Order sizing and current weights read this, never two calls."""
+
+    cash: float
+    positions: dict[str, Decimal]
+
+
 class TransientBrokerError(BrokerError):
     """The request may not have taken effect (429, 5xx, timeout, connection lost).
 
     Safe to retry only after asking the broker for the order by its client id.
+    ``retry_after``: the broker's ``Retry-After`` hint in seconds (a 429), if it sent one.
     """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentBrokerError(BrokerError):
@@ -83,6 +97,10 @@ class Broker(Protocol):
         ...
 
     def get_cash(self) -> float: ...
+
+    def get_account_snapshot(self) -> AccountSnapshot:
+        """Cash and positions from one consistent read (see :class:`AccountSnapshot`)."""
+        ...
 
     def process_fills(self) -> int:
         """Let fills that are due happen (the simulated venue); a real broker returns 0."""

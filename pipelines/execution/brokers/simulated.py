@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pipelines.config import Settings
 from pipelines.errors import BrokerError
-from pipelines.execution.brokers.base import BrokerOrder, OrderIntent
+from pipelines.execution.brokers.base import AccountSnapshot, BrokerOrder, OrderIntent
 from pipelines.execution.costs import CostModel
 
 NAME = "simulated"
@@ -162,3 +162,17 @@ class SimulatedBroker:
                     sa.text("SELECT cash FROM broker_accounts WHERE broker = :b"), {"b": NAME}
                 ).scalar_one()
             )
+
+    def get_account_snapshot(self) -> AccountSnapshot:
+        """Cash and positions in one REPEATABLE READ transaction: a fill committed meanwhile
+        is either wholly in both or in neither."""
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                rows = conn.execute(
+                    sa.text("SELECT symbol, qty FROM positions WHERE broker = :b"), {"b": NAME}
+                ).all()
+                cash = conn.execute(
+                    sa.text("SELECT cash FROM broker_accounts WHERE broker = :b"), {"b": NAME}
+                ).scalar_one()
+        return AccountSnapshot(float(cash), {symbol: Decimal(qty) for symbol, qty in rows})

@@ -1,0 +1,80 @@
+"""The money-path guard: one function every money-moving entry point calls.
+
+:func:`require_trading_allowed` is called before a plan is made and again right before its
+orders are sent — by the Airflow DAG (through :mod:`pipelines.jobs`), by ``jobs.rebalance``
+and the CLI, and by the backtest — so each refuses for the same reasons, in the same words.
+It checks, cheapest first, and raises the first failure (a :class:`TradingBlocked`
+subclass, or :class:`ReconciliationError`); it writes nothing:
+
+1. ``session_date`` is an NYSE session (no weekends, no holidays);
+2. the kill switch is off;
+3. the data is fresh: ``bars`` holds the previous session's closes, which the plan trades on;
+4. the broker's latest reconciliation (if any) found no difference.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from pipelines import calendar
+from pipelines.errors import NotATradingSession, ReconciliationError, StaleMarketData
+from pipelines.risk.kill_switch import assert_trading_allowed
+
+
+def require_trading_allowed(engine: sa.Engine, session_date: date, broker: str) -> None:
+    """Raise unless orders for ``session_date`` may be planned and sent through ``broker``
+    (its name: ``alpaca`` | ``simulated``). See the module docstring for the checks."""
+    require_session(session_date)
+    assert_trading_allowed(engine)
+    require_fresh_bars(engine, session_date)
+    assert_reconciled(engine, broker)
+
+
+def require_session(session_date: date) -> None:
+    """Raise :class:`NotATradingSession` unless ``session_date`` is an NYSE session."""
+    if not calendar.is_session(session_date):
+        following = calendar.next_session(session_date)
+        raise NotATradingSession(
+            f"{session_date} ({session_date:%A}) is not an NYSE session: nothing was planned "
+            f"or sent; the next session is {following}"
+        )
+
+
+def require_fresh_bars(engine: sa.Engine, session_date: date) -> None:
+    """Raise :class:`StaleMarketData` unless ``bars`` holds the session before
+    ``session_date`` (the closes a rebalance for ``session_date`` plans and sizes on)."""
+    needed = calendar.previous_session(session_date)
+    with engine.connect() as conn:
+        present, newest = conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM bars WHERE session_date = :d), "
+                "(SELECT max(session_date) FROM bars WHERE session_date <= :d)"
+            ),
+            {"d": needed},
+        ).one()
+    if not present:
+        raise StaleMarketData(
+            f"no bars for {needed}, the session before {session_date} (newest: "
+            f"{newest or 'none'}): load them first (`mltrade ingest --start {needed} "
+            f"--end {needed}`); nothing was planned or sent"
+        )
+
+
+def assert_reconciled(engine: sa.Engine, broker: str) -> None:
+    """Refuse to trade while the broker's latest reconciliation found differences."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT ok, problems, at FROM reconciliations WHERE broker = :b "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            {"b": broker},
+        ).one_or_none()
+    if row is not None and not row.ok:
+        raise ReconciliationError(
+            f"the last reconciliation with {broker} ({row.at}) found differences; trading is "
+            f"blocked until they are resolved and `mltrade reconcile` passes: "
+            + "; ".join(row.problems[:5])
+        )
