@@ -76,6 +76,7 @@ class Fault:
     client_order_id: str | None = None
     skip: int = 0
     body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # extra answer headers, e.g. {"Retry-After": "3"}
 
     def matches(self, method: str, path: str, coid: str | None) -> bool:
         return (
@@ -540,7 +541,11 @@ class AlpacaTradingServer:
                     raise _Reply(429, ERROR_BODIES[429])
                 fault = self._next_fault(method, path, self._coid_of(raw, query))
                 if fault is not None and not fault.store and fault.status is not None:
-                    raise _Reply(fault.status, fault.body or ERROR_BODIES.get(fault.status, ""))
+                    raise _Reply(
+                        fault.status,
+                        fault.body or ERROR_BODIES.get(fault.status, ""),
+                        fault.headers,
+                    )
                 if fault is not None and not fault.store and fault.delay:
                     reply = None  # a slow answer: wait outside the lock, then do the request
                 else:

@@ -1,0 +1,137 @@
+"""The money-path guard (pipelines/execution/guards.py) on a real warehouse: a weekend, a
+holiday, a kill switch, stale bars or a failed reconciliation stop a rebalance before
+anything is written or sent, with one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, time
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines import calendar, jobs
+from pipelines.errors import (
+    KillSwitchEngaged,
+    NotATradingSession,
+    ReconciliationError,
+    StaleMarketData,
+)
+from pipelines.execution.guards import require_trading_allowed
+from pipelines.risk.kill_switch import set_kill_switch
+
+MONDAY = date(2010, 8, 16)
+TABLES = ("plans", "target_weights", "plan_orders", "orders", "order_events", "fills",
+          "reconciliations", "pipeline_runs", "broker_accounts", "sim_broker_orders",
+          "controls")  # fmt: skip
+
+
+def _bars(engine: sa.Engine, day: date, symbols: tuple[str, ...] = ("AAPL", "IBM")) -> None:
+    ts = datetime.combine(day, time(20, 0), tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO bars (symbol, ts, session_date, open, high, low, close, volume, "
+                "source) VALUES (:s, :ts, :d, 10, 10, 10, 10, 1e6, 'test')"
+            ),
+            [{"s": s, "ts": ts, "d": day} for s in symbols],
+        )
+
+
+def _fingerprint(engine: sa.Engine) -> dict[str, str]:
+    """Each table's rows, hashed: equal fingerprints mean nothing was written."""
+    with engine.connect() as conn:
+        return {
+            t: conn.execute(
+                sa.text(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
+                        f"FROM {t} x")  # fmt: skip
+            ).scalar_one()
+            for t in TABLES
+        }
+
+
+@pytest.fixture
+def fresh(warehouse: sa.Engine) -> sa.Engine:
+    """Bars through the session before MONDAY (and before the July 5 holiday)."""
+    _bars(warehouse, calendar.previous_session(MONDAY))
+    _bars(warehouse, date(2010, 7, 2))
+    return warehouse
+
+
+def test_a_fresh_session_passes(fresh: sa.Engine) -> None:
+    assert require_trading_allowed(fresh, MONDAY, "simulated") is None
+
+
+@pytest.mark.parametrize(
+    "day", [date(2010, 8, 14), date(2010, 8, 15), date(2010, 7, 5)], ids=["sat", "sun", "july4"]
+)
+def test_weekends_and_holidays_are_refused_by_every_entry_point(fresh: sa.Engine, day) -> None:
+    before = _fingerprint(fresh)
+    with pytest.raises(NotATradingSession, match=f"{day} .* is not an NYSE session"):
+        require_trading_allowed(fresh, day, "simulated")
+    with pytest.raises(NotATradingSession):
+        jobs.rebalance(day, "probe")
+    with pytest.raises(NotATradingSession):
+        jobs.plan(day, "m", "1", "probe")
+    assert _fingerprint(fresh) == before
+
+
+def test_cli_rebalance_on_a_saturday_exits_nonzero_with_one_line_and_sends_nothing(
+    fresh: sa.Engine, monkeypatch, capsys
+) -> None:
+    from pipelines import cli
+
+    before = _fingerprint(fresh)
+    for saturday_then_sunday in ("2010-08-14", "2010-08-15"):
+        monkeypatch.setattr(sys, "argv", ["mltrade", "rebalance", "--date", saturday_then_sunday])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        assert exit_.value.code not in (0, None)
+        shown = capsys.readouterr()
+        text = " ".join((shown.out + shown.err).split())
+        assert "is not an NYSE session" in text and "Traceback" not in text
+    assert _fingerprint(fresh) == before
+
+
+def test_the_session_is_checked_before_anything_else(fresh: sa.Engine) -> None:
+    set_kill_switch(fresh, True, "incident")
+    with pytest.raises(NotATradingSession):
+        require_trading_allowed(fresh, date(2010, 8, 14), "simulated")
+
+
+def test_kill_switch_blocks_planning(fresh: sa.Engine) -> None:
+    set_kill_switch(fresh, True, "broker outage")
+    before = _fingerprint(fresh)
+    with pytest.raises(KillSwitchEngaged, match="broker outage.*kill-switch off"):
+        jobs.rebalance(MONDAY, "probe")
+    assert _fingerprint(fresh) == before
+
+
+def test_stale_bars_block_and_name_the_missing_session(warehouse: sa.Engine) -> None:
+    _bars(warehouse, date(2010, 8, 12))  # Thursday; Monday's rebalance needs Friday's closes
+    before = _fingerprint(warehouse)
+    with pytest.raises(StaleMarketData, match=r"no bars for 2010-08-13.*newest: 2010-08-12"):
+        jobs.rebalance(MONDAY, "probe")
+    assert _fingerprint(warehouse) == before
+
+
+def test_no_bars_at_all_is_stale(warehouse: sa.Engine) -> None:
+    with pytest.raises(StaleMarketData, match="newest: none.*mltrade ingest"):
+        require_trading_allowed(warehouse, MONDAY, "alpaca")
+
+
+def test_a_failed_reconciliation_blocks_until_one_passes(fresh: sa.Engine) -> None:
+    with fresh.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO reconciliations (broker, ok, orders_checked, orders_updated, problems) "
+            "VALUES ('simulated', false, 1, 0, '[\"AAPL: broker holds 5, ledger fills say 0\"]')"
+        ))  # fmt: skip
+    with pytest.raises(ReconciliationError, match="`mltrade reconcile` passes: AAPL: broker holds 5"):
+        require_trading_allowed(fresh, MONDAY, "simulated")
+    require_trading_allowed(fresh, MONDAY, "alpaca")  # another broker's record is not ours
+    with fresh.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO reconciliations (broker, ok, orders_checked, orders_updated) "
+            "VALUES ('simulated', true, 1, 0)"
+        ))  # fmt: skip
+    require_trading_allowed(fresh, MONDAY, "simulated")
