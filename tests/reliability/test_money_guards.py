@@ -43,8 +43,10 @@ def _fingerprint(engine: sa.Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {
             t: conn.execute(
-                sa.text(f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
-                        f"FROM {t} x")  # fmt: skip
+                sa.text(
+                    f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
+                    f"FROM {t} x"
+                )  # fmt: skip
             ).scalar_one()
             for t in TABLES
         }
@@ -126,7 +128,7 @@ def test_a_failed_reconciliation_blocks_until_one_passes(fresh: sa.Engine) -> No
             "INSERT INTO reconciliations (broker, ok, orders_checked, orders_updated, problems) "
             "VALUES ('simulated', false, 1, 0, '[\"AAPL: broker holds 5, ledger fills say 0\"]')"
         ))  # fmt: skip
-    with pytest.raises(ReconciliationError, match="`mltrade reconcile` passes: AAPL: broker holds 5"):
+    with pytest.raises(ReconciliationError, match="reconcile` passes: AAPL: broker holds 5"):
         require_trading_allowed(fresh, MONDAY, "simulated")
     require_trading_allowed(fresh, MONDAY, "alpaca")  # another broker's record is not ours
     with fresh.begin() as conn:
