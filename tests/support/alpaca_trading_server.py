@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -77,6 +78,9 @@ class Fault:
     skip: int = 0
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None  # extra answer headers, e.g. {"Retry-After": "3"}
+    # Called (under the server's lock) when the fault is used, before the request is served:
+    # e.g. a fill that lands between two of the client's reads.
+    before: Callable[[], object] | None = None
 
     def matches(self, method: str, path: str, coid: str | None) -> bool:
         return (
@@ -540,6 +544,8 @@ class AlpacaTradingServer:
                 if limited:
                     raise _Reply(429, ERROR_BODIES[429])
                 fault = self._next_fault(method, path, self._coid_of(raw, query))
+                if fault is not None and fault.before is not None:
+                    fault.before()
                 if fault is not None and not fault.store and fault.status is not None:
                     raise _Reply(
                         fault.status,
