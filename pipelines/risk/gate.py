@@ -96,7 +96,7 @@ def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Bro
     """Approve (possibly scaled) or block ``plan``; raises RiskLimitBreached listing breaches."""
     status, stored = _current(engine, plan)
     if status in (plan_state.APPROVED, plan_state.SUBMITTED):  # the decision stands
-        return RiskReport(**stored)
+        return RiskReport(**stored) if stored else RiskReport(approved=True)
     if status not in (plan_state.PROPOSED, plan_state.BLOCKED):
         raise PlanConflict(
             f"plan {plan.session_date} v{plan.plan_version} is {status}: a newer version "
