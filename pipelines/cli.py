@@ -225,7 +225,11 @@ def models_rollback() -> None:
 
 @app.command()
 def rebalance(session: Annotated[str, typer.Option("--date", help="session to trade")]) -> None:
-    """The pre-market rebalance for one session: predict, optimize, gate, submit, reconcile."""
+    """The pre-market rebalance for one session: predict, optimize, gate, submit, reconcile.
+
+    Refuses before writing anything on a day that is not an NYSE session, with stale bars, the
+    kill switch on or a failed reconciliation, and while another run holds the session's plan.
+    """
     day = _date(session, "--date")
     with typer.progressbar(length=len(jobs.REBALANCE_STEPS), label=f"rebalance {day}") as bar:
         result = jobs.rebalance(day, _cli_run_id("rebalance"), on_step=lambda _: bar.update(1))
