@@ -141,7 +141,9 @@ def test_two_rebalances_of_one_session(market, server, worker, tmp_path, offset)
     server.inject(*[Fault(method="GET", path="/v2/account", delay=SLOW_ACCOUNT)] * 4)
     results = _race(worker, tmp_path, [{"mode": "rebalance"}] * 2, offset)
     server.clear_faults()
-    assert [r["ok"] for r in results] == [True, False]  # both ran at once: the second lost
+    # A rebalance takes longer than the offset (two slow account reads): they overlap, so
+    # exactly one wins, whichever took the lock first.
+    assert sorted(r["ok"] for r in results) == [False, True]
     _one_set_of_orders_each_sent_once(market, server)
 
 
@@ -151,10 +153,12 @@ def test_a_cli_rebalance_beside_the_dag_tasks(market, server, worker, tmp_path, 
     server.inject(*[Fault(method="GET", path="/v2/account", delay=SLOW_ACCOUNT)] * 4)
     results = _race(worker, tmp_path, [{"mode": "rebalance"}, {"mode": "dag"}], offset)
     server.clear_faults()
-    assert results[0]["ok"]  # the first one to start always completes
-    if results[1]["ok"]:  # the DAG ran after it: a rerun that sent nothing new
-        assert results[1]["result"]["submit"]["sent"] == 0
+    # Whoever got the lock sent every order; a later successful run (the DAG's steps after
+    # the CLI's finished) was a rerun that sent nothing new.
+    sent = [r["result"]["submit"]["sent"] for r in results if r["ok"]]
+    assert sent and sorted(sent)[:-1] == [0] * (len(sent) - 1)
     _one_set_of_orders_each_sent_once(market, server)
+    assert sum(sent) == len(server.orders())
 
 
 @pytest.mark.slow
@@ -164,6 +168,6 @@ def test_two_submits_of_one_plan_send_each_order_once(market, server, worker, tm
     server.inject(Fault(method="POST", path="/v2/orders", delay=1.0))
     key = {"strategy": plan.strategy, "session_date": DAY.isoformat(), "plan_version": 1}
     results = _race(worker, tmp_path, [{"mode": "submit", "plan_key": key}] * 2, 0.2)
-    assert [r["ok"] for r in results] == [True, False]
-    assert results[0]["result"]["sent"] == 4
+    sent = [r["result"]["sent"] for r in results if r["ok"]]
+    assert sum(sent) == 4 and 4 in sent  # one submitter sent all four; a loser sent none
     assert set(server.created.values()) == {1} and len(server.created) == 4
