@@ -12,9 +12,9 @@ import sys
 from datetime import date
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_errors  # typer vendors its own click
 
 from pipelines import jobs
 from pipelines.config import PROJECT_ROOT, get_settings
@@ -441,10 +441,13 @@ def _fail(exc: BaseException) -> int:
     from pipelines.failures import EXIT_TERMINATED, EXIT_USAGE, describe
     from pipelines.monitoring.logging import log_traceback_to_file
 
-    if isinstance(exc, click.exceptions.ClickException):  # bad arguments: click's own text
+    if isinstance(exc, click_errors.NoArgsIsHelpError):  # bare `mltrade`: the help
+        exc.show()
+        return EXIT_USAGE
+    if isinstance(exc, click_errors.ClickException):  # bad arguments: click's own text
         typer.echo(redact(f"error: {' '.join(exc.format_message().split())} "
                           "(`mltrade --help` lists the commands and options)"), err=True)
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
+        return exc.exit_code or EXIT_USAGE
     failure = describe(exc)
     log_traceback_to_file(exc)
     if _state["debug"]:
@@ -470,9 +473,9 @@ def run(argv: list[str] | None = None) -> int:
         configure_logging()
         _install_signal_handlers()
         code = app(args=argv, prog_name="mltrade", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = _fail(KeyboardInterrupt())
-    except (click.exceptions.Exit, SystemExit) as exc:
+    except (typer.Exit, SystemExit) as exc:
         exit_code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         code = exit_code if isinstance(exit_code, int) else 1
     except BaseException as exc:  # noqa: BLE001  (the boundary: everything is reported)
