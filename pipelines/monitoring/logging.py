@@ -233,6 +233,8 @@ def configure_logging(
     settings = settings if settings is not None else _settings_or_none()
     fmt = settings.log_format if settings else os.environ.get("LOG_FORMAT", "console").lower()
     level = settings.log_level if settings else os.environ.get("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):  # a bad LOG_LEVEL is reported by
+        level = "INFO"  # the settings check; logging must still work to report it
     redact = Redactor(secret_values(settings))
 
     if not _state["configured"]:  # what reset_logging restores (e.g. Airflow's set-up)
