@@ -154,8 +154,14 @@ def _writable(path: Path) -> bool:
 def check_kill_switch(settings: Settings) -> CheckResult:
     """The persisted kill switch's state (ON is reported, not a failure: it is deliberate)."""
     from pipelines.risk.kill_switch import kill_switch_status
+    from pipelines.warehouse import embedded
     from pipelines.warehouse.engine import warehouse_url
 
+    if not settings.warehouse_url and not embedded.running(settings.home / "postgres"):
+        return CheckResult(
+            "kill switch", True, "not read: the embedded PostgreSQL is not running "
+            "(`mltrade kill-switch status` starts it and reads the state)"
+        )
     try:
         engine = sa.create_engine(
             warehouse_url(settings), connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
@@ -202,6 +208,9 @@ def run_checks() -> list[CheckResult]:
         )
     )
     results.append(check_warehouse(settings))
-    results.append(check_kill_switch(settings))
+    if results[-1].ok:
+        results.append(check_kill_switch(settings))
+    else:  # one connection timeout is enough
+        results.append(CheckResult("kill switch", False, "state unknown: warehouse unreachable"))
     results.append(check_mlflow(settings))
     return results

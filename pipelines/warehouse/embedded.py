@@ -53,6 +53,12 @@ def is_our_postmaster(pid: int, pgdata: Path) -> bool:
         return False
 
 
+def running(pgdata: Path) -> bool:
+    """Whether a postmaster of ``pgdata`` runs (its pid file names a live one)."""
+    pid = _pid_in_file(pgdata)
+    return pid is not None and is_our_postmaster(pid, pgdata)
+
+
 def clear_stale_pid_file(pgdata: Path) -> int | None:
     """Remove ``postmaster.pid`` when no postmaster of ``pgdata`` runs under its pid.
 

@@ -111,3 +111,15 @@ def test_pipeline_runs_store_no_secret(warehouse, echoing_alpaca, monkeypatch) -
     for secret in (KEY, SECRET, DB_PASSWORD):
         assert secret not in stored
     get_settings.cache_clear()
+
+
+def test_metric_labels_pass_the_boundary() -> None:
+    from prometheus_client import generate_latest
+
+    from pipelines.monitoring.metrics import REGISTRY, record_stage
+
+    source = f"postgresql://u:{DB_PASSWORD}@h/db"
+    summary = {"rows_fetched": 1, "rows_loaded": 1}
+    record_stage("ingest", "success", 1.0, summary, {"source": source})
+    exposed = generate_latest(REGISTRY).decode()
+    assert "postgresql://u:***@h/db" in exposed and DB_PASSWORD not in exposed
