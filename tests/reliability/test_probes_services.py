@@ -109,3 +109,14 @@ def test_a_real_store_says_absent_and_promotion_writes_no_alias(cli, settings) -
     assert registry.get_alias_version(settings, name, "previous_champion") is None
     assert registry.get_alias_version(settings, name, "champion") is None
     assert_one_line_error(cli("models", "rollback"), 1, "no @previous_champion")
+
+
+def test_training_with_mlflow_503_fails_the_run_and_crowns_nothing(cli, warehouse, mlflow_503):
+    """The issue's case: an MLflow error while training looks for its version and @champion
+    fails the task (exit 4, the run row failed naming MLflow); nothing becomes @champion."""
+    import sqlalchemy as sa
+
+    assert_one_line_error(cli("train", "--as-of", "2010-08-20"), MLFLOW_EXIT, "MLflow")
+    with warehouse.connect() as conn:
+        status, error = conn.execute(sa.text("SELECT status, error FROM pipeline_runs")).one()
+    assert status == "failed" and "RegistryUnavailableError: MLflow at" in error
