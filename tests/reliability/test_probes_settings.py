@@ -43,18 +43,18 @@ def test_bad_setting_stops_a_data_command(cli, warehouse, monkeypatch, env, name
 
 
 def test_non_postgres_warehouse_url_is_refused(cli, warehouse, monkeypatch) -> None:
-    monkeypatch.setenv("WAREHOUSE_URL", "mysql://trader:hunter2-secret@db.example/mltrade")
+    monkeypatch.setenv("WAREHOUSE_URL", "mysql://trader:hunter2-fake-pw@db.example/mltrade")
     line = assert_one_line_error(cli(*DATA_COMMAND), CONFIG, "WAREHOUSE_URL", "PostgreSQL")
-    assert "hunter2-secret" not in line
+    assert "hunter2-fake-pw" not in line
 
 
 def test_unreachable_warehouse_is_one_line_without_the_password(cli, monkeypatch) -> None:
     monkeypatch.setenv(
-        "WAREHOUSE_URL", "postgresql://trader:hunter2-secret@127.0.0.1:1/mltrade?connect_timeout=2"
+        "WAREHOUSE_URL", "postgresql://trader:hunter2-fake-pw@127.0.0.1:1/mltrade?connect_timeout=2"
     )
     outcome = cli(*DATA_COMMAND)
     line = assert_one_line_error(outcome, 3, "cannot reach the warehouse", "WAREHOUSE_URL")
-    assert "hunter2-secret" not in outcome.err + outcome.out
+    assert "hunter2-fake-pw" not in outcome.err + outcome.out
     assert line
 
 
@@ -103,9 +103,9 @@ def test_kill_switch_state_shows_in_check_and_metrics(cli, warehouse) -> None:
 
 
 def test_db_url_masks_a_query_password_unless_asked(cli, monkeypatch, warehouse_url) -> None:
-    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url + "&password=qu3ry-s3cret")
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url + "&password=qu3ry-fake-pw")
     masked = cli("db", "url")
     assert masked.code == 0, masked.err
-    assert "qu3ry-s3cret" not in masked.out and "password=***" in masked.out
+    assert "qu3ry-fake-pw" not in masked.out and "password=***" in masked.out
     shown = cli("db", "url", "--show-password")
-    assert shown.code == 0 and "qu3ry-s3cret" in shown.out
+    assert shown.code == 0 and "qu3ry-fake-pw" in shown.out
