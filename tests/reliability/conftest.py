@@ -23,7 +23,10 @@ def cli(
     handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
 
     def run(*argv: str) -> Outcome:
+        from pipelines.warehouse.engine import get_engine
+
         get_settings.cache_clear()
+        get_engine.cache_clear()  # the engine for "the configured URL" is cached per process
         capsys.readouterr()
         try:
             code = cli_module.run(list(argv))
