@@ -331,6 +331,10 @@ def latest_bar_date() -> date:
 @observed("promote")
 def promote_model(as_of: date | None, version: str | None = None) -> dict:
     """Gated promotion of @challenger as of a date, or a manual promotion of ``version``."""
+    from pipelines.models import check_version_format
+
+    if version is not None:
+        check_version_format(version)  # before MLflow is even imported
     from pipelines.models.promotion import gated_promotion
     from pipelines.models.training import promote
 

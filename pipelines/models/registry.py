@@ -25,6 +25,7 @@ import pipelines
 from mlflow import MlflowClient
 from pipelines.config import PROJECT_ROOT, Settings
 from pipelines.errors import ModelError, RegistryUnavailableError
+from pipelines.models import check_version_format
 from pipelines.monitoring.logging import redact
 
 EXPERIMENT = "mltrade"
@@ -188,8 +189,7 @@ def require_version(settings: Settings, model_name: str, version: str) -> None:
 
     Called before any alias is written, so a bad version leaves every alias as it was.
     """
-    if not str(version).isdigit() or int(version) < 1:
-        raise ModelError(f"model version must be a positive whole number like 3, got {version!r}")
+    check_version_format(version)
     with _reaching(settings, f"the check of {model_name} version {version}"):
         client = _client(settings)
         try:
