@@ -358,7 +358,7 @@ def check() -> None:
     results = run_checks()
     for result in results:
         mark = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark}  {result.name}: {result.detail}")
+        console.print(f"{mark}  {result.name}: {result.detail}", soft_wrap=True)  # one line each
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
