@@ -14,13 +14,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_errors  # typer vendors its own click
 
 from pipelines import jobs
 from pipelines.config import PROJECT_ROOT, get_settings
-from pipelines.errors import MltradeError
+from pipelines.monitoring.logging import redact
 
 app = typer.Typer(
-    help="mltrade: an Airflow-orchestrated ML trading pipeline.", no_args_is_help=True
+    help="mltrade: an Airflow-orchestrated ML trading pipeline.",
+    no_args_is_help=True,
+    # main() is the error boundary: one line per failure, the traceback only with --debug.
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -41,12 +45,21 @@ DateOpt = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
 _NO_PREFLIGHT = {"check", "demo", "kill-switch", None}
 
 
+_state: dict[str, object] = {"debug": False, "signal": None}
+
+
 @app.callback()
-def _preflight(ctx: typer.Context) -> None:
+def _preflight(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="on failure, print the full traceback too")
+    ] = False,
+) -> None:
     """Refuse to start on bad configuration, naming the setting, before touching any data.
 
     Also binds the command's ``run_id`` (as the stages name CLI runs) to every log line.
     """
+    _state["debug"] = debug
     if ctx.invoked_subcommand and not ctx.resilient_parsing:
         import structlog
 
@@ -73,7 +86,8 @@ def _cli_run_id(stage: str) -> str:
 
 
 def _show(result: object) -> None:
-    console.print_json(json.dumps(result, default=str))
+    """Print a result as JSON, through the redaction boundary (CLI output leaves the process)."""
+    console.print_json(redact(json.dumps(result, default=str)))
 
 
 @db_app.command("upgrade")
@@ -102,19 +116,40 @@ def db_url(
     from pipelines.warehouse.engine import database_url, warehouse_url
 
     url = sa.engine.make_url(database_url(database) if database else warehouse_url())
-    # Plain echo: rich would wrap a long URL, and a shell reads this line back.
-    typer.echo(url.render_as_string(hide_password=not show_password))
+    text = url.render_as_string(hide_password=not show_password)
+    # Plain echo: rich would wrap a long URL, and a shell reads this line back. Without
+    # --show-password a password anywhere (``?password=``, a query's DSN) is masked too.
+    typer.echo(text if show_password else redact(text))
 
 
 @db_app.command("retention")
 def db_retention(
     as_of: Annotated[str, typer.Option(help="the session retention counts back from")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would be dropped; drop nothing")
+    ] = False,
 ) -> None:
     """Drop bar partitions (chunks) wholly older than BARS_RETENTION_DAYS before AS_OF.
 
     With BARS_RETENTION_DAYS and MINUTE_BARS_RETENTION_DAYS unset (the default) nothing goes.
+    An AS_OF beyond the newest bar plus RETENTION_AS_OF_SLACK_DAYS is refused; what goes is
+    printed before it is dropped.
     """
-    _show(jobs.apply_retention(_date(as_of, "--as-of"), _cli_run_id("retention")))
+
+    def announce(plan: dict) -> None:
+        verb = "would drop" if dry_run else "dropping"
+        for table, part in plan.items():
+            typer.echo(
+                f"{verb} {len(part['partitions'])} partition(s) of {table} "
+                f"({part['rows']:,} rows)" + (f": {', '.join(part['partitions'])}"
+                                               if part["partitions"] else "")
+            )
+
+    _show(
+        jobs.apply_retention(
+            _date(as_of, "--as-of"), _cli_run_id("retention"), dry_run=dry_run, on_plan=announce
+        )
+    )
 
 
 @db_app.command("stop")
@@ -274,18 +309,22 @@ def kill_switch(
     action: Annotated[str, typer.Argument(help="on | off | status")],
     reason: Annotated[str, typer.Option(help="why (recorded)")] = "set from the CLI",
 ) -> None:
-    """Engage or release the persisted kill switch that every order task checks."""
-    from pipelines.risk.kill_switch import kill_switch_status, set_kill_switch
+    """Engage or release the persisted kill switch that every order task checks.
 
-    engine = jobs.warehouse()
+    Needs only WAREHOUSE_URL (or the embedded server under MLTRADE_HOME): it works while any
+    other setting is malformed.
+    """
+    from pipelines.risk.kill_switch import incident_engine, kill_switch_status, set_kill_switch
+
+    if action not in ("on", "off", "status"):
+        raise typer.BadParameter(f"action must be on, off or status, got {action!r}")
+    engine = incident_engine()
     if action in ("on", "off"):
         set_kill_switch(engine, action == "on", reason)
-    elif action != "status":
-        raise typer.BadParameter("action must be on, off or status")
     enabled, why, updated = kill_switch_status(engine)
-    console.print(
+    typer.echo(redact(
         f"kill switch is {'ON' if enabled else 'off'}" + (f" ({why}, {updated})" if why else "")
-    )
+    ))
 
 
 @app.command("risk-report")
@@ -334,7 +373,7 @@ def check() -> None:
     results = run_checks()
     for result in results:
         mark = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark}  {result.name}: {result.detail}")
+        console.print(f"{mark}  {result.name}: {result.detail}", soft_wrap=True)  # one line each
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -394,15 +433,80 @@ def demo() -> None:
     raise typer.Exit(subprocess.call([sys.executable, str(script)]))
 
 
-def main() -> None:
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM (and SIGINT) end the command as Ctrl-C does: the running stage is marked
+    failed on the way out (:func:`pipelines.runlog.stage_run`)."""
+    _state["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+
+def _fail(exc: BaseException) -> int:
+    """Report ``exc`` on one line (traceback with --debug; always to the log file)."""
+    import traceback
+
+    from pipelines.failures import EXIT_TERMINATED, EXIT_USAGE, describe
+    from pipelines.monitoring.logging import log_traceback_to_file
+
+    if isinstance(exc, click_errors.NoArgsIsHelpError):  # bare `mltrade`: the help
+        exc.show()
+        return EXIT_USAGE
+    if isinstance(exc, click_errors.ClickException):  # bad arguments: click's own text
+        typer.echo(redact(f"error: {' '.join(exc.format_message().split())} "
+                          "(`mltrade --help` lists the commands and options)"), err=True)
+        return exc.exit_code or EXIT_USAGE
+    failure = describe(exc)
+    log_traceback_to_file(exc)
+    if _state["debug"]:
+        typer.echo(redact("".join(traceback.format_exception(exc))), err=True)
+    typer.echo(f"error: {failure.message}", err=True)
+    if _state["signal"] is not None and failure.exit_code != EXIT_USAGE:
+        import signal
+
+        return EXIT_TERMINATED if _state["signal"] == signal.SIGTERM else failure.exit_code
+    return failure.exit_code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: the process arguments); return the exit code.
+
+    The error boundary: every failure becomes one line on stderr naming the problem and the
+    fix (:mod:`pipelines.failures`), with a non-zero exit code.
+    """
     from pipelines.monitoring.logging import configure_logging
 
-    configure_logging()
+    _state.update(debug=False, signal=None)
     try:
-        app()
-    except MltradeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(1) from exc
+        configure_logging()
+        _install_signal_handlers()
+        code = app(args=argv, prog_name="mltrade", standalone_mode=False)
+    except typer.Abort:
+        code = _fail(KeyboardInterrupt())
+    except (typer.Exit, SystemExit) as exc:
+        exit_code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        code = exit_code if isinstance(exit_code, int) else 1
+    except BaseException as exc:  # noqa: BLE001  (the boundary: everything is reported)
+        code = _fail(exc)
+    if code == 130 and _state["signal"] is not None:  # typer turned our interrupt into Exit
+        import signal
+
+        typer.echo("error: interrupted: the running stage was marked failed; rerun it "
+                   "(stages are idempotent)", err=True)
+        return 143 if _state["signal"] == signal.SIGTERM else 130
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """The ``mltrade`` entry point."""
+    raise SystemExit(run())
 
 
 if __name__ == "__main__":

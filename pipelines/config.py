@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Days of history kept; None (the default) keeps everything. Whole partitions/chunks only.
     bars_retention_days: int | None = Field(None, ge=1)
     minute_bars_retention_days: int | None = Field(None, ge=1)
+    # Retention refuses an as_of more than this many days past a table's newest row.
+    retention_as_of_slack_days: int = Field(7, ge=0)
     stale_bar_sessions: int = Field(3, ge=2)  # identical OHLCV on this many sessions: stale
     max_close_jump: float = Field(0.5, gt=0)  # |close/prev close - 1| beyond: quarantined
     validation_data_docs: bool = True  # build GX Data Docs under MLTRADE_HOME/gx on ingest
@@ -182,3 +184,29 @@ def get_settings() -> Settings:
         return Settings()
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ConfigurationError(f"invalid configuration: {exc}") from exc
+
+
+class _WarehouseOnly(BaseSettings):
+    """The two settings that reaching the warehouse needs, read like :class:`Settings`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    home: Path = Field(PROJECT_ROOT / ".mltrade", validation_alias="MLTRADE_HOME")
+    warehouse_url: str = ""
+
+
+def warehouse_settings() -> Settings:
+    """The settings, or, when an unrelated setting is malformed, just enough to reach the
+    warehouse: ``MLTRADE_HOME`` and ``WAREHOUSE_URL`` read, every other field at its default.
+
+    For the commands that must work in an incident whatever else is misconfigured (the kill
+    switch). Raises :class:`ConfigurationError` only if those two are themselves unreadable.
+    """
+    try:
+        return get_settings()
+    except ConfigurationError:
+        try:
+            only = _WarehouseOnly()
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid warehouse configuration: {exc}") from exc
+        return Settings.model_construct(home=only.home, warehouse_url=only.warehouse_url)

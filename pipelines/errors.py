@@ -31,6 +31,10 @@ class ModelError(MltradeError):
     """Training, registry or inference failed (e.g. no champion, feature-set mismatch)."""
 
 
+class RegistryUnavailableError(ModelError):
+    """MLflow did not answer (down, 5xx, unreachable): never read as "no such model"."""
+
+
 class OptimizationError(MltradeError):
     """The portfolio optimizer did not reach an optimal solution; no orders may be produced."""
 

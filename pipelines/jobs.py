@@ -20,6 +20,7 @@ from pipelines.monitoring.logging import ensure_logging
 from pipelines.monitoring.metrics import observed
 from pipelines.warehouse import get_engine
 from pipelines.warehouse.migrate import discover
+from pipelines.warehouse.partitions import drop_expired_partitions as drop_expired
 
 
 def warehouse() -> sa.Engine:
@@ -94,24 +95,46 @@ def refresh_universe(run_id: str) -> dict:
     return {"source": source, "memberships": rows}
 
 
-def apply_retention(as_of: date, run_id: str) -> dict:
+def apply_retention(
+    as_of: date,
+    run_id: str,
+    dry_run: bool = False,
+    on_plan: Callable[[dict], None] = lambda plan: None,
+) -> dict:
     """Drop bar partitions (TimescaleDB: chunks) wholly older than the retention settings.
 
     ``as_of`` is the session being processed, never the wall clock: a rerun drops the same.
     With ``BARS_RETENTION_DAYS``/``MINUTE_BARS_RETENTION_DAYS`` unset (default) nothing goes.
+    An ``as_of`` beyond a table's newest row plus ``RETENTION_AS_OF_SLACK_DAYS`` is refused
+    before anything is touched. ``on_plan`` receives what will be dropped (partitions and
+    rows per table) before the drop; ``dry_run`` stops there.
     """
+    from pipelines.monitoring.logging import get_logger
     from pipelines.runlog import stage_run
-    from pipelines.warehouse.partitions import drop_expired_partitions
+    from pipelines.warehouse.partitions import check_as_of, expired_partitions
 
     settings, engine = get_settings(), warehouse()
     horizons = {
         "bars": settings.bars_retention_days,
         "minute_bars": settings.minute_bars_retention_days,
     }
+    with engine.connect() as conn:
+        for table, days in horizons.items():
+            if days is not None:
+                check_as_of(conn, table, as_of, settings.retention_as_of_slack_days)
+        plan = {
+            t: {"partitions": e.partitions, "rows": e.rows}
+            for t, d in horizons.items()
+            for e in [expired_partitions(conn, t, as_of, d)]
+        }
+    on_plan(plan)
+    if dry_run:
+        return {"as_of": as_of, "dry_run": True, "would_drop": plan}
+    get_logger(__name__).warning("retention dropping", as_of=str(as_of), plan=plan)
     with stage_run(engine, run_id, "retention", as_of=as_of, **horizons) as run:
         with engine.begin() as conn:
-            dropped = {t: drop_expired_partitions(conn, t, as_of, d) for t, d in horizons.items()}
-        run.summary = dropped
+            dropped = {t: drop_expired(conn, t, as_of, d) for t, d in horizons.items()}
+        run.summary = {"dropped": dropped, "rows": {t: p["rows"] for t, p in plan.items()}}
     return {"as_of": as_of, "dropped": dropped}
 
 
@@ -364,11 +387,18 @@ def latest_bar_date() -> date:
 @observed("promote")
 def promote_model(as_of: date | None, version: str | None = None) -> dict:
     """Gated promotion of @challenger as of a date, or a manual promotion of ``version``."""
+    from pipelines.models import check_version_format
+
+    if version is not None:
+        check_version_format(version)  # before MLflow is even imported
     from pipelines.models.promotion import gated_promotion
     from pipelines.models.training import promote
 
     settings = get_settings()
     if version is not None:
+        from pipelines.models import registry
+
+        registry.require_version(settings, settings.model_name, version)  # before any alias
         promote(settings, settings.model_name, version)
         return {"champion": version, "promoted": True, "reason": "manual"}
     return gated_promotion(warehouse(), settings, as_of or latest_bar_date())

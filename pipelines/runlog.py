@@ -11,6 +11,8 @@ inside it, and records the stage's outcome, duration and summary in the Promethe
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.monitoring import metrics
-from pipelines.monitoring.logging import bound_run, ensure_logging, get_logger
+from pipelines.monitoring.logging import bound_run, ensure_logging, get_logger, redact
 
 log = get_logger(__name__)
 
@@ -35,15 +37,29 @@ class StageRun:
 
 @contextmanager
 def stage_run(engine: sa.Engine, run_id: str, stage: str, **params: Any) -> Iterator[StageRun]:
-    """Record a stage's start, then its success (with ``summary``) or its failure."""
+    """Record a stage's start, then its success (with ``summary``) or its failure.
+
+    An interruption (Ctrl-C, SIGTERM turned into ``KeyboardInterrupt`` by the CLI) is a
+    failure too; runs of processes that died without a word are swept at the next start
+    (:func:`sweep_stale_runs`). Every stored text passes :func:`redact`.
+    """
     ensure_logging()
+    sweep_stale_runs(engine)
     with engine.begin() as conn:
         row_id = conn.execute(
             sa.text(
-                "INSERT INTO pipeline_runs (run_id, stage, status, params) "
-                "VALUES (:r, :s, 'running', CAST(:p AS jsonb)) RETURNING id"
+                "INSERT INTO pipeline_runs (run_id, stage, status, params, pid, host, "
+                "process_started) VALUES (:r, :s, 'running', CAST(:p AS jsonb), :pid, :host, "
+                ":ps) RETURNING id"
             ),
-            {"r": run_id, "s": stage, "p": json.dumps(params, default=str)},
+            {
+                "r": run_id,
+                "s": stage,
+                "p": redact(json.dumps(params, default=str)),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "ps": _process_started(os.getpid()),
+            },
         ).scalar_one()
     run = StageRun(run_id, stage)
     session_date = params.get("session_date") or params.get("as_of")
@@ -52,14 +68,77 @@ def stage_run(engine: sa.Engine, run_id: str, stage: str, **params: Any) -> Iter
         started = time.monotonic()
         try:
             yield run
-        except Exception as exc:
-            _finish(engine, row_id, "failed", run.summary, f"{type(exc).__name__}: {exc}")
-            log.error("stage failed", error=f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            error = _describe(exc)
+            _finish(engine, row_id, "failed", run.summary, error)
+            log.error("stage failed", error=error)
             _observe(stage, "failed", time.monotonic() - started, run.summary, params)
             raise
         _finish(engine, row_id, "success", run.summary, None)
         log.info("stage succeeded", summary=run.summary)
         _observe(stage, "success", time.monotonic() - started, run.summary, params)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return f"interrupted ({type(exc).__name__}): the stage stopped before it finished"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), None if there is no such process."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped by its parent
+            return None
+        return float(process.create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def sweep_stale_runs(engine: sa.Engine) -> int:
+    """Mark failed the ``running`` rows of this host whose process is gone; return how many.
+
+    A process is gone when no process has its pid, or the one that has it started at another
+    time than the one recorded (the pid was reused).
+    Rows of other hosts are left to their own host's sweep.
+    """
+    host = socket.gethostname()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, pid, process_started FROM pipeline_runs "
+                "WHERE status = 'running' AND host = :h AND pid IS NOT NULL"
+            ),
+            {"h": host},
+        ).all()
+    stale = []
+    for row in rows:
+        began = _process_started(row.pid)
+        reused = (
+            began is not None
+            and row.process_started is not None
+            and abs(began - row.process_started) > 0.5
+        )
+        if began is None or reused:
+            stale.append(row)
+    for row in stale:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE pipeline_runs SET status = 'failed', finished_at = now(), error = :e "
+                    "WHERE id = :id AND status = 'running'"
+                ),
+                {
+                    "id": row.id,
+                    "e": f"interrupted: process {row.pid} on {host} ended without finishing "
+                    "(killed?); rerun the stage (it is idempotent)",
+                },
+            )
+        log.warning("stale run marked failed", pipeline_run=row.id, pid=row.pid)
+    return len(stale)
 
 
 def _observe(stage: str, status: str, seconds: float, summary: dict, params: dict) -> None:
@@ -76,5 +155,10 @@ def _finish(engine: sa.Engine, row_id: int, status: str, summary: dict, error: s
                 "UPDATE pipeline_runs SET status = :st, summary = CAST(:su AS jsonb), "
                 "error = :e, finished_at = now() WHERE id = :id"
             ),
-            {"st": status, "su": json.dumps(summary, default=str), "e": error, "id": row_id},
+            {
+                "st": status,
+                "su": redact(json.dumps(summary, default=str)),
+                "e": None if error is None else redact(error),
+                "id": row_id,
+            },
         )

@@ -8,6 +8,8 @@ it reproducible: feature set and version, data window, code version and a traini
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mlflow.xgboost
@@ -22,8 +24,41 @@ import mlflow
 import pipelines
 from mlflow import MlflowClient
 from pipelines.config import PROJECT_ROOT, Settings
+from pipelines.errors import ModelError, RegistryUnavailableError
+from pipelines.models import check_version_format
+from pipelines.monitoring.logging import redact
 
 EXPERIMENT = "mltrade"
+
+
+def _not_found(exc: MlflowException) -> bool:
+    """Whether MLflow said, definitely, that the model, version or alias does not exist.
+
+    Only MLflow's own answers count: ``RESOURCE_DOES_NOT_EXIST``, or the stores' "alias …
+    not found" (``INVALID_PARAMETER_VALUE``). A bare 404 from a proxy, a 503, a timeout or a
+    refused connection are "unavailable", never "absent".
+    """
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    message = str(exc.message).lower()
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and (
+        "not found" in message or "does not exist" in message
+    )
+
+
+@contextmanager
+def _reaching(settings: Settings, what: str) -> Iterator[None]:
+    """Turn any failure to talk to MLflow into :class:`RegistryUnavailableError` naming it."""
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        first = (str(getattr(exc, "message", exc)).strip().splitlines() or [type(exc).__name__])[0]
+        raise RegistryUnavailableError(
+            f"MLflow at {redact(settings.mlflow_uri)} failed during {what} "
+            f"({type(exc).__name__}: {redact(first[:200])}); nothing was changed in the "
+            "registry. Check that the MLflow server is up and MLFLOW_TRACKING_URI is right "
+            "(`mltrade check`), then rerun"
+        ) from exc
 
 
 def _client(settings: Settings) -> MlflowClient:
@@ -80,7 +115,7 @@ def log_model(
     object's own ``predict``.
     """
     _client(settings)
-    tags = {**tags, "model_kind": kind, "code_version": code_version()}
+    tags = _safe_tags({**tags, "model_kind": kind, "code_version": code_version()})
     signature = infer_signature(input_example, model.predict(input_example))
     # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
     common = {
@@ -109,39 +144,77 @@ def log_model(
     return version
 
 
+def _safe_tags(tags: dict[str, Any]) -> dict[str, str]:
+    """Tag values through the redaction boundary: MLflow tags leave the process."""
+    return {key: redact(value) for key, value in tags.items()}
+
+
 def find_version(settings: Settings, model_name: str, training_key: str) -> str | None:
-    """The version registered with this training key, if any."""
-    client = _client(settings)
-    try:
-        found = client.search_model_versions(
-            f"name = '{model_name}' and tags.training_key = '{training_key}'"
-        )
-    except MlflowException:
-        return None
-    versions = [int(v.version) for v in found]
+    """The version registered with this training key, if any (MLflow unreachable: an error)."""
+    with _reaching(settings, f"the search for {model_name}'s training key {training_key}"):
+        client = _client(settings)
+        try:
+            found = client.search_model_versions(
+                f"name = '{model_name}' and tags.training_key = '{training_key}'"
+            )
+            versions = [int(v.version) for v in found]
+        except MlflowException as exc:
+            if not _not_found(exc):
+                raise
+            versions = []
     return str(max(versions)) if versions else None
 
 
 def version_tags(settings: Settings, model_name: str, version: str) -> dict[str, str]:
-    return dict(_client(settings).get_model_version(model_name, version).tags)
+    with _reaching(settings, f"reading the tags of {model_name} version {version}"):
+        return dict(_client(settings).get_model_version(model_name, version).tags)
 
 
 def get_alias_version(settings: Settings, model_name: str, alias: str) -> str | None:
-    """The version an alias points to, or None when the alias (or the model) does not exist."""
-    try:
-        return str(_client(settings).get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    """The version an alias points to; None only when MLflow says the alias or model does
+    not exist. Any other failure raises :class:`RegistryUnavailableError`: an unreachable
+    registry is not "no champion"."""
+    with _reaching(settings, f"the lookup of {model_name}@{alias}"):
+        client = _client(settings)
+        try:
+            return str(client.get_model_version_by_alias(model_name, alias).version)
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+
+def require_version(settings: Settings, model_name: str, version: str) -> None:
+    """Fail with :class:`ModelError` unless ``version`` of ``model_name`` is registered.
+
+    Called before any alias is written, so a bad version leaves every alias as it was.
+    """
+    check_version_format(version)
+    with _reaching(settings, f"the check of {model_name} version {version}"):
+        client = _client(settings)
+        try:
+            client.get_model_version(model_name, str(version))
+        except MlflowException as exc:
+            if not _not_found(exc):
+                raise
+            raise ModelError(
+                f"{model_name} has no version {version}; see the registered versions in the "
+                "MLflow UI, or train one (`mltrade train`)"
+            ) from None
 
 
 def set_alias(settings: Settings, model_name: str, alias: str, version: str) -> None:
-    _client(settings).set_registered_model_alias(model_name, alias, version)
+    """Point ``alias`` at ``version``, after checking that the version exists."""
+    require_version(settings, model_name, version)
+    with _reaching(settings, f"setting {model_name}@{alias} to version {version}"):
+        _client(settings).set_registered_model_alias(model_name, alias, version)
 
 
 def load_model(settings: Settings, model_name: str, version: str) -> Any:
     """A registered version as a pyfunc: ``.predict(features frame) -> expected returns``."""
-    _client(settings)
-    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    with _reaching(settings, f"loading {model_name} version {version}"):
+        _client(settings)
+        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
 
 
 def log_evaluation(
@@ -159,7 +232,8 @@ def log_evaluation(
     _client(settings)
     finite = {key: float(value) for key, value in metrics.items() if np.isfinite(value)}
     name = f"evaluate-{params.get('oos_start', '')}-{params.get('oos_end', '')}"
-    with mlflow.start_run(run_name=name, tags={**tags, "code_version": code_version()}) as run:
+    safe = _safe_tags({**tags, "code_version": code_version()})
+    with mlflow.start_run(run_name=name, tags=safe) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(finite)
         for file_name, content in artifacts.items():
@@ -193,7 +267,8 @@ def log_backtest(
     flat = {k: str(v)[:6000] for k, v in params.items()}
     finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
     with mlflow.start_run(
-        run_name=run_name, tags={**tags, "kind": "backtest", "code_version": code_version()}
+        run_name=run_name,
+        tags=_safe_tags({**tags, "kind": "backtest", "code_version": code_version()}),
     ) as run:
         mlflow.log_params(flat)
         mlflow.log_metrics(finite)

@@ -151,12 +151,53 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def check_kill_switch(settings: Settings) -> CheckResult:
+    """The persisted kill switch's state (ON is reported, not a failure: it is deliberate)."""
+    from pipelines.risk.kill_switch import kill_switch_status
+    from pipelines.warehouse import embedded
+    from pipelines.warehouse.engine import warehouse_url
+
+    if not settings.warehouse_url and not embedded.running(settings.home / "postgres"):
+        return CheckResult(
+            "kill switch", True, "not read: the embedded PostgreSQL is not running "
+            "(`mltrade kill-switch status` starts it and reads the state)"
+        )
+    try:
+        engine = sa.create_engine(
+            warehouse_url(settings), connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        )
+        try:
+            enabled, reason, updated = kill_switch_status(engine)
+        finally:
+            engine.dispose()
+    except (sa.exc.SQLAlchemyError, MltradeError, OSError) as exc:
+        reason_text = str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__]
+        return CheckResult(
+            "kill switch", False, f"state unknown: {_hide(reason_text[0])}. Fix the warehouse "
+            "check above; `mltrade kill-switch on --reason …` needs only WAREHOUSE_URL"
+        )
+    if enabled:
+        return CheckResult(
+            "kill switch", True, f"ON since {updated} ({_hide(reason or '')}): no order is sent; "
+            "`mltrade kill-switch off` releases it"
+        )
+    return CheckResult("kill switch", True, "off")
+
+
 def run_checks() -> list[CheckResult]:
-    """Every check, in order; a setting that does not parse stops at the first."""
+    """Every check, in order; a setting that does not parse stops at the first (the kill
+    switch is still reported, from the warehouse settings alone)."""
     try:
         settings = get_settings()
     except MltradeError as exc:
-        return [CheckResult("settings", False, str(exc))]
+        from pipelines.config import warehouse_settings
+
+        results = [CheckResult("settings", False, _hide(str(exc)))]
+        try:
+            results.append(check_kill_switch(warehouse_settings()))
+        except MltradeError as inner:
+            results.append(CheckResult("kill switch", False, f"state unknown: {_hide(str(inner))}"))
+        return results
     problems = static_problems(settings)
     results = [CheckResult("settings", not problems, "; ".join(problems) or "all settings parse")]
     results.append(
@@ -167,5 +208,9 @@ def run_checks() -> list[CheckResult]:
         )
     )
     results.append(check_warehouse(settings))
+    if results[-1].ok:
+        results.append(check_kill_switch(settings))
+    else:  # one connection timeout is enough
+        results.append(CheckResult("kill switch", False, "state unknown: warehouse unreachable"))
     results.append(check_mlflow(settings))
     return results

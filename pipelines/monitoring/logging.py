@@ -6,6 +6,8 @@
   JSON lines.
 - Every line carries the run identity bound in context variables: ``run_id`` and ``stage``
   (bound by :func:`pipelines.runlog.stage_run`), ``session_date`` where the stage has one.
+- :func:`redact` is the one redaction boundary for every string that leaves the process;
+  the log processor below applies the same :class:`Redactor`.
 - A redaction processor replaces every configured secret value (each ``SecretStr`` setting,
   the password of every URL-valued setting, and environment variables named like a secret)
   and the password part of any ``scheme://user:password@host`` URL, wherever it appears:
@@ -44,6 +46,20 @@ REDACTED = "***"
 MIN_SECRET_LENGTH = 4
 _URL_PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<pw>[^@/\s]+)(?P<at>@)"
+)
+# ``?password=…``/``&token=…`` in a URL's query and ``password=…`` in a libpq DSN
+# (``host=db password=s3cret``), quoted or not.
+_KEY_VALUE_SECRET = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9])[A-Za-z0-9_-]*?(?:password|passwd|pwd|secret|token|api[_-]?key)"
+    r"[A-Za-z0-9_-]*\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&#;,'\")}]+)",
+    re.IGNORECASE,
+)
+# Header-style secrets a vendor error body may echo back: ``"APCA-API-SECRET-KEY": "…"``,
+# ``Authorization: Bearer …``.
+_HEADER_SECRET = re.compile(
+    r"(?P<head>(?:APCA-API-KEY-ID|APCA-API-SECRET-KEY|Authorization|X-API-Key)['\"]?\s*[:=]\s*"
+    r"['\"]?(?:Bearer\s+|Basic\s+|token\s+)?)(?P<pw>[^'\"\s,}]+)",
+    re.IGNORECASE,
 )
 _SECRET_ENV_NAME = re.compile(
     r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ROUTING_KEY|PRIVATE_KEY|SERVICE_KEY|FERNET_KEY)",
@@ -103,6 +119,10 @@ class Redactor:
             text = self._pattern.sub(REDACTED, text)
         if "@" in text and "://" in text:  # the URL pattern only where it can match
             text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}\g<at>", text)
+        if "=" in text:
+            text = _KEY_VALUE_SECRET.sub(rf"\g<head>{REDACTED}", text)
+        if ":" in text or "=" in text:
+            text = _HEADER_SECRET.sub(rf"\g<head>{REDACTED}", text)
         return text
 
     def value(self, value: Any) -> Any:
@@ -176,6 +196,22 @@ def redactor() -> Redactor:
     return _state["redactor"]
 
 
+def redact(text: object) -> str:
+    """The one redaction boundary: ``text`` (or its ``str``) safe to leave the process.
+
+    Every string that leaves the process goes through here (CLI output, ``pipeline_runs``,
+    ``orders.last_error``, dead letters, MLflow tags, metric labels; log lines through the
+    processor): known secret values from the settings and the environment are masked, and
+    passwords in any position of a URL or DSN (``user:pw@host``, ``?password=``,
+    ``password=`` key/value), as well as echoed auth headers, become ``***``.
+    """
+    value = text if isinstance(text, str) else str(text)
+    current = redactor()
+    if not _state["configured"]:  # nobody configured logging: read the secrets now
+        current = Redactor(secret_values(_settings_or_none()))
+    return current.text(value)
+
+
 def _settings_or_none() -> Settings | None:
     from pipelines.config import get_settings
     from pipelines.errors import ConfigurationError
@@ -197,6 +233,8 @@ def configure_logging(
     settings = settings if settings is not None else _settings_or_none()
     fmt = settings.log_format if settings else os.environ.get("LOG_FORMAT", "console").lower()
     level = settings.log_level if settings else os.environ.get("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):  # a bad LOG_LEVEL is reported by
+        level = "INFO"  # the settings check; logging must still work to report it
     redact = Redactor(secret_values(settings))
 
     if not _state["configured"]:  # what reset_logging restores (e.g. Airflow's set-up)
@@ -340,3 +378,24 @@ def get_logger(name: str) -> Any:
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
     )
+
+
+def log_traceback_to_file(exc: BaseException, logger_name: str = "pipelines.cli") -> None:
+    """Write ``exc`` with its full traceback to the ``LOG_FILE`` handlers only (redacted).
+
+    The terminal gets one line (:mod:`pipelines.failures`); the file keeps the whole story.
+    A no-op without ``LOG_FILE``.
+    """
+    files = [
+        h
+        for h in logging.getLogger().handlers
+        if getattr(h, _HANDLER_MARK, False) and isinstance(h, logging.FileHandler)
+    ]
+    if not files:
+        return
+    record = logging.getLogger(logger_name).makeRecord(
+        logger_name, logging.ERROR, __file__, 0, "command failed: %s",
+        (redact(f"{type(exc).__name__}: {exc}"),), (type(exc), exc, exc.__traceback__),
+    )
+    for handler in files:
+        handler.handle(record)

@@ -142,9 +142,16 @@ def record_stage(
         log.warning("could not record metrics of stage %s", stage, exc_info=True)
 
 
+def _label(value: Any) -> str:
+    """A label value from data or settings, through the redaction boundary."""
+    from pipelines.monitoring.logging import redact
+
+    return redact(str(value))
+
+
 def _record_summary(stage: str, summary: Mapping[str, Any], params: Mapping) -> None:
     if stage == "ingest":
-        source = str(params.get("source", "unknown"))
+        source = _label(params.get("source", "unknown"))
         fetched = _number(summary.get("rows_fetched")) or 0.0
         rejected = _number(summary.get("rows_rejected")) or 0.0
         ROWS_FETCHED.labels(source).inc(fetched)
@@ -153,17 +160,17 @@ def _record_summary(stage: str, summary: Mapping[str, Any], params: Mapping) -> 
     elif stage == "features":
         FEATURE_ROWS.inc(_number(summary.get("rows")) or 0.0)
     elif stage == "predict":
-        PREDICTION_ROWS.labels(str(params.get("model", "default"))).inc(
+        PREDICTION_ROWS.labels(_label(params.get("model", "default"))).inc(
             _number(summary.get("rows")) or 0.0
         )
     elif stage == "submit":
-        ORDERS_SENT.labels(str(params.get("broker", "default"))).inc(
+        ORDERS_SENT.labels(_label(params.get("broker", "default"))).inc(
             _number(summary.get("sent")) or 0.0
         )
     elif stage == "train":
         record_model_metrics(
-            str(summary.get("model_name", "")),
-            str(summary.get("model_version", "")),
+            _label(summary.get("model_name", "")),
+            _label(summary.get("model_version", "")),
             summary.get("metrics") or {},
         )
 

@@ -11,7 +11,24 @@ from pipelines.errors import KillSwitchEngaged
 NAME = "kill_switch"
 
 
+def incident_engine() -> sa.Engine:
+    """An engine on the warehouse that needs nothing but ``WAREHOUSE_URL``/``MLTRADE_HOME``.
+
+    No pending-migration check and no other setting: the kill switch must work while any
+    unrelated setting is malformed (:func:`pipelines.config.warehouse_settings`).
+    """
+    from pipelines.config import warehouse_settings
+    from pipelines.warehouse.engine import create_engine, warehouse_url
+
+    settings = warehouse_settings()
+    return create_engine(warehouse_url(settings), settings)
+
+
 def set_kill_switch(engine: sa.Engine, enabled: bool, reason: str) -> None:
+    """Engage (``enabled``) or release the kill switch, recording ``reason`` (redacted)."""
+    from pipelines.monitoring.logging import redact
+
+    reason = redact(reason)
     with engine.begin() as conn:
         conn.execute(
             sa.text(

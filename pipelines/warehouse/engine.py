@@ -97,6 +97,11 @@ def copy_rows(conn: sa.Connection, copy_sql: str, rows: Iterable[Sequence[object
 
 def _raise_copy_error(exc: psycopg.Error) -> NoReturn:
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError):  # the connection, not a row, failed
+        raise WarehouseError(
+            f"bulk load lost its connection to the warehouse ({first_line}); nothing of this "
+            "batch is written. Check that PostgreSQL runs (`mltrade check`) and rerun"
+        ) from exc
     context = getattr(exc.diag, "context", None) or ""
     raise WarehouseError(
         f"bulk load failed ({first_line}; {context.strip()[:200]}); the transaction is "

@@ -162,19 +162,17 @@ def _create(conn: sa.Connection, table: str, name: str, lower: datetime, upper: 
     conn.exec_driver_sql("DROP TABLE _parked")
 
 
-def drop_expired_partitions(
-    conn: sa.Connection, table: str, as_of: date, retention_days: int | None
-) -> list[str]:
-    """Drop what lies wholly before ``as_of - retention_days``; return what was dropped.
+@dataclass(frozen=True)
+class Expiry:
+    """What retention would drop from one table: whole partitions (chunks) and their rows."""
 
-    ``retention_days=None`` keeps everything. On plain PostgreSQL a partition is dropped only
-    if its upper bound is at or before the cutoff, so no row at or after the cutoff is ever
-    removed; the default partition is never dropped. On a hypertable the same cutoff goes to
-    ``drop_chunks`` (which also drops whole chunks only).
-    """
-    _grain(table)
-    if retention_days is None:
-        return []
+    table: str
+    cutoff: datetime | None
+    partitions: list[str]
+    rows: int
+
+
+def _check_horizon(table: str, retention_days: int) -> None:
     if retention_days < 1:
         raise WarehouseError(f"retention must be at least one day, got {retention_days}")
     if table == "minute_bars" and retention_days <= CAGG_REFRESH_DAYS:
@@ -183,6 +181,81 @@ def drop_expired_partitions(
             "-day refresh window of daily_from_minute; set it above "
             f"{CAGG_REFRESH_DAYS} days or leave it empty"
         )
+
+
+def newest_row(conn: sa.Connection, table: str) -> datetime | None:
+    """The newest ``ts`` in ``table`` (None when it is empty)."""
+    _grain(table)
+    return conn.execute(sa.text(f"SELECT max(ts) FROM {table}")).scalar()
+
+
+def check_as_of(conn: sa.Connection, table: str, as_of: date, slack_days: int) -> None:
+    """Refuse an ``as_of`` beyond ``table``'s newest row plus ``slack_days``.
+
+    Retention counts back from the data being processed; an ``as_of`` far past the data
+    (a typo, 2099-01-01) would drop everything it should keep. An empty table passes: it has
+    nothing to lose.
+    """
+    newest = newest_row(conn, table)
+    if newest is None:
+        return
+    limit = newest.astimezone(UTC).date() + timedelta(days=slack_days)
+    if as_of > limit:
+        raise WarehouseError(
+            f"refusing retention as of {as_of}: the newest {table} row is from "
+            f"{newest.astimezone(UTC).date()}, and RETENTION_AS_OF_SLACK_DAYS={slack_days} "
+            f"allows at most {limit}; nothing was dropped. Pass --as-of on or before {limit} "
+            "(the session being processed)"
+        )
+
+
+def expired_partitions(
+    conn: sa.Connection, table: str, as_of: date, retention_days: int | None
+) -> Expiry:
+    """What :func:`drop_expired_partitions` would drop, with the rows inside; drops nothing."""
+    _grain(table)
+    if retention_days is None:
+        return Expiry(table, None, [], 0)
+    _check_horizon(table, retention_days)
+    cutoff = _utc(as_of - timedelta(days=retention_days))
+    kind = backend(conn, table)
+    if kind == "hypertable":
+        names = list(
+            conn.execute(
+                sa.text("SELECT c::text FROM show_chunks(:t, older_than => :c) AS c"),
+                {"t": table, "c": cutoff},
+            ).scalars()
+        )
+    elif kind == "partitioned":
+        names = [p.name for p in list_partitions(conn, table) if p.upper <= cutoff]
+    else:
+        names = []
+    # Names come from the catalog (pg_class / show_chunks), not from input.
+    count = "SELECT count(*) FROM {}"
+    rows = sum(conn.exec_driver_sql(count.format(_quoted(n))).scalar_one() for n in names)
+    return Expiry(table, cutoff, names, int(rows))
+
+
+def _quoted(name: str) -> str:
+    """A catalog name as SQL: a schema-qualified chunk name is already quoted as needed."""
+    return name if "." in name else f'"{name}"'
+
+
+def drop_expired_partitions(
+    conn: sa.Connection, table: str, as_of: date, retention_days: int | None
+) -> list[str]:
+    """Drop what lies wholly before ``as_of - retention_days``; return what was dropped.
+
+    ``retention_days=None`` keeps everything. On plain PostgreSQL a partition is dropped only
+    if its upper bound is at or before the cutoff, so no row at or after the cutoff is ever
+    removed; the default partition is never dropped. On a hypertable the same cutoff goes to
+    ``drop_chunks`` (which also drops whole chunks only). Callers check ``as_of`` first
+    (:func:`check_as_of`) and say what goes (:func:`expired_partitions`).
+    """
+    _grain(table)
+    if retention_days is None:
+        return []
+    _check_horizon(table, retention_days)
     cutoff = _utc(as_of - timedelta(days=retention_days))
     kind = backend(conn, table)
     if kind == "hypertable":
@@ -194,6 +267,10 @@ def drop_expired_partitions(
         )
     if kind != "partitioned":
         return []
+    # Not while a load creates partitions of this table (ensure_partitions takes this lock).
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"partitions.{table}"}
+    )
     dropped = []
     for part in list_partitions(conn, table):
         if part.upper <= cutoff:

@@ -112,7 +112,7 @@ def test_mlflow_server_reachable_or_named() -> None:
 def test_check_command_reports_every_check_and_fails_on_one(monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
     names = [r.name for r in run_checks()]
-    assert names == ["settings", "trading mode", "warehouse", "mlflow"]
+    assert names == ["settings", "trading mode", "warehouse", "kill switch", "mlflow"]
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 1
     assert "FAIL  mlflow" in result.output and "ok  settings" in result.output
