@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pipelines.errors import BrokerError
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import PermanentBrokerError
+from pipelines.monitoring.logging import redact
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,16 @@ class DeadLetter:
 def dead_letter(
     engine: sa.Engine, broker: str, coid: str, exc: PermanentBrokerError, attempts: int
 ) -> None:
-    """Move the order to ``dead_letter`` and record why, in one transaction."""
+    """Move the order to ``dead_letter`` and record why (redacted), in one transaction."""
+    error = redact(exc)
     with engine.begin() as conn:
         ledger.transition(
             conn,
             coid,
             ledger.DEAD_LETTER,
             "broker",
-            {"error": str(exc), "http_status": exc.http_status, "code": exc.code},
-            last_error=str(exc)[:1000],
+            {"error": error, "http_status": exc.http_status, "code": exc.code},
+            last_error=error[:1000],
         )
         conn.execute(
             sa.text(
@@ -65,7 +67,7 @@ def dead_letter(
                 "b": broker,
                 "s": exc.http_status,
                 "code": exc.code,
-                "e": str(exc),
+                "e": error,
                 "a": attempts,
             },
         )

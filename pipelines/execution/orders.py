@@ -57,6 +57,7 @@ from pipelines.execution.brokers.base import (
 from pipelines.execution.dead_letter import dead_letter, dead_letter_status, mark_retried
 from pipelines.execution.guards import assert_reconciled, require_trading_allowed
 from pipelines.execution.ledger import record_broker_state
+from pipelines.monitoring.logging import redact
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
 from pipelines.portfolio.planner import PlanRef, target_weights
@@ -357,7 +358,7 @@ def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE orders SET last_error = :e WHERE client_order_id = :c"),
-            {"e": error[:1000], "c": coid},
+            {"e": redact(error)[:1000], "c": coid},
         )
 
 
