@@ -93,6 +93,7 @@ def _env(redis_url: str, prefix: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # two processor processes start (imports alone take ~10 s each here)
 def test_sigkill_of_the_processor_loses_and_duplicates_nothing(
     warehouse: sa.Engine, redis_url: str, bus_prefix: str, day: list[dict[str, Any]]
 ) -> None:
