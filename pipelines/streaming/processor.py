@@ -76,6 +76,7 @@ class Processor:
         self._history = pd.DataFrame()
         self._marked: pd.Timestamp | None = None
         self.committed_bars = 0
+        self._next_report = 0.0
 
     # ------------------------------------------------------------------ loop
     def run(self, stop: threading.Event) -> None:
@@ -93,7 +94,7 @@ class Processor:
                     self.handle(self._reclaim(names))
                     next_claim = now + self.config.claim_every_s
                 if now >= next_lag:
-                    self.metrics.lag.set(self.bus.lag(names, self.streams.group))
+                    self._progress(names, now)
                     next_lag = now + self.config.lag_every_s
                 self.handle(
                     self.bus.read(
@@ -110,6 +111,17 @@ class Processor:
                 redo = True
                 stop.wait(wait)
                 wait = min(wait * 2, 5.0)
+
+    def _progress(self, names: list[str], now: float) -> None:
+        lag = self.bus.lag(names, self.streams.group)
+        self.metrics.lag.set(lag)
+        if now >= self._next_report:
+            log.info(
+                "event=stream_progress minute_bars_committed=%d consumer_lag=%d",
+                self.committed_bars,
+                lag,
+            )
+            self._next_report = now + 10.0
 
     def _reclaim(self, names: list[str]) -> list[Message]:
         claimed = self.bus.reclaim(

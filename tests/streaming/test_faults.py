@@ -75,8 +75,18 @@ def test_websocket_drop_reconnects_and_backfills_the_gap(
 
 def _processor(settings_env: dict[str, str], consumer: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "stream", "--role", "processor",
-         "--consumer", consumer, "--metrics-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "stream",
+            "--role",
+            "processor",
+            "--consumer",
+            consumer,
+            "--metrics-port",
+            "0",
+        ],
         env={**os.environ, **settings_env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -129,7 +139,10 @@ def test_a_dead_consumers_entries_are_reclaimed(
     taken = bus.read(list(streams.all), streams.group, "dead", 100, 10)
     assert len(taken) == 12  # delivered to "dead", which never acknowledges them
     survivor = Processor(
-        warehouse, bus, streams, ProcessorConfig("alive", claim_idle_ms=0, claim_every_s=0),
+        warehouse,
+        bus,
+        streams,
+        ProcessorConfig("alive", claim_idle_ms=0, claim_every_s=0),
         StreamMetrics(),
     )
     stop = threading.Event()

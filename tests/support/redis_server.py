@@ -24,7 +24,8 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, fsync: str = "always") -> None:
+        self.fsync = fsync  # AOF appendfsync: always (tests) | everysec (compose, benchmarks)
         self.binary = shutil.which("redis-server")
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mltrade-redis-"))
@@ -37,9 +38,23 @@ class RedisServer:
     def start(self) -> RedisServer:
         assert self.binary
         self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.fsync,
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         for _ in range(200):
