@@ -64,11 +64,12 @@ def bars(n: int, n_symbols: int) -> list[dict]:
 
 
 def _service(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = open(f"/tmp/mltrade-bench-stream-{role}.log", "wb")  # noqa: SIM115 (the child's)
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "stream", "--role", role, "--metrics-port", "0"],
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -120,7 +121,11 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
             for p in processes:
                 p.terminate()
             for p in processes:
-                p.wait(30)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
         sent = dict(server.sent)
     with engine.connect() as conn:
         rows = pd.read_sql(sa.text("SELECT symbol, ts, ingested_at FROM minute_bars"), conn)
