@@ -68,12 +68,11 @@ def recorded_day(daily: pd.DataFrame) -> list[dict[str, Any]]:
     from pipelines import calendar
 
     out: list[dict[str, Any]] = []
+    if daily.empty:
+        return out
+    opens = calendar.schedule(min(daily["session_date"]), max(daily["session_date"]))["open"]
     for row in daily.itertuples(index=False):
-        opens_at = pd.Timestamp(
-            calendar.schedule(row.session_date, row.session_date)["open"].iloc[0]
-        )
-        opens_at = opens_at.tz_convert("UTC")
-        out.extend(_minutes(row, opens_at))
+        out.extend(_minutes(row, pd.Timestamp(opens[row.session_date]).tz_convert("UTC")))
     out.sort(key=lambda m: (m["t"], m["S"]))
     return out
 
