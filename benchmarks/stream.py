@@ -132,6 +132,7 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
         distinct = conn.execute(
             sa.text("SELECT count(DISTINCT (symbol, ts)) FROM minute_bars")
         ).scalar_one()
+        quarantined = conn.execute(sa.text("SELECT count(*) FROM quarantine")).scalar_one()
     engine.dispose()
     rows["start"] = pd.to_datetime(rows["ts"], utc=True) - pd.Timedelta(minutes=1)
     sent_ns = np.array(
@@ -148,7 +149,8 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
         "offered": offered,
         "sent": len(messages),
         "rows": len(rows),
-        "lost": len(messages) - int(distinct),
+        "lost": len(messages) - int(distinct) - int(quarantined),
+        "quarantined": int(quarantined),
         "duplicated": len(rows) - int(distinct),
         "end_to_end_rate": len(rows) / drained,
         "p50_ms": float(np.percentile(latency_ms, 50)) if len(latency_ms) else float("nan"),
@@ -193,13 +195,17 @@ def main() -> None:
         engine.dispose()
         try:
             rates = [int(r) for r in args.rates.split(",") if r] or [args.rate]
-            print("| offered/s | achieved/s | sent | rows | lost | duplicated | p50 | p99 |")
-            print("|---|---|---|---|---|---|---|---|")
+            print(
+                "| offered/s | achieved/s | sent | rows | quarantined | lost | duplicated "
+                "| p50 | p99 |"
+            )
+            print("|---|---|---|---|---|---|---|---|---|")
             for rate in rates:
                 r = run_rate(rate, args.seconds, args.symbols, redis.url, db_url)
                 print(
                     f"| {r['offered']:,.0f} | {r['end_to_end_rate']:,.0f} | {r['sent']:,} | "
-                    f"{r['rows']:,} | {r['lost']} | {r['duplicated']} | {r['p50_ms']:.1f} ms | "
+                    f"{r['rows']:,} | {r['quarantined']} | {r['lost']} | {r['duplicated']} | "
+                    f"{r['p50_ms']:.1f} ms | "
                     f"{r['p99_ms']:.1f} ms |",
                     flush=True,
                 )
