@@ -219,7 +219,17 @@ class MarketDataClient(_Threaded):
             return
         first = datetime.fromtimestamp((last + MINUTE_NS) / 1e9, tz=UTC)
         final = datetime.fromtimestamp((start_ns - MINUTE_NS) / 1e9, tz=UTC)
-        bars = await asyncio.to_thread(self.backfill, symbol, first, final)
+        try:
+            bars = await asyncio.to_thread(self.backfill, symbol, first, final)
+        except Exception as exc:  # the stream goes on; the gap stays visible in the log
+            log.error(
+                "event=stream_gap_backfill_failed symbol=%s from=%s to=%s error=%s",
+                symbol,
+                first.isoformat(),
+                final.isoformat(),
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            return
         for bar in bars:
             self.publisher.put(self.streams.bars, events.market_entry(bar))
         self.metrics.backfilled.inc(len(bars))

@@ -111,7 +111,12 @@ class StreamService:
     def _clients(self, symbols: list[str]) -> None:
         config = client_config(self.settings, symbols)
         self.publisher = Publisher(self.bus, self.metrics)
-        backfill = rest_backfill(self.settings) if self.settings.alpaca_data_url else None
+        # Alpaca's stream backfills from Alpaca's REST bars; a stream at another URL (a proxy,
+        # the local server) only from a REST URL given with it (ALPACA_DATA_URL).
+        same_vendor = not self.settings.stream_data_url or self.settings.alpaca_data_url
+        backfill = rest_backfill(self.settings) if same_vendor else None
+        if backfill is None:
+            log.warning("event=stream_no_backfill reason='STREAM_DATA_URL without ALPACA_DATA_URL'")
         self.clients.append(
             MarketDataClient(config, self.publisher, self.streams, self.metrics, backfill)
         )
