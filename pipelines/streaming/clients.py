@@ -18,7 +18,6 @@ classes add:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import threading
@@ -153,8 +152,11 @@ class _Threaded:
             self._stream.stop()
             # alpaca-py notices a stop only between messages or after a 5 s receive timeout:
             # closing the socket wakes it now.
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._stream.close(), loop).result(5)
+            closing = self._stream.close()
+            try:
+                asyncio.run_coroutine_threadsafe(closing, loop).result(5)
+            except Exception:  # the loop ended first: nothing left to close
+                closing.close()
         self._thread.join(max(0.0, deadline - time.monotonic()))
 
 
