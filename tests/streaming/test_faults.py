@@ -114,13 +114,13 @@ def test_sigkill_of_the_processor_loses_and_duplicates_nothing(
             processor = _processor(_env(redis_url, bus_prefix), "p1")
             try:
                 server.publish(day)
-                wait_for(lambda: count_rows(warehouse) >= 20, "some rows committed", 120)
+                wait_for(lambda: count_rows(warehouse) >= 20, "some rows committed", 600)
                 processor.send_signal(signal.SIGKILL)
                 processor.wait(10)
                 half = count_rows(warehouse)
                 assert half < len(day), "the kill came too late to test anything"
                 processor = _processor(_env(redis_url, bus_prefix), "p1")  # same consumer
-                wait_for(lambda: count_rows(warehouse) == len(day), "the rest after restart", 120)
+                wait_for(lambda: count_rows(warehouse) == len(day), "the rest after restart", 600)
             finally:
                 processor.kill()
                 processor.wait(10)
