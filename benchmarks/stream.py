@@ -141,7 +141,8 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
             for s, t in zip(rows["symbol"], rows["start"], strict=True)
         ]
     )
-    stored_ns = pd.to_datetime(rows["ingested_at"], utc=True).astype("int64").to_numpy()
+    stored = pd.to_datetime(rows["ingested_at"], utc=True).dt.as_unit("ns")
+    stored_ns = stored.astype("int64").to_numpy()  # pandas 3 reads microseconds: make them ns
     latency_ms = (stored_ns - sent_ns)[sent_ns > 0] / 1e6
     RedisStreamBus(redis_url).delete(*events.Streams(prefix).all)
     return {
@@ -196,7 +197,7 @@ def main() -> None:
         try:
             rates = [int(r) for r in args.rates.split(",") if r] or [args.rate]
             print(
-                "| offered/s | achieved/s | sent | rows | quarantined | lost | duplicated "
+                "| offered/s | achieved/s | sent | rows | quarantined | not stored | duplicated "
                 "| p50 | p99 |"
             )
             print("|---|---|---|---|---|---|---|---|---|")
