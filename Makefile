@@ -9,7 +9,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 
-.PHONY: install test-services demo test test-fast lint secret-scan docs airflow mlflow-ui stop clean lock timescale-test-deps
+.PHONY: install test-services demo test test-fast lint secret-scan docs airflow mlflow-ui stop clean lock timescale-test-deps stream
 
 install: $(VENV)/.installed
 
@@ -104,3 +104,25 @@ clean: stop
 .PHONY: audit
 audit: install
 	$(BIN)/python scripts/audit_deps.py $(AUDIT_FLAGS)
+
+# The streaming service offline (docs/streaming.md): the local Alpaca stream server replays the
+# sample data's sessions from STREAM_REPLAY_DATE at STREAM_SPEED x real time, `mltrade stream`
+# puts them through Redis (the machine's, started if needed) into minute_bars; metrics on
+# http://localhost:$(STREAM_METRICS_PORT)/metrics. Ctrl-C stops both.
+STREAM_SPEED ?= 60
+STREAM_REPLAY_DATE ?= 2010-03-01
+STREAM_SYMBOLS ?= AAPL,MSFT,IBM
+STREAM_METRICS_PORT ?= 9108
+stream: install  ## the streaming service against the local stream server (offline)
+	$(BIN)/mltrade db upgrade
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes \
+		--bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/mltrade-redis.log
+	port_file=$$(mktemp) && \
+	$(BIN)/python -m tests.support.alpaca_stream_server --replay $(STREAM_REPLAY_DATE) \
+		--speed $(STREAM_SPEED) --symbols $(STREAM_SYMBOLS) --port-file $$port_file & \
+	server=$$! && trap "kill $$server 2>/dev/null" EXIT INT TERM && \
+	while [ ! -s "$$port_file" ]; do sleep 0.2; done && \
+	STREAM_DATA_URL=ws://127.0.0.1:$$(cat $$port_file)/v2/iex STREAM_TRADING_URL= \
+	ALPACA_API_KEY=test-key ALPACA_SECRET_KEY=test-secret UNIVERSE=$(STREAM_SYMBOLS) \
+	BUS_PREFIX=mltrade-local STREAM_METRICS_PORT=$(STREAM_METRICS_PORT) \
+	$(BIN)/mltrade stream

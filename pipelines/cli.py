@@ -327,6 +327,30 @@ def kill_switch(
     ))
 
 
+@app.command()
+def stream(
+    role: Annotated[str, typer.Option(help="all | clients | processor")] = "all",
+    symbols: Annotated[str | None, typer.Option(help="comma-separated; default: UNIVERSE")] = None,
+    consumer: Annotated[
+        str | None, typer.Option(help="consumer name in the group (default: host-role)")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="/metrics port (default STREAM_METRICS_PORT)")
+    ] = None,
+) -> None:
+    """The streaming service (runs until stopped): Alpaca WebSockets -> bus -> warehouse."""
+    from pipelines.streaming.service import StreamService, serve_forever
+
+    if role not in ("all", "clients", "processor"):
+        raise typer.BadParameter("--role must be all, clients or processor")
+    settings = get_settings()
+    engine = jobs.warehouse() if role != "clients" else None
+    wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    service = StreamService(settings, engine, role, wanted, consumer, metrics_port)  # type: ignore[arg-type]
+    console.print(f"streaming ({role}); metrics on :{service.metrics_port}/metrics")
+    serve_forever(service)
+
+
 @app.command("risk-report")
 def risk_report(session: Annotated[str, typer.Option("--date", help="rebalance session")]) -> None:
     """The risk gate's report and the stress results of a session's plan (losses positive)."""

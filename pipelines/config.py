@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     warehouse_statement_timeout_ms: int = Field(120_000, ge=0)
     mlflow_tracking_uri: str = ""
 
+    # Streaming service, `mltrade stream` (docs/streaming.md). Empty URLs = Alpaca's streams.
+    stream_data_url: str = ""  # e.g. ws://127.0.0.1:PORT/v2/iex (the local stream server)
+    stream_trading_url: str = ""  # e.g. ws://127.0.0.1:PORT/stream
+    bus_url: str = "redis://127.0.0.1:6379/0"  # Redis Streams: the event bus
+    bus_prefix: str = "mltrade"  # stream names are <prefix>:bars, <prefix>:trade_updates, ...
+    bus_maxlen: int = Field(1_000_000, ge=1000)  # entries kept per stream (approximate trim)
+    bus_claim_idle_ms: int = Field(30_000, ge=100)  # a dead consumer's entries are taken after
+    stream_batch_size: int = Field(2000, ge=1)  # messages per read of the processor
+    stream_block_ms: int = Field(50, ge=1)  # longest wait of one read
+    stream_metrics_port: int = Field(9108, ge=0)  # Prometheus /metrics; 0 = any free port
+
     # Market data
     data_source: Literal["sample", "yahoo", "alpaca"] = "sample"
     universe: Annotated[list[str], NoDecode] = Field(default_factory=list)

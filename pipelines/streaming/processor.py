@@ -1,0 +1,223 @@
+"""The event processor: bus entries into the warehouse, acknowledged after the commit.
+
+Per read (at most ``STREAM_BATCH_SIZE`` entries):
+
+- minute bars (``b``, ``u``): one frame, the last version of each (symbol, minute) in bus
+  order, through :func:`~pipelines.streaming.validate.validate_minute_bars`; valid rows are
+  upserted into ``minute_bars`` and rejected ones inserted into ``quarantine`` in ONE
+  transaction; after it commits the entries are acknowledged. A crash before the ack redelivers
+  them; the upsert makes the second delivery a no-op, so the rows are exactly once.
+- trade updates (``tu``): each order's state goes through the ledger's own
+  :func:`~pipelines.execution.ledger.record_broker_state` (state machine, fills), then the
+  entry is acknowledged. An update older than what the ledger holds (a redelivery after a
+  later one) is refused by the state machine, logged and acknowledged; reconciliation settles
+  anything the stream missed.
+- trades and quotes (``t``, ``q``): counted and acknowledged; the book is marked with minute
+  closes.
+
+When a bar of a later minute has been committed, the book is marked to market
+(:class:`~pipelines.streaming.risk.IntradayRisk`). Bus outages are retried with backoff; a
+warehouse error leaves the batch unacknowledged and it is processed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from alpaca.trading.models import Order
+
+from pipelines.execution.brokers.alpaca import to_broker_order
+from pipelines.execution.ledger import LedgerError, record_broker_state
+from pipelines.ingest import _quarantine
+from pipelines.streaming import events
+from pipelines.streaming.bus import Bus, Message
+from pipelines.streaming.events import BAR_KINDS, TICK_KINDS, TRADE_UPDATE, Streams
+from pipelines.streaming.metrics import StreamMetrics
+from pipelines.streaming.redis_bus import BusUnavailable
+from pipelines.streaming.risk import IntradayRisk
+from pipelines.streaming.store import MinuteBarStore
+from pipelines.streaming.validate import validate_minute_bars
+
+log = logging.getLogger(__name__)
+RUN_ID = "stream"
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    consumer: str  # stable per process: a restart re-reads its own pending entries first
+    batch_size: int = 2000
+    block_ms: int = 50
+    claim_idle_ms: int = 30_000  # other consumers' entries pending longer are taken over
+    claim_every_s: float = 5.0
+    lag_every_s: float = 1.0
+
+
+class Processor:
+    """Consumes the bus for one consumer of the processor group (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        bus: Bus,
+        streams: Streams,
+        config: ProcessorConfig,
+        metrics: StreamMetrics,
+        risk: IntradayRisk | None = None,
+    ) -> None:
+        self.engine, self.bus, self.streams = engine, bus, streams
+        self.config, self.metrics, self.risk = config, metrics, risk
+        self.store = MinuteBarStore()
+        self._history = pd.DataFrame()
+        self._marked: pd.Timestamp | None = None
+        self.committed_bars = 0
+        self._next_report = 0.0
+
+    # ------------------------------------------------------------------ loop
+    def run(self, stop: threading.Event) -> None:
+        """Process until ``stop`` is set."""
+        redo, wait, next_claim, next_lag = True, 0.1, 0.0, 0.0
+        names = list(self.streams.all)
+        while not stop.is_set():
+            try:
+                if redo:  # first start, or after an error: our own pending entries first
+                    self.bus.ensure_group(names, self.streams.group)
+                    self.handle(self.bus.pending(names, self.streams.group, self.config.consumer))
+                    redo = False
+                now = time.monotonic()
+                if now >= next_claim:
+                    self.handle(self._reclaim(names))
+                    next_claim = now + self.config.claim_every_s
+                if now >= next_lag:
+                    self._progress(names, now)
+                    next_lag = now + self.config.lag_every_s
+                self.handle(
+                    self.bus.read(
+                        names,
+                        self.streams.group,
+                        self.config.consumer,
+                        self.config.batch_size,
+                        self.config.block_ms,
+                    )
+                )
+                wait = 0.1
+            except (BusUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                log.warning("event=stream_retry wait_s=%.1f error=%s", wait, _first_line(exc))
+                redo = True
+                stop.wait(wait)
+                wait = min(wait * 2, 5.0)
+
+    def _progress(self, names: list[str], now: float) -> None:
+        lag = self.bus.lag(names, self.streams.group)
+        self.metrics.lag.set(lag)
+        if now >= self._next_report:
+            log.info(
+                "event=stream_progress minute_bars_committed=%d consumer_lag=%d",
+                self.committed_bars,
+                lag,
+            )
+            self._next_report = now + 10.0
+
+    def _reclaim(self, names: list[str]) -> list[Message]:
+        claimed = self.bus.reclaim(
+            names,
+            self.streams.group,
+            self.config.consumer,
+            self.config.claim_idle_ms,
+            self.config.batch_size,
+        )
+        if claimed:
+            log.info("event=stream_reclaimed entries=%d", len(claimed))
+        return claimed
+
+    # ------------------------------------------------------------------ one batch
+    def handle(self, messages: Sequence[Message]) -> int:
+        """Apply one batch of entries and acknowledge them; return how many."""
+        if not messages:
+            return 0
+        by_kind: dict[str, list[Message]] = {}
+        for m in messages:
+            by_kind.setdefault(events.kind(m), []).append(m)
+        for k, ms in by_kind.items():
+            self.metrics.messages_in.labels(k).inc(len(ms))
+        bars = [m for k in BAR_KINDS for m in by_kind.get(k, [])]
+        if bars:
+            self._bars(sorted(bars, key=_order))
+        for m in by_kind.get(TRADE_UPDATE, []):
+            self._trade_update(m)
+        ticks = [m for k in TICK_KINDS for m in by_kind.get(k, [])]
+        if ticks:
+            self._done(ticks)
+        return len(messages)
+
+    def _bars(self, messages: list[Message]) -> None:
+        frame = events.bars_frame(messages)
+        result = validate_minute_bars(frame, self._history)
+        with self.engine.begin() as conn:
+            self.store.upsert(conn, result.valid)
+            if len(result.rejected):
+                _quarantine(conn, result.rejected, self.store.source, RUN_ID)
+        self._done(messages)
+        self.committed_bars += len(result.valid)
+        if len(result.rejected):
+            self.metrics.quarantined.inc(len(result.rejected))
+            log.warning(
+                "event=stream_quarantine rows=%d rules=%s",
+                len(result.rejected),
+                ",".join(sorted(set(result.rejected["expectation"]))),
+            )
+        if not result.valid.empty:
+            self._remember(result.valid)
+
+    def _remember(self, valid: pd.DataFrame) -> None:
+        last = valid.sort_values("ts").groupby("symbol", sort=False).tail(1)
+        self._history = (
+            pd.concat([self._history, last])
+            .drop_duplicates("symbol", keep="last")
+            .reset_index(drop=True)
+        )
+        if self.risk is None:
+            return
+        self.risk.observe(dict(zip(last["symbol"], last["close"], strict=True)))
+        minute = pd.Timestamp(valid["ts"].max())
+        if self._marked is None or minute > self._marked:
+            self.risk.mark(minute.to_pydatetime())
+            self._marked = minute
+
+    def _trade_update(self, message: Message) -> None:
+        update = events.payload(message)
+        order = to_broker_order(Order(**update["order"]))
+        try:
+            record_broker_state(self.engine, order.client_order_id, order, "stream")
+        except LedgerError as exc:
+            log.warning(
+                "event=stream_trade_update_refused client_order_id=%s update=%s reason=%s",
+                order.client_order_id,
+                update.get("event"),
+                exc,
+            )
+        self._done([message])
+
+    def _done(self, messages: list[Message]) -> None:
+        """Acknowledge committed entries and record their latency and count."""
+        self.bus.ack(self.streams.group, messages)
+        now = time.time_ns()
+        for m in messages:
+            self.metrics.latency.observe((now - events.received_ns(m)) / 1e9)
+        for k in {events.kind(m) for m in messages}:
+            self.metrics.messages_out.labels(k).inc(sum(1 for m in messages if events.kind(m) == k))
+
+
+def _order(message: Message) -> tuple[int, int]:
+    """Bus order of an entry id ``ms-seq`` (a batch may mix reclaimed and new entries)."""
+    ms, _, seq = message.id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
