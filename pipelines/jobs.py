@@ -245,22 +245,22 @@ REBALANCE_STEPS = (
 def rebalance(
     session_date: date, run_id: str, on_step: Callable[[str], None] = lambda _: None
 ) -> dict:
-    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it."""
-    result: dict[str, Any] = {"reconcile before": reconcile()}
-    on_step("reconcile before")
-    prediction = result["predict"] = predict(session_date, run_id)
-    on_step("predict")
-    plan_key = result["optimize"] = plan(
-        session_date, prediction["model_name"], prediction["model_version"], run_id
+    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it
+    (:func:`pipelines.session.rebalance_session`, the step the backtest replays)."""
+    from pipelines.runtime import live_ports
+    from pipelines.session import champion_predictor, rebalance_session
+
+    ports = live_ports(warehouse(), get_settings(), session_date)
+    return rebalance_session(
+        ports.store,
+        ports.settings,
+        ports.broker,
+        ports.clock,
+        session_date,
+        run_id,
+        champion_predictor(ports.settings),
+        on_step,
     )
-    on_step("optimize")
-    result["risk gate"] = risk_check(plan_key)
-    on_step("risk gate")
-    result["submit"] = submit(plan_key, run_id)
-    on_step("submit")
-    result["reconcile after"] = reconcile()
-    on_step("reconcile after")
-    return result
 
 
 def demo_summary(as_of: date) -> dict:

@@ -93,7 +93,7 @@ def run_backtest(
     config = options.config(strategy, start, end)
     data = data if data is not None else MarketData.from_warehouse(engine, start, end)
     costs = CostModel.from_settings(settings)
-    result = run(config, data, settings, costs, progress)
+    result = run(config, data, settings, costs, progress, source=engine, run_id=run_id)
 
     params: dict[str, Any] = {
         **config.params(),
