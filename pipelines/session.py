@@ -18,7 +18,7 @@ Nothing here reads the wall clock or branches on which of the two is calling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
@@ -36,9 +36,17 @@ from pipelines.risk.gate import check_plan
 
 @dataclass(frozen=True)
 class Predicted:
+    """What a predictor wrote. ``factor_model`` returns the model's fitted IPCA structure when
+    the caller holds the model in memory (the backtest); None: the planner asks the registry."""
+
     model_name: str
     model_version: str
     rows: int
+    factor_model: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "model_version": self.model_version,
+                "rows": self.rows}  # fmt: skip
 
 
 class Predictor(Protocol):
@@ -77,7 +85,7 @@ def rebalance_session(
     result: dict[str, Any] = {"reconcile before": asdict(reconcile(store, broker, settings))}
     on_step("reconcile before")
     predicted = predictor(store, calendar.previous_session(session_date), run_id)
-    result["predict"] = asdict(predicted)
+    result["predict"] = predicted.summary()
     on_step("predict")
     before_planning(store, settings, broker, clock, session_date)
     plan = build_plan(
@@ -88,6 +96,7 @@ def rebalance_session(
         predicted.model_version,
         run_id,
         broker,
+        predicted.factor_model,
     )
     result["optimize"] = asdict(plan)
     on_step("optimize")

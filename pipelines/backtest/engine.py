@@ -32,8 +32,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,8 @@ def run(
     timings["features"] = time.perf_counter() - clock
     with throwaway_store(settings) as store:
         clock = time.perf_counter()
-        load_store(store, data, settings, source, run_id)
+        wants_features = strategy.learns and settings.risk_model != "ledoit_wolf"
+        load_store(store, data, settings, source, run_id, wants_features)
         timings["load"] = time.perf_counter() - clock
         ports = backtest_ports(store, settings, SimClock(premarket(data.sessions[0])), costs)
         replay = _Replay(ports, data, config, run_id)
@@ -208,6 +210,7 @@ def run(
                 fit_metrics.append(strategy.fit(_training_set(data, fold)))
                 timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
             model = (f"backtest-{config.strategy}", f"fold-{number}")
+            replay.factor_model = strategy.factor_model
             predictor = _predictor(strategy, data, replay.eligible)
             for day in data.close.loc[fold.test_start : fold.test_end].index:
                 replay.step(predictor, model, day, force=day == fold.test_start, timings=timings)
@@ -265,6 +268,7 @@ class _Replay:
         self.row = {d: i for i, d in enumerate(data.sessions)}
         self.eligible = _eligible(data.close, config.risk_window)
         self.since_rebalance = 0
+        self.factor_model: Callable[[], Any] = lambda: None
         self.daily: list[dict[str, object]] = []
         self.weights: list[tuple[date, str, float]] = []
         self.signals: list[pd.DataFrame] = []
@@ -295,8 +299,9 @@ class _Replay:
         if rebalance:
             self._rebalance(predictor, model, day, as_of, timings)
             self.since_rebalance = 0
-        else:
-            reconcile(self.store, self.broker, self.settings)
+        # Between rebalances nothing is due: each session's orders fill at its own open in the
+        # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
+        # session) stays open and the next step's reconciliation sees it.
         self.since_rebalance += 1
         timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
         self._mark(day, start_equity, rebalance)
@@ -309,6 +314,8 @@ class _Replay:
         as_of: date,
         timings: dict[str, float],
     ) -> None:
+        factor_model = self.factor_model
+
         def predict(store: sa.Engine, known: date, run_id: str) -> Predicted:
             clock = time.perf_counter()
             expected = predictor(known)
@@ -318,7 +325,8 @@ class _Replay:
                     {"session_date": known, "symbol": expected.index, "expected": expected.values}
                 )
             )
-            return _write_predictions(store, model, known, expected, run_id)
+            written = _write_predictions(store, model, known, expected, run_id)
+            return replace(written, factor_model=factor_model)
 
         try:
             rebalance_session(
@@ -462,7 +470,12 @@ def _write_predictions(
 
 
 def load_store(
-    store: sa.Engine, data: MarketData, settings: Settings, source: sa.Engine | None, run_id: str
+    store: sa.Engine,
+    data: MarketData,
+    settings: Settings,
+    source: sa.Engine | None,
+    run_id: str,
+    features: bool = False,
 ) -> None:
     """Bars into the backtest's store: copied with their validation runs from ``source`` (the
     warehouse they passed the gate into), or ingested through the gate from ``data``."""
@@ -480,7 +493,11 @@ def load_store(
             settings.max_quarantine_fraction,
             corporate_actions=pd.DataFrame(columns=["symbol", "ex_date", "kind", "value"]),
         )
-        return
-    from pipelines.backtest.repository import copy_market
+    else:
+        from pipelines.backtest.repository import copy_market
 
-    copy_market(source, store, first, last, data.symbols)
+        copy_market(source, store, first, last, data.symbols)
+    if features:  # the IPCA risk model reads the plan date's characteristics from the store
+        from pipelines.features.store import build_features
+
+        build_features(store, run_id=run_id)

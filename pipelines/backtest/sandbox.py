@@ -74,7 +74,7 @@ def throwaway_store(settings: Settings) -> Iterator[sa.Engine]:
             f"cannot create the backtest's database on the warehouse's server ({safe}): "
             f"{str(exc).splitlines()[0]}. Grant the warehouse user CREATEDB."
         ) from exc
-    engine = create_engine(embedded.sqlalchemy_url(admin, name), settings)
+    engine = create_engine(embedded.sqlalchemy_url(admin, name), settings, pre_ping=False)
     try:
         yield engine
     finally:

@@ -85,6 +85,9 @@ def reconcile(
                 f"{order.side} {order.qty} {order.symbol}"
             )
             continue
+        if (order.status, order.filled_qty) == (row.status, Decimal(row.filled_qty)):
+            still_open += order.status in ledger.OPEN  # agrees already: nothing to record
+            continue
         try:
             updated += record_broker_state(engine, coid, order, source="reconcile")
         except LedgerError as exc:

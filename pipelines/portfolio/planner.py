@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -82,8 +83,12 @@ def build_plan(
     model_version: str,
     run_id: str,
     broker: Broker | None = None,
+    factor_model: Callable[[], Any] | None = None,
 ) -> PlanRef:
-    """The plan for ``session_date``: the existing one, or a new optimization (version 1)."""
+    """The plan for ``session_date``: the existing one, or a new optimization (version 1).
+
+    ``factor_model``: returns the predicting model's fitted IPCA structure (or None) when the
+    caller holds the model (the backtest); by default it is looked up in the registry."""
     existing = latest_plan(engine, settings.strategy, session_date)
     if existing is not None:
         return existing
@@ -92,7 +97,7 @@ def build_plan(
         expected = _predictions(engine, model_name, model_version, as_of)
         returns = trailing_returns(engine, as_of, list(expected.index))
         risk, risk_kind, loadings = risk_model_for(
-            engine, settings, model_name, model_version, as_of, returns
+            engine, settings, model_name, model_version, as_of, returns, factor_model
         )
         current = current_weights(engine, broker, as_of) if broker is not None else None
         weights = solve(expected, risk, settings, current, loadings)
@@ -143,6 +148,7 @@ def risk_model_for(
     model_version: str,
     as_of: date,
     returns: pd.DataFrame,
+    factor_model: Callable[[], Any] | None = None,
 ) -> tuple[FactorCovariance, str, np.ndarray | None]:
     """``(risk model, its kind, IPCA factor loadings N×K or None)`` for the plan.
 
@@ -151,7 +157,10 @@ def risk_model_for(
     """
     if settings.risk_model != "ledoit_wolf":
         try:
-            fitted = _ipca_model(settings, model_name, model_version)
+            if factor_model is not None:
+                fitted = factor_model()
+            else:
+                fitted = _ipca_model(settings, model_name, model_version)
         except Exception as exc:  # auto falls back; an explicit ipca fails closed below
             if settings.risk_model == "ipca":
                 raise OptimizationError(f"RISK_MODEL=ipca: cannot load the model: {exc}") from exc
