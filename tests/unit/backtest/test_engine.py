@@ -8,6 +8,7 @@ from pipelines.backtest import montecarlo
 from pipelines.backtest.data import MarketData
 from pipelines.backtest.engine import BacktestConfig, run
 from pipelines.backtest.splits import WalkForward
+from pipelines.config import Settings
 from pipelines.execution.costs import CostModel
 
 PLAN = WalkForward(n_windows=3, oos_ratio=0.3)
@@ -53,8 +54,18 @@ def test_point_in_time_results_before_t_do_not_change_when_later_data_does(
     assert not np.allclose(base.daily["equity"][~before], altered.daily["equity"][~before])
 
 
-def test_cash_and_trades_account_for_every_dollar(market, plain_settings) -> None:
-    result = run(_config(market), market, plain_settings)
+@pytest.fixture(scope="module")
+def costly(market, warehouse_url):
+    """One momentum backtest through the live path with every cost switched on (shared)."""
+    settings = Settings(_env_file=None, max_weight=0.1, initial_capital=1_000_000.0)
+    return run(_config(market), market, settings, costs=COSTLY)
+
+
+COSTLY = CostModel(commission_per_share=0.01, spread_bps=10, slippage_bps=5, impact_coefficient=0.1)
+
+
+def test_cash_and_trades_account_for_every_dollar(market, costly) -> None:
+    result = costly
     daily, trades = result.daily, result.trades
     # The trades' realized and open P&L add up to the change in equity (no carry charged).
     pnl = montecarlo.trade_pnl(trades, market.close.loc[: daily.index[-1]])
@@ -65,23 +76,20 @@ def test_cash_and_trades_account_for_every_dollar(market, plain_settings) -> Non
         1_000_000.0 - signed.sum() - trades.commission.sum()
     )
     assert (daily["gross_exposure"] <= 1 + 1e-9).all()
+    # Long-only never borrows: the cash buffer absorbs the costs and the opening gaps.
+    assert (daily["cash"] >= 0).all() and (daily["short_exposure"] == 0).all()
     assert len(result.folds) == 3 and daily.index[0] == result.folds[0].test_start
+    # Every session after the first rebalance holds the book the live path left it.
+    assert result.trades.session_date.min() == daily.index[0]
 
 
-def test_costs_lower_equity_by_what_the_trades_paid(market, plain_settings) -> None:
+@pytest.mark.slow
+def test_costs_lower_equity_by_what_the_trades_paid(market, plain_settings, costly) -> None:
     free = run(
         _config(market),
         market,
         plain_settings,
         costs=CostModel(slippage_bps=0, impact_coefficient=0),
-    )
-    costly = run(
-        _config(market),
-        market,
-        plain_settings,
-        costs=CostModel(
-            commission_per_share=0.01, spread_bps=10, slippage_bps=5, impact_coefficient=0.1
-        ),
     )
     assert free.trades["cost"].sum() == 0.0
     assert costly.daily["equity"].iloc[-1] < free.daily["equity"].iloc[-1]
