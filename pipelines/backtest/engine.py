@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +52,7 @@ from pipelines.features import characteristics
 from pipelines.portfolio.planner import latest_plan, target_weights
 from pipelines.portfolio.risk_model import WINDOW_SESSIONS
 from pipelines.runtime import Ports, backtest_ports
-from pipelines.session import Predicted, rebalance_session
+from pipelines.session import Predicted, Predictor, rebalance_session
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -210,10 +209,9 @@ def run(
                 fit_metrics.append(strategy.fit(_training_set(data, fold)))
                 timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
             model = (f"backtest-{config.strategy}", f"fold-{number}")
-            replay.factor_model = strategy.factor_model
-            predictor = _predictor(strategy, data, replay.eligible)
+            predict = _strategy_predictor(strategy, data, model, replay, timings)
             for day in data.close.loc[fold.test_start : fold.test_end].index:
-                replay.step(predictor, model, day, force=day == fold.test_start, timings=timings)
+                replay.step(predict, day, force=day == fold.test_start, timings=timings)
                 done += 1
                 progress(done, total)
         clock = time.perf_counter()
@@ -223,16 +221,30 @@ def run(
     return result
 
 
-def _predictor(
-    strategy: Strategy, data: MarketData, eligible: pd.DataFrame
-) -> Callable[[date], pd.Series]:
-    """Expected returns at ``as_of`` from the data known then, for symbols with features and a
-    full risk window (the gate blocks weight on anything else)."""
+def _strategy_predictor(
+    strategy: Strategy,
+    data: MarketData,
+    model: tuple[str, str],
+    replay: _Replay,
+    timings: dict[str, float],
+) -> Predictor:
+    """The step's predictor for a strategy under test: expected returns at ``as_of`` from the
+    data known then, for symbols with features and a full risk window (the gate blocks weight
+    on anything else), written to the store's ``predictions`` as the champion's are live."""
 
-    def predict(as_of: date) -> pd.Series:
+    def predict(store: sa.Engine, as_of: date, run_id: str) -> Predicted:
+        clock = time.perf_counter()
         expected = strategy.expected_returns(data.as_of(as_of), as_of).dropna()
-        ok = eligible.loc[as_of]
-        return expected[[bool(ok.get(s, False)) for s in expected.index]]
+        ok = replay.eligible.loc[as_of]
+        expected = expected[[bool(ok.get(s, False)) for s in expected.index]]
+        timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
+        replay.signals.append(
+            pd.DataFrame(
+                {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
+            )
+        )
+        written = _write_predictions(store, model, as_of, expected, run_id)
+        return replace(written, factor_model=strategy.factor_model)
 
     return predict
 
@@ -268,7 +280,6 @@ class _Replay:
         self.row = {d: i for i, d in enumerate(data.sessions)}
         self.eligible = _eligible(data.close, config.risk_window)
         self.since_rebalance = 0
-        self.factor_model: Callable[[], Any] = lambda: None
         self.daily: list[dict[str, object]] = []
         self.weights: list[tuple[date, str, float]] = []
         self.signals: list[pd.DataFrame] = []
@@ -283,8 +294,7 @@ class _Replay:
 
     def step(
         self,
-        predictor: Callable[[date], pd.Series],
-        model: tuple[str, str],
+        predict: Predictor,
         day: date,
         force: bool,
         timings: dict[str, float],
@@ -297,7 +307,7 @@ class _Replay:
         if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
             rebalance = True
         if rebalance:
-            self._rebalance(predictor, model, day, as_of, timings)
+            self._rebalance(predict, day, as_of)
             self.since_rebalance = 0
         # Between rebalances nothing is due: each session's orders fill at its own open in the
         # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
@@ -306,28 +316,7 @@ class _Replay:
         timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
         self._mark(day, start_equity, rebalance)
 
-    def _rebalance(
-        self,
-        predictor: Callable[[date], pd.Series],
-        model: tuple[str, str],
-        day: date,
-        as_of: date,
-        timings: dict[str, float],
-    ) -> None:
-        factor_model = self.factor_model
-
-        def predict(store: sa.Engine, known: date, run_id: str) -> Predicted:
-            clock = time.perf_counter()
-            expected = predictor(known)
-            timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
-            self.signals.append(
-                pd.DataFrame(
-                    {"session_date": known, "symbol": expected.index, "expected": expected.values}
-                )
-            )
-            written = _write_predictions(store, model, known, expected, run_id)
-            return replace(written, factor_model=factor_model)
-
+    def _rebalance(self, predict: Predictor, day: date, as_of: date) -> None:
         try:
             rebalance_session(
                 self.store, self.settings, self.broker, self.clock, day, self.run_id, predict
@@ -501,3 +490,63 @@ def load_store(
         from pipelines.features.store import build_features
 
         build_features(store, run_id=run_id)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay left in its store: the ledger, the broker's book and the equity curve."""
+
+    orders: pd.DataFrame  # client_order_id, symbol, side, qty, status, filled_qty
+    fills: pd.DataFrame  # fill_id, client_order_id, symbol, side, qty, price, commission
+    positions: pd.DataFrame  # symbol, qty
+    daily: pd.DataFrame  # index session_date: equity, cash, ...
+    events: list[dict[str, object]]
+
+
+def replay_sessions(
+    settings: Settings,
+    source: sa.Engine,
+    sessions: list[date],
+    predict: Predictor,
+    symbols: list[str],
+    history_start: date,
+    run_id: str = "replay",
+    costs: CostModel | None = None,
+) -> Replayed:
+    """The backtest's driver over ``sessions``, a full step every session, with ``predict``
+    (e.g. :func:`pipelines.session.champion_predictor`): the bars of ``symbols`` from
+    ``history_start`` to the last session are copied from ``source`` with their validation
+    runs, and the features are rebuilt in the store. The equivalence test's backtest side."""
+    data = MarketData.from_warehouse(source, history_start, sessions[-1], symbols)
+    config = BacktestConfig("replay", sessions[0], sessions[-1], rebalance_every=1)
+    with throwaway_store(settings) as store:
+        load_store(store, data, settings, source, run_id, features=True)
+        ports = backtest_ports(store, settings, SimClock(premarket(sessions[0])), costs)
+        replay = _Replay(ports, data, config, run_id)
+        for day in sessions:
+            replay.step(predict, day, force=True, timings={})
+        return Replayed(*ledger_snapshot(store), pd.DataFrame(replay.daily).set_index(
+            "session_date"), replay.events)  # fmt: skip
+
+
+def ledger_snapshot(store: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(orders, fills, positions)`` of a store, sorted: what the equivalence compares."""
+    with store.connect() as conn:
+        orders = pd.read_sql(
+            sa.text(
+                "SELECT client_order_id, symbol, side, qty::float8 AS qty, status, "
+                "filled_qty::float8 AS filled_qty FROM orders ORDER BY client_order_id"
+            ),
+            conn,
+        )
+        fills = pd.read_sql(
+            sa.text(
+                "SELECT fill_id, client_order_id, symbol, side, qty::float8 AS qty, price, "
+                "commission FROM fills ORDER BY fill_id"
+            ),
+            conn,
+        )
+        positions = pd.read_sql(
+            sa.text("SELECT symbol, qty::float8 AS qty FROM positions ORDER BY symbol"), conn
+        )
+    return orders, fills, positions

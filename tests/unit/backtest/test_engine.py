@@ -19,14 +19,25 @@ def _config(market: MarketData, strategy: str = "momentum", **kwargs) -> Backtes
 
 
 def _altered_from(market: MarketData, cut_row: int, seed: int) -> MarketData:
-    """The market with every bar from ``cut_row``'s close on scrambled (its open kept)."""
+    """The market with every bar from ``cut_row``'s close on scrambled (its open kept).
+
+    Prices move by one factor per bar (and ``cut_row``'s close within 3% of its open), so the
+    bars stay valid and pass the validation gate on their way into the backtest's store."""
     rng = np.random.default_rng(seed)
-    panels = {}
-    for name, panel in market.panels.items():
-        values = panel.to_numpy().copy()
-        first = cut_row + 1 if name == "open" else cut_row
-        values[first:] *= rng.uniform(0.5, 1.5, values[first:].shape)
-        panels[name] = pd.DataFrame(values, panel.index, panel.columns)
+    values = {name: panel.to_numpy().copy() for name, panel in market.panels.items()}
+    after = slice(cut_row + 1, None)
+    factor = rng.uniform(0.9, 1.1, values["close"][after].shape)
+    for name in ("open", "high", "low", "close"):
+        values[name][after] *= factor
+    values["volume"][cut_row:] *= rng.uniform(0.5, 1.5, values["volume"][cut_row:].shape)
+    row = values["open"][cut_row]
+    values["close"][cut_row] = row * rng.uniform(0.97, 1.03, row.shape)
+    values["high"][cut_row] = np.maximum(values["high"][cut_row], values["close"][cut_row])
+    values["low"][cut_row] = np.minimum(values["low"][cut_row], values["close"][cut_row])
+    panels = {
+        name: pd.DataFrame(values[name], panel.index, panel.columns)
+        for name, panel in market.panels.items()
+    }
     return MarketData(panels)
 
 
