@@ -16,10 +16,20 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.config import get_settings
 from pipelines.errors import WarehouseError
+from pipelines.monitoring import metrics
 from pipelines.monitoring.logging import ensure_logging
 from pipelines.monitoring.metrics import observed
 from pipelines.warehouse import get_engine
 from pipelines.warehouse.migrate import discover
+
+
+def _champion_version(settings: Any, name: str) -> str | None:
+    from pipelines.models import CHAMPION, registry
+
+    return registry.get_alias_version(settings, name, CHAMPION)
+
+
+metrics.champion_lookup = _champion_version  # the train/promote/rollback gauges read it
 
 
 def warehouse() -> sa.Engine:

@@ -30,7 +30,7 @@ from pipelines.errors import ReconciliationError
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import Broker, BrokerOrder
 from pipelines.execution.ledger import LedgerError, record_broker_state
-from pipelines.execution.orders import last_closes
+from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
 

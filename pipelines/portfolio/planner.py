@@ -197,7 +197,7 @@ def _ipca_model(settings: Settings, model_name: str, model_version: str):  # noq
 
 def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series:
     """The broker's positions as fractions of equity, valued at ``as_of``'s closes."""
-    from pipelines.execution.orders import last_closes
+    from pipelines.warehouse.prices import last_closes
 
     held = broker.get_positions()
     prices = last_closes(engine, as_of, list(held))
