@@ -326,8 +326,7 @@ class _Replay:
             reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
 
     def _drift(self, as_of: date, equity: float) -> float:
-        plan = latest_plan(self.store, self.settings.strategy, as_of)
-        plan = plan or _last_plan(self.store, self.settings.strategy, as_of)
+        plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
         if plan is None or equity <= 0:
             return 0.0
         targets = target_weights(self.store, plan)
