@@ -98,7 +98,8 @@ def db_url(
     show_password: Annotated[
         bool,
         typer.Option(
-            help="print the password too, for a variable such as AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+            help="print the password too, for a variable such as "
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
         ),
     ] = False,
 ) -> None:
