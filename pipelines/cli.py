@@ -88,20 +88,12 @@ def db_upgrade() -> None:
 
 @db_app.command("url")
 def db_url(
-    database: Annotated[
-        str | None,
-        typer.Option(
-            help="another database on the warehouse's server, created if missing "
-            "(`make airflow` keeps Airflow's metadata in `airflow`)"
-        ),
-    ] = None,
-    show_password: Annotated[
-        bool,
-        typer.Option(
-            help="print the password too, for a variable such as "
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
-        ),
-    ] = False,
+    database: Annotated[str | None, typer.Option(
+        help="another database on the warehouse's server, created if missing "
+             "(`make airflow` keeps Airflow's metadata in `airflow`)")] = None,
+    show_password: Annotated[bool, typer.Option(
+        help="print the password too, for a variable such as AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    )] = False,
 ) -> None:
     """Print the warehouse URL, or another database's on its server (starting the embedded
     server if needed); the password hidden unless --show-password."""

@@ -33,7 +33,8 @@ def static_problems(settings: Settings) -> list[str]:
     """What is wrong with settings that parse but do not go together (empty: nothing)."""
     problems = []
     keys = (
-        settings.alpaca_api_key.get_secret_value() and settings.alpaca_secret_key.get_secret_value()
+        settings.alpaca_api_key.get_secret_value()
+        and settings.alpaca_secret_key.get_secret_value()
     )
     for name, value in (("BROKER", settings.broker), ("DATA_SOURCE", settings.data_source)):
         if value == "alpaca" and not keys:
@@ -94,9 +95,8 @@ def check_warehouse(settings: Settings) -> CheckResult:
     """Connect (timeout :data:`CONNECT_TIMEOUT_S`) and report pending migrations."""
     if not settings.warehouse_url:
         return CheckResult(
-            "warehouse",
-            True,
-            f"embedded PostgreSQL under {settings.home / 'postgres'} (started on first use)",
+            "warehouse", True, f"embedded PostgreSQL under {settings.home / 'postgres'} "
+            "(started on first use)"
         )
     from pipelines.warehouse.engine import warehouse_url
 
@@ -109,10 +109,8 @@ def check_warehouse(settings: Settings) -> CheckResult:
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         return CheckResult(
-            "warehouse",
-            False,
-            f"cannot reach {safe}: {_hide(reason)}. Check WAREHOUSE_URL "
-            "(host, port, user, password, database) or unset it to use the embedded PostgreSQL",
+            "warehouse", False, f"cannot reach {safe}: {_hide(reason)}. Check WAREHOUSE_URL "
+            "(host, port, user, password, database) or unset it to use the embedded PostgreSQL"
         )
     finally:
         engine.dispose()
@@ -130,10 +128,8 @@ def check_mlflow(settings: Settings) -> CheckResult:
                 status = response.status
         except (urllib.error.URLError, OSError) as exc:
             return CheckResult(
-                "mlflow",
-                False,
-                f"cannot reach the MLflow server at {_hide(uri)} ({exc}). "
-                "Start it, fix MLFLOW_TRACKING_URI, or leave it empty for the local store",
+                "mlflow", False, f"cannot reach the MLflow server at {_hide(uri)} ({exc}). "
+                "Start it, fix MLFLOW_TRACKING_URI, or leave it empty for the local store"
             )
         return CheckResult("mlflow", status == 200, f"{_hide(health)} answered {status}")
     if scheme == "sqlite":
@@ -143,10 +139,8 @@ def check_mlflow(settings: Settings) -> CheckResult:
             probe = probe.parent  # created on first use under the nearest existing folder
         ok = _writable(probe)
         return CheckResult(
-            "mlflow",
-            ok,
-            f"local store in {folder}"
-            + ("" if ok else " is not writable: fix MLTRADE_HOME or its permissions"),
+            "mlflow", ok, f"local store in {folder}" + ("" if ok else " is not writable: "
+                                                         "fix MLTRADE_HOME or its permissions")
         )
     return CheckResult("mlflow", True, f"tracking URI {_hide(uri)} (not checked)")
 
@@ -167,8 +161,7 @@ def run_checks() -> list[CheckResult]:
     results = [CheckResult("settings", not problems, "; ".join(problems) or "all settings parse")]
     results.append(
         CheckResult(
-            "trading mode",
-            True,
+            "trading mode", True,
             f"{settings.trading_mode} on broker {settings.broker}"
             + (" (LIVE, confirmed)" if settings.trading_mode == "live" else ""),
         )

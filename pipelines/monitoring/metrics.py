@@ -53,37 +53,26 @@ _DURATION_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 FILL_LATENCY_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400)
 
 STAGE_RUNS = Counter(
-    "mltrade_stage_runs",
-    "Stage executions by outcome (success|failed)",
-    ["stage", "status"],
+    "mltrade_stage_runs", "Stage executions by outcome (success|failed)", ["stage", "status"],
     registry=REGISTRY,
 )
 STAGE_DURATION = Histogram(
-    "mltrade_stage_duration_seconds",
-    "Wall time of a stage execution",
-    ["stage"],
-    buckets=_DURATION_BUCKETS,
-    registry=REGISTRY,
+    "mltrade_stage_duration_seconds", "Wall time of a stage execution", ["stage"],
+    buckets=_DURATION_BUCKETS, registry=REGISTRY,
 )
 STAGE_LAST_SUCCESS = Gauge(
-    "mltrade_stage_last_success_timestamp_seconds",
-    "When a stage last succeeded (Unix s)",
-    ["stage"],
-    registry=REGISTRY,
+    "mltrade_stage_last_success_timestamp_seconds", "When a stage last succeeded (Unix s)",
+    ["stage"], registry=REGISTRY,
 )
 ROWS_FETCHED = Counter(
     "mltrade_rows_fetched", "Bars fetched from the source", ["source"], registry=REGISTRY
 )
 ROWS_INGESTED = Counter(
-    "mltrade_rows_ingested",
-    "Bars loaded into the warehouse (inserted or changed)",
-    ["source"],
+    "mltrade_rows_ingested", "Bars loaded into the warehouse (inserted or changed)", ["source"],
     registry=REGISTRY,
 )
 ROWS_QUARANTINED = Counter(
-    "mltrade_rows_quarantined",
-    "Bars rejected by the validation gate",
-    ["source"],
+    "mltrade_rows_quarantined", "Bars rejected by the validation gate", ["source"],
     registry=REGISTRY,
 )
 FEATURE_ROWS = Counter("mltrade_feature_rows", "Feature rows written", registry=REGISTRY)
@@ -91,65 +80,44 @@ PREDICTION_ROWS = Counter(
     "mltrade_prediction_rows", "Expected-return rows written", ["model"], registry=REGISTRY
 )
 MODEL_METRIC = Gauge(
-    "mltrade_model_metric",
-    "A metric of the last trained or scored model version",
-    ["model", "version", "metric"],
-    registry=REGISTRY,
+    "mltrade_model_metric", "A metric of the last trained or scored model version",
+    ["model", "version", "metric"], registry=REGISTRY,
 )
 CHAMPION_VERSION = Gauge(
-    "mltrade_champion_version",
-    "Registered version behind the @champion alias",
-    ["model"],
+    "mltrade_champion_version", "Registered version behind the @champion alias", ["model"],
     registry=REGISTRY,
 )
 RISK_DECISIONS = Counter(
-    "mltrade_risk_gate_decisions",
-    "Pre-trade gate outcomes (approved|blocked)",
-    ["decision"],
+    "mltrade_risk_gate_decisions", "Pre-trade gate outcomes (approved|blocked)", ["decision"],
     registry=REGISTRY,
 )
 GROSS_EXPOSURE = Gauge(
-    "mltrade_portfolio_gross_exposure_ratio",
-    "Gross exposure of the last checked plan (fraction of equity)",
-    ["strategy"],
-    registry=REGISTRY,
+    "mltrade_portfolio_gross_exposure_ratio", "Gross exposure of the last checked plan "
+    "(fraction of equity)", ["strategy"], registry=REGISTRY,
 )
 VAR_RATIO = Gauge(
-    "mltrade_risk_var_ratio",
-    "One-day value at risk of the last checked plan (fraction of equity)",
-    ["strategy"],
-    registry=REGISTRY,
+    "mltrade_risk_var_ratio", "One-day value at risk of the last checked plan (fraction of "
+    "equity)", ["strategy"], registry=REGISTRY,
 )
 VAR_LIMIT = Gauge(
-    "mltrade_risk_var_limit_ratio",
-    "The VaR limit the gate applies (fraction of equity)",
-    ["strategy"],
-    registry=REGISTRY,
+    "mltrade_risk_var_limit_ratio", "The VaR limit the gate applies (fraction of equity)",
+    ["strategy"], registry=REGISTRY,
 )
 BREAKER_TRIPPED = Gauge(
-    "mltrade_risk_breaker_tripped",
-    "1 when a circuit breaker blocked the last plan",
-    ["breaker"],
-    registry=REGISTRY,
+    "mltrade_risk_breaker_tripped", "1 when a circuit breaker blocked the last plan",
+    ["breaker"], registry=REGISTRY,
 )
 ORDERS_SENT = Counter(
-    "mltrade_orders_submitted",
-    "Orders sent to the broker by this process",
-    ["broker"],
+    "mltrade_orders_submitted", "Orders sent to the broker by this process", ["broker"],
     registry=REGISTRY,
 )
 AIRFLOW_TASK_RUNS = Counter(
-    "mltrade_airflow_task_runs",
-    "Airflow task instances finished, by state",
-    ["dag_id", "task_id", "state"],
-    registry=REGISTRY,
+    "mltrade_airflow_task_runs", "Airflow task instances finished, by state",
+    ["dag_id", "task_id", "state"], registry=REGISTRY,
 )
 AIRFLOW_TASK_DURATION = Histogram(
-    "mltrade_airflow_task_duration_seconds",
-    "Airflow task instance duration",
-    ["dag_id", "task_id"],
-    buckets=_DURATION_BUCKETS,
-    registry=REGISTRY,
+    "mltrade_airflow_task_duration_seconds", "Airflow task instance duration",
+    ["dag_id", "task_id"], buckets=_DURATION_BUCKETS, registry=REGISTRY,
 )
 
 
@@ -314,14 +282,12 @@ class WarehouseCollector(Collector):
             sa.text("SELECT enabled FROM controls WHERE name = 'kill_switch'")
         ).scalar()
         yield GaugeMetricFamily(
-            "mltrade_kill_switch_engaged",
-            "1 when the persisted kill switch is on",
+            "mltrade_kill_switch_engaged", "1 when the persisted kill switch is on",
             value=1.0 if kill else 0.0,
         )
 
         orders = GaugeMetricFamily(
-            "mltrade_orders",
-            "Orders in the ledger by status and broker",
+            "mltrade_orders", "Orders in the ledger by status and broker",
             labels=["status", "broker"],
         )
         for status, broker, n in conn.execute(
@@ -331,8 +297,7 @@ class WarehouseCollector(Collector):
         yield orders
 
         plans = GaugeMetricFamily(
-            "mltrade_plans",
-            "Plans by status (proposed|approved|blocked|submitted)",
+            "mltrade_plans", "Plans by status (proposed|approved|blocked|submitted)",
             labels=["status"],
         )
         for status, n in conn.execute(
@@ -368,22 +333,20 @@ class WarehouseCollector(Collector):
 
     def _fill_latency(self, conn: sa.Connection) -> Metric:
         """Seconds from an order's first broker acknowledgement to its first fill event."""
-        latencies = (
-            conn.execute(
-                sa.text(
-                    "SELECT extract(epoch FROM f.at - s.at) FROM "
-                    "(SELECT client_order_id, min(at) AS at FROM order_events "
-                    " WHERE status NOT IN ('planned', 'filled') GROUP BY 1) s JOIN "
-                    "(SELECT client_order_id, min(at) AS at FROM order_events "
-                    " WHERE status = 'filled' GROUP BY 1) f USING (client_order_id) "
-                    "ORDER BY f.at DESC LIMIT 10000"
-                )
+        latencies = conn.execute(
+            sa.text(
+                "SELECT extract(epoch FROM f.at - s.at) FROM "
+                "(SELECT client_order_id, min(at) AS at FROM order_events "
+                " WHERE status NOT IN ('planned', 'filled') GROUP BY 1) s JOIN "
+                "(SELECT client_order_id, min(at) AS at FROM order_events "
+                " WHERE status = 'filled' GROUP BY 1) f USING (client_order_id) "
+                "ORDER BY f.at DESC LIMIT 10000"
             )
-            .scalars()
-            .all()
-        )
+        ).scalars().all()
         values = [max(0.0, float(v)) for v in latencies]
-        buckets = [(str(float(b)), sum(1 for v in values if v <= b)) for b in FILL_LATENCY_BUCKETS]
+        buckets = [
+            (str(float(b)), sum(1 for v in values if v <= b)) for b in FILL_LATENCY_BUCKETS
+        ]
         buckets.append(("+Inf", len(values)))
         return HistogramMetricFamily(
             "mltrade_fill_latency_seconds",
@@ -409,27 +372,15 @@ class WarehouseCollector(Collector):
 
 
 _PREDICTION_SERIES = (
-    (
-        "rank_ic",
-        "mltrade_prediction_rank_ic",
-        "Spearman rank IC of expected vs realized next-session returns, newest realized date",
-    ),
-    (
-        "mae",
-        "mltrade_prediction_mae",
-        "Mean absolute error of expected returns (return units), newest realized date",
-    ),
-    (
-        "hit_ratio",
-        "mltrade_prediction_hit_ratio",
-        "Share of symbols on the right side of the cross-sectional mean, newest realized date",
-    ),
+    ("rank_ic", "mltrade_prediction_rank_ic",
+     "Spearman rank IC of expected vs realized next-session returns, newest realized date"),
+    ("mae", "mltrade_prediction_mae",
+     "Mean absolute error of expected returns (return units), newest realized date"),
+    ("hit_ratio", "mltrade_prediction_hit_ratio",
+     "Share of symbols on the right side of the cross-sectional mean, newest realized date"),
     ("symbols", "mltrade_prediction_scored_symbols", "Symbols scored on that date"),
-    (
-        "session",
-        "mltrade_prediction_scored_session_timestamp_seconds",
-        "Close (21:00 UTC) of the prediction date scored, Unix s",
-    ),
+    ("session", "mltrade_prediction_scored_session_timestamp_seconds",
+     "Close (21:00 UTC) of the prediction date scored, Unix s"),
 )
 
 
@@ -467,10 +418,7 @@ def push(gateway_url: str, grouping: Mapping[str, str] | None = None) -> bool:
         return False
     try:
         pushadd_to_gateway(
-            gateway_url,
-            job=PUSH_JOB,
-            registry=REGISTRY,
-            grouping_key=dict(grouping or {}),
+            gateway_url, job=PUSH_JOB, registry=REGISTRY, grouping_key=dict(grouping or {}),
             timeout=5,
         )
         return True
@@ -502,10 +450,7 @@ class MetricsServer:
 
 
 def serve(
-    port: int,
-    addr: str = "127.0.0.1",
-    engine: sa.Engine | None = None,
-    portfolio: Any = None,
+    port: int, addr: str = "127.0.0.1", engine: sa.Engine | None = None, portfolio: Any = None,
     as_of: date | None = None,
 ) -> MetricsServer:
     """Expose the registry over HTTP on ``addr:port`` (0: any free port).

@@ -120,8 +120,7 @@ def latest_scores(conn: sa.Connection, as_of: date | None = None) -> list[Predic
             continue  # no bars for its symbols on D or R (a gap in the data): an earlier date
         done.add(model_name)
         for version, group in rows.groupby("version", sort=True):
-            day_score = score_day(
-                group.set_index("symbol")["expected"], group.set_index("symbol")["realized"]
-            )
+            day_score = score_day(group.set_index("symbol")["expected"],
+                                  group.set_index("symbol")["realized"])
             scores.append(PredictionScore(model_name, str(version), day, realized_on, day_score))
     return scores
