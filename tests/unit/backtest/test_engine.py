@@ -75,6 +75,7 @@ def costly(market, warehouse_url):
 COSTLY = CostModel(commission_per_share=0.01, spread_bps=10, slippage_bps=5, impact_coefficient=0.1)
 
 
+@pytest.mark.slow
 def test_cash_and_trades_account_for_every_dollar(market, costly) -> None:
     result = costly
     daily, trades = result.daily, result.trades
@@ -119,6 +120,7 @@ def test_borrow_and_margin_are_charged_per_session() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_blocked_plan_trades_nothing_and_says_why(market, plain_settings) -> None:
     tight = plain_settings.model_copy(update={"max_orders_per_run": 1})
     result = run(_config(market), market, tight)
