@@ -6,7 +6,8 @@ Times returned are UTC; a bar's ``ts`` is its session's close (13:00 New York on
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from bisect import bisect_left, bisect_right
+from datetime import date, datetime
 from functools import lru_cache
 
 import pandas as pd
@@ -56,15 +57,23 @@ def session_open(day: date) -> pd.Timestamp:
     return frame["open"].iloc[0]
 
 
+@lru_cache(maxsize=64)
+def _around(year: int) -> tuple[date, ...]:
+    """Sessions of ``year`` and its neighbours: one calendar query serves a backtest's year
+    of previous/next-session look-ups (each a separate query cost about 0.1 s)."""
+    return tuple(sessions(date(year - 1, 12, 1), date(year + 1, 1, 31)))
+
+
 def previous_session(day: date) -> date:
     """The last session strictly before ``day``."""
-    earlier = sessions(day - timedelta(days=10), day - timedelta(days=1))
-    return earlier[-1]
+    known = _around(day.year)
+    return known[bisect_left(known, day) - 1]
 
 
 def next_session(day: date) -> date:
     """The first session strictly after ``day``."""
-    return sessions(day + timedelta(days=1), day + timedelta(days=10))[0]
+    known = _around(day.year)
+    return known[bisect_right(known, day)]
 
 
 def exchange_date(moment: datetime) -> date:

@@ -16,11 +16,21 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.config import get_settings
 from pipelines.errors import WarehouseError
+from pipelines.monitoring import metrics
 from pipelines.monitoring.logging import ensure_logging
 from pipelines.monitoring.metrics import observed
 from pipelines.warehouse import get_engine
 from pipelines.warehouse.migrate import discover
 from pipelines.warehouse.partitions import drop_expired_partitions as drop_expired
+
+
+def _champion_version(settings: Any, name: str) -> str | None:
+    from pipelines.models import CHAMPION, registry
+
+    return registry.get_alias_version(settings, name, CHAMPION)
+
+
+metrics.champion_lookup = _champion_version  # the train/promote/rollback gauges read it
 
 
 def warehouse() -> sa.Engine:
@@ -306,7 +316,8 @@ REBALANCE_STEPS = (
 def rebalance(
     session_date: date, run_id: str, on_step: Callable[[str], None] = lambda _: None
 ) -> dict:
-    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it.
+    """The pre-market rebalance in one process, step for step as the Airflow DAG runs it
+    (:func:`pipelines.session.rebalance_session`, the step the backtest replays).
 
     The money-path guard runs first (a weekend or holiday, a kill switch, stale bars or a
     failed reconciliation stop it before anything is written) and again before planning and
@@ -315,31 +326,22 @@ def rebalance(
     """
     from pipelines.execution.guards import require_trading_allowed
     from pipelines.portfolio.plan_state import plan_lock
+    from pipelines.runtime import live_ports
+    from pipelines.session import champion_predictor, rebalance_session
 
-    engine, settings = warehouse(), get_settings()
-    require_trading_allowed(engine, session_date, settings.broker)  # before any write
-    with plan_lock(engine, settings.strategy, session_date, "rebalance"):
-        return _rebalance_locked(session_date, run_id, on_step)
-
-
-def _rebalance_locked(
-    session_date: date, run_id: str, on_step: Callable[[str], None]
-) -> dict[str, Any]:
-    result: dict[str, Any] = {"reconcile before": reconcile()}
-    on_step("reconcile before")
-    prediction = result["predict"] = predict(session_date, run_id)
-    on_step("predict")
-    plan_key = result["optimize"] = plan(
-        session_date, prediction["model_name"], prediction["model_version"], run_id
-    )
-    on_step("optimize")
-    result["risk gate"] = risk_check(plan_key)
-    on_step("risk gate")
-    result["submit"] = submit(plan_key, run_id)
-    on_step("submit")
-    result["reconcile after"] = reconcile()
-    on_step("reconcile after")
-    return result
+    ports = live_ports(warehouse(), get_settings(), session_date)
+    require_trading_allowed(ports.store, session_date, ports.broker.name)  # before any write
+    with plan_lock(ports.store, ports.settings.strategy, session_date, "rebalance"):
+        return rebalance_session(
+            ports.store,
+            ports.settings,
+            ports.broker,
+            ports.clock,
+            session_date,
+            run_id,
+            champion_predictor(ports.settings),
+            on_step,
+        )
 
 
 def demo_summary(as_of: date) -> dict:

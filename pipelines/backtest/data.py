@@ -100,3 +100,31 @@ class MarketData:
         ).dropna(subset=["close"])
         stacked.index = stacked.index.set_names(["session_date", "symbol"])
         return stacked.reset_index()
+
+
+class FrameSource:
+    """A :class:`pipelines.sources.base.MarketDataSource` serving in-memory bars.
+
+    Synthetic and test markets reach the backtest's store the way vendor data reaches the
+    warehouse: through ingest and its validation gate (``validation_runs`` records the
+    decision the risk gate's data-quality check reads).
+    """
+
+    def __init__(self, data: MarketData, name: str = "backtest") -> None:
+        self.name = name
+        self._data = data
+
+    def universe(self) -> list[str]:
+        return self._data.symbols
+
+    def fetch_daily_bars(self, start: date, end: date, symbols: list[str] | None) -> pd.DataFrame:
+        from pipelines import calendar
+        from pipelines.sources.base import BAR_COLUMNS
+
+        bars = self._data.between(start, end).to_bars()
+        if symbols is not None:
+            bars = bars[bars["symbol"].isin(symbols)]
+        closes = calendar.schedule(start, end)["close"]
+        bars = bars.assign(ts=bars["session_date"].map(closes))
+        bars["ts"] = pd.to_datetime(bars["ts"], utc=True)
+        return bars[list(BAR_COLUMNS)].reset_index(drop=True)

@@ -1,25 +1,30 @@
-"""The walk-forward engine: the live path replayed in memory, the clock moved session by session.
+"""The walk-forward backtest: the live money path replayed session by session.
 
 For each fold (:mod:`pipelines.backtest.splits`) a learning strategy is fitted on rows known at
-the fold's start; then for each out-of-sample session D, exactly as the live pre-market
-rebalance does:
+the fold's start; then every out-of-sample session D runs, on a throwaway copy of the
+warehouse's schema (:mod:`pipelines.backtest.sandbox`) with the simulated broker as the venue
+and a :class:`pipelines.clock.SimClock` at D's pre-market, exactly what the live pre-market
+rebalance runs (:func:`pipelines.session.rebalance_session`):
 
-1. *predict* at the close of the session before D (``as_of``) from a view of the data that ends
-   at ``as_of`` (:meth:`MarketData.as_of`; nothing later exists in it);
-2. *optimize* with the live planner's :func:`pipelines.portfolio.planner.weights_from`
-   (Ledoit–Wolf risk on the trailing window, the cvxpy mean-variance optimizer);
-3. *size* orders with the live :func:`pipelines.execution.orders.size_orders` (whole shares at
-   ``as_of``'s closes, minimum notional) and pass the live risk limits
-   (:func:`pipelines.risk.gate.limit_breaches`): a breach or an optimizer failure trades nothing
-   that session (fail closed) and is recorded;
-4. *fill* market-on-open at D's open through :class:`pipelines.execution.costs.CostModel`
-   (half spread, slippage, impact proportional to participation in the 21-session average
-   volume, commission); charge borrow on shorts and margin interest on negative cash;
-5. *mark* to market at D's close (a symbol without a bar keeps its last close).
+1. *reconcile*: the simulated broker fills the orders of earlier sessions whose bars exist
+   (market-on-open, priced by the one cost model :class:`pipelines.execution.costs.CostModel`:
+   half spread, slippage, impact in proportion to the 21-session average volume, commission);
+2. *predict* at the close of the session before D (``as_of``) from a view of the data that ends
+   at ``as_of`` (:meth:`MarketData.as_of`); the strategy's expected returns go to the store's
+   ``predictions`` like the champion's do live;
+3. *plan* with the live planner (current holdings from the broker feed the turnover limit and
+   penalty and the minimum trade; the risk model the settings choose), *gate* with the live
+   risk gate (kill switch, data quality, daily loss, drawdown, concentration, gross, VaR,
+   order notional and count; a breach or an infeasible plan trades nothing that session and is
+   recorded), *submit* through the live order ledger, *reconcile* — which fills at D's open;
+4. *mark* to market at D's close (a symbol without a bar keeps its last close).
 
-The optimizer runs every ``rebalance_every`` sessions; on the sessions between, a daily check
-re-trades to the last targets when the book has drifted more than ``drift_threshold`` (half
-the L1 distance between held and target weights). Equity is USD; returns are daily simple.
+The full step runs every ``rebalance_every`` sessions; on the sessions between it runs when
+the book has drifted more than ``drift_threshold`` (half the L1 distance between held weights
+and the last plan's targets); otherwise only the reconciliation runs. Equity is USD; returns
+are daily simple. Bars enter the store through ingest and its validation gate (or, for
+warehouse data, are copied with the validation runs that admitted them), so the gate's
+data-quality check reads real decisions.
 """
 
 from __future__ import annotations
@@ -27,23 +32,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from pipelines.backtest import splits
-from pipelines.backtest.data import BacktestInputError, MarketData
+from pipelines.backtest.data import BacktestInputError, FrameSource, MarketData
+from pipelines.backtest.sandbox import throwaway_store
 from pipelines.backtest.strategies import Strategy, TrainingSet, get_strategy
+from pipelines.clock import SimClock, premarket
 from pipelines.config import Settings
-from pipelines.errors import OptimizationError
+from pipelines.errors import OptimizationError, RiskLimitBreached
 from pipelines.execution.costs import CostModel
-from pipelines.execution.orders import size_orders
+from pipelines.execution.reconcile import reconcile
 from pipelines.features import characteristics
-from pipelines.portfolio.planner import weights_from
-from pipelines.portfolio.risk_model import WINDOW_SESSIONS, returns_from_closes
-from pipelines.risk.gate import RiskReport, limit_breaches
+from pipelines.portfolio.planner import latest_plan, target_weights
+from pipelines.portfolio.risk_model import WINDOW_SESSIONS
+from pipelines.runtime import Ports, backtest_ports
+from pipelines.session import Predicted, Predictor, rebalance_session
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -165,8 +174,14 @@ def run(
     settings: Settings,
     costs: CostModel | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    source: sa.Engine | None = None,
+    run_id: str = "backtest",
 ) -> BacktestResult:
-    """Walk forward over ``data`` restricted to ``[config.start, config.end]``."""
+    """Walk forward over ``data`` restricted to ``[config.start, config.end]``.
+
+    ``source``: the warehouse ``data`` was read from (its bars and validation runs are copied
+    into the backtest's store); None: ``data`` is ingested through the validation gate.
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     data = data.between(config.start, config.end)
@@ -178,24 +193,60 @@ def run(
     features = characteristics.compute(data.to_bars())
     data = data.with_features(features)
     timings["features"] = time.perf_counter() - clock
-    book = _Book(data, settings, costs, config)
-    total = sum(f.test_sessions for f in folds)
-    done = 0
-    fit_metrics: list[dict[str, float]] = []
-    for fold in folds:
-        if strategy.learns:
-            clock = time.perf_counter()
-            fit_metrics.append(strategy.fit(_training_set(data, fold)))
-            timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
-        for day in data.close.loc[fold.test_start : fold.test_end].index:
-            book.step(strategy, day, force=day == fold.test_start, timings=timings)
-            done += 1
-            progress(done, total)
-    clock = time.perf_counter()
-    result = book.result(folds, fit_metrics, timings, strategy.params())
-    result.features = features
-    timings["collect"] = time.perf_counter() - clock
+    with throwaway_store(settings) as store:
+        clock = time.perf_counter()
+        wants_features = strategy.learns and settings.risk_model != "ledoit_wolf"
+        load_store(store, data, settings, source, run_id, wants_features)
+        timings["load"] = time.perf_counter() - clock
+        ports = backtest_ports(store, settings, SimClock(premarket(data.sessions[0])), costs)
+        replay = _Replay(ports, data, config, run_id)
+        total = sum(f.test_sessions for f in folds)
+        done = 0
+        fit_metrics: list[dict[str, float]] = []
+        for number, fold in enumerate(folds):
+            if strategy.learns:
+                clock = time.perf_counter()
+                fit_metrics.append(strategy.fit(_training_set(data, fold)))
+                timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
+            model = (f"backtest-{config.strategy}", f"fold-{number}")
+            predict = _strategy_predictor(strategy, data, model, replay, timings)
+            for day in data.close.loc[fold.test_start : fold.test_end].index:
+                replay.step(predict, day, force=day == fold.test_start, timings=timings)
+                done += 1
+                progress(done, total)
+        clock = time.perf_counter()
+        result = replay.result(folds, fit_metrics, timings, strategy.params())
+        result.features = features
+        timings["collect"] = time.perf_counter() - clock
     return result
+
+
+def _strategy_predictor(
+    strategy: Strategy,
+    data: MarketData,
+    model: tuple[str, str],
+    replay: _Replay,
+    timings: dict[str, float],
+) -> Predictor:
+    """The step's predictor for a strategy under test: expected returns at ``as_of`` from the
+    data known then, for symbols with features and a full risk window (the gate blocks weight
+    on anything else), written to the store's ``predictions`` as the champion's are live."""
+
+    def predict(store: sa.Engine, as_of: date, run_id: str) -> Predicted:
+        clock = time.perf_counter()
+        expected = strategy.expected_returns(data.as_of(as_of), as_of).dropna()
+        ok = replay.eligible.loc[as_of]
+        expected = expected[[bool(ok.get(s, False)) for s in expected.index]]
+        timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
+        replay.signals.append(
+            pd.DataFrame(
+                {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
+            )
+        )
+        written = _write_predictions(store, model, as_of, expected, run_id)
+        return replace(written, factor_model=strategy.factor_model)
+
+    return predict
 
 
 def _training_set(data: MarketData, fold: splits.Fold) -> TrainingSet:
@@ -212,163 +263,103 @@ def _training_set(data: MarketData, fold: splits.Fold) -> TrainingSet:
     return TrainingSet(rows, forward.reindex(rows.index))
 
 
-class _Book:
-    """Cash and whole-share positions, advanced one session at a time."""
+class _Replay:
+    """The driver: moves the clock, calls the live step, marks the broker's book."""
 
     def __init__(
-        self, data: MarketData, settings: Settings, costs: CostModel, config: BacktestConfig
+        self,
+        ports: Ports,
+        data: MarketData,
+        config: BacktestConfig,
+        run_id: str,
     ) -> None:
-        self.data, self.settings, self.costs, self.config = data, settings, costs, config
-        self.symbols = data.symbols
-        self.position = {s: i for i, s in enumerate(self.symbols)}
-        self.shares = np.zeros(len(self.symbols))
-        self.cash = float(settings.initial_capital)
-        self.open = data.panels["open"].to_numpy()
-        self.close = data.close.to_numpy()
-        self.marks = data.close.ffill().to_numpy()  # a missing bar keeps its last close
-        self.adv = data.panels["volume"].rolling(ADV_WINDOW, min_periods=1).mean().to_numpy()
+        self.store, self.settings, self.broker = ports.store, ports.settings, ports.broker
+        self.data, self.config, self.run_id = data, config, run_id
+        self.clock = ports.clock
+        self.marks = data.close.ffill()  # a missing bar keeps its last close
         self.row = {d: i for i, d in enumerate(data.sessions)}
-        self.eligible = _eligible(data.close, config.risk_window).to_numpy()
-        self.targets: dict[str, float] = {}
+        self.eligible = _eligible(data.close, config.risk_window)
         self.since_rebalance = 0
         self.daily: list[dict[str, object]] = []
         self.weights: list[tuple[date, str, float]] = []
-        self.trades: list[tuple] = []
         self.signals: list[pd.DataFrame] = []
         self.events: list[dict[str, object]] = []
-        self.market = data.close.pct_change(fill_method=None).mean(axis=1).to_numpy()
+        self.market = data.close.pct_change(fill_method=None).mean(axis=1)
 
-    def equity_at(self, row: int) -> float:
-        held = self.shares != 0
-        return self.cash + float(np.dot(self.shares[held], self.marks[row, held]))
+    def equity(self, day: date) -> tuple[float, pd.Series]:
+        """Equity (USD) at ``day``'s close and the held positions' values."""
+        held = {s: float(q) for s, q in self.broker.get_positions().items()}
+        values = pd.Series(held, dtype=float) * self.marks.loc[day].reindex(list(held))
+        return self.broker.get_cash() + float(values.sum()), values
 
-    def step(self, strategy: Strategy, day: date, force: bool, timings: dict[str, float]) -> None:
-        row = self.row[day]
-        prev = row - 1
-        as_of = self.data.sessions[prev]
-        start_equity = self.equity_at(prev)
-        orders: list[tuple[str, str, int]] = []
+    def step(
+        self,
+        predict: Predictor,
+        day: date,
+        force: bool,
+        timings: dict[str, float],
+    ) -> None:
+        as_of = self.data.sessions[self.row[day] - 1]
+        self.clock.advance_to(premarket(day))  # type: ignore[attr-defined]
+        start_equity, _ = self.equity(as_of)
+        clock = time.perf_counter()
         rebalance = force or self.since_rebalance >= self.config.rebalance_every
-        clock = time.perf_counter()
+        if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
+            rebalance = True
         if rebalance:
-            orders = self._rebalance(strategy, as_of, prev, start_equity, timings)
+            self._rebalance(predict, day, as_of)
             self.since_rebalance = 0
-        elif self.targets and self._drift(prev, start_equity) > self.config.drift_threshold:
-            orders = self._orders(self.targets, prev, start_equity, as_of, "drift")
+        # Between rebalances nothing is due: each session's orders fill at its own open in the
+        # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
+        # session) stays open and the next step's reconciliation sees it.
         self.since_rebalance += 1
-        clock = time.perf_counter()
-        traded, paid = self._fill(orders, day, row, prev)
-        shorts = self.shares < 0  # (0 × a missing mark would be NaN)
-        short = float(np.dot(self.shares[shorts], self.marks[row, shorts]))
-        carry = self.costs.carry(short, self.cash)
-        self.cash -= carry
-        equity = self.equity_at(row)
-        held = np.flatnonzero(self.shares)
-        values = self.shares[held] * self.marks[row, held]
-        self.weights.extend(
-            (day, self.symbols[i], float(v / equity)) for i, v in zip(held, values, strict=True)
-        )
+        timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
+        self._mark(day, start_equity, rebalance)
+
+    def _rebalance(self, predict: Predictor, day: date, as_of: date) -> None:
+        try:
+            rebalance_session(
+                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict
+            )
+        except (RiskLimitBreached, OptimizationError) as exc:  # fail closed: nothing traded
+            self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})
+            reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
+
+    def _drift(self, as_of: date, equity: float) -> float:
+        plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
+        if plan is None or equity <= 0:
+            return 0.0
+        targets = target_weights(self.store, plan)
+        _, values = self.equity(as_of)
+        current = values / equity
+        names = targets.index.union(current.index)
+        gap = targets.reindex(names, fill_value=0.0) - current.reindex(names, fill_value=0.0)
+        return float(gap.abs().sum() / 2)
+
+    def _mark(self, day: date, start_equity: float, rebalanced: bool) -> None:
+        equity, values = self.equity(day)
+        values = values[values != 0]
+        self.weights.extend((day, s, float(v / equity)) for s, v in values.items())
+        fills = _fills(self.store, day, day)
+        traded = float((fills["qty"] * fills["reference"]).sum()) if len(fills) else 0.0
+        paid = float(fills["cost"].sum()) if len(fills) else 0.0
         self.daily.append(
             {
                 "session_date": day,
                 "equity": equity,
-                "cash": self.cash,
+                "cash": self.broker.get_cash(),
                 "return": equity / start_equity - 1,
-                "benchmark_return": float(np.nan_to_num(self.market[row])),
-                "gross_exposure": float(np.abs(values).sum() / equity),
+                "benchmark_return": float(np.nan_to_num(self.market.loc[day])),
+                "gross_exposure": float(values.abs().sum() / equity),
                 "net_exposure": float(values.sum() / equity),
                 "long_exposure": float(values[values > 0].sum() / equity),
                 "short_exposure": float(-values[values < 0].sum() / equity),
                 "turnover": traded / start_equity,
-                "costs": paid + carry,
-                "positions": len(held),
-                "rebalanced": rebalance,
+                "costs": paid,
+                "positions": len(values),
+                "rebalanced": rebalanced,
             }
         )
-        timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
-
-    def _rebalance(
-        self, strategy: Strategy, as_of: date, prev: int, equity: float, timings: dict[str, float]
-    ) -> list[tuple[str, str, int]]:
-        clock = time.perf_counter()
-        view = self.data.as_of(as_of)
-        expected = strategy.expected_returns(view, as_of).dropna()
-        universe = [s for s in expected.index if self.eligible[prev, self.position[s]]]
-        timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
-        if not universe:
-            self.events.append(
-                {"session_date": as_of, "event": "blocked", "reason": "empty universe"}
-            )
-            return []
-        clock = time.perf_counter()
-        window = view.close[universe].iloc[-(self.config.risk_window + 1) :]
-        returns = returns_from_closes(window, self.config.risk_window)
-        expected = expected.reindex(returns.columns)
-        self.signals.append(
-            pd.DataFrame(
-                {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
-            )
-        )
-        try:
-            targets = weights_from(expected, returns, self.settings)
-        except OptimizationError as exc:
-            self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})
-            return []
-        finally:
-            timings["optimize"] = timings.get("optimize", 0.0) + time.perf_counter() - clock
-        self.targets = targets.to_dict()
-        return self._orders(self.targets, prev, equity, as_of, "rebalance")
-
-    def _orders(
-        self, targets: dict[str, float], prev: int, equity: float, as_of: date, why: str
-    ) -> list[tuple[str, str, int]]:
-        held = {self.symbols[i]: int(self.shares[i]) for i in np.flatnonzero(self.shares)}
-        names = set(targets) | set(held)
-        prices = {s: float(self.marks[prev, self.position[s]]) for s in names}
-        orders = size_orders(targets, held, prices, equity, self.settings.min_order_notional)
-        notionals = [q * prices[s] for s, _, q in orders]
-        report = RiskReport(
-            approved=True,
-            max_weight=max(targets.values(), default=0.0),
-            gross_exposure=float(sum(abs(w) for w in targets.values())),
-            orders=len(orders),
-            max_order_notional=max(notionals, default=0.0),
-        )
-        breaches = limit_breaches(self.settings, report)
-        if breaches:  # fail closed: keep the book as it is
-            self.events.append(
-                {"session_date": as_of, "event": f"blocked {why}", "reason": "; ".join(breaches)}
-            )
-            return []
-        return [(s, side, q) for s, side, q in orders]
-
-    def _drift(self, prev: int, equity: float) -> float:
-        target = np.zeros(len(self.symbols))
-        for s, w in self.targets.items():
-            target[self.position[s]] = w
-        current = self.shares * self.marks[prev] / equity
-        return float(np.abs(current - target).sum() / 2)
-
-    def _fill(
-        self, orders: list[tuple[str, str, int]], day: date, row: int, prev: int
-    ) -> tuple[float, float]:
-        traded = paid = 0.0
-        for symbol, side, qty in orders:
-            i = self.position[symbol]
-            reference = self.open[row, i]
-            if not np.isfinite(reference):  # no bar today: the market-on-open order lapses
-                self.events.append({"session_date": day, "event": "unfilled", "reason": symbol})
-                continue
-            price = self.costs.fill_price(side, reference, qty, self.adv[prev, i])
-            commission = self.costs.commission(qty)
-            signed = qty if side == "buy" else -qty
-            self.shares[i] += signed
-            self.cash -= signed * price + commission
-            cost = abs(price - reference) * qty + commission
-            traded += qty * reference
-            paid += cost
-            self.trades.append((day, symbol, side, qty, price, reference, commission, cost))
-        return traded, paid
 
     def result(
         self,
@@ -379,19 +370,7 @@ class _Book:
     ) -> BacktestResult:
         daily = pd.DataFrame(self.daily).set_index("session_date")
         weights = pd.DataFrame(self.weights, columns=["session_date", "symbol", "weight"])
-        trades = pd.DataFrame(
-            self.trades,
-            columns=[
-                "session_date",
-                "symbol",
-                "side",
-                "qty",
-                "price",
-                "reference",
-                "commission",
-                "cost",
-            ],
-        )
+        trades = _fills(self.store, daily.index[0], daily.index[-1])
         signals = (
             pd.concat(self.signals, ignore_index=True)
             if self.signals
@@ -414,3 +393,159 @@ class _Book:
             timings,
             strategy_params,
         )
+
+
+TRADE_COLUMNS = [
+    "session_date", "symbol", "side", "qty", "price", "reference", "commission", "cost",
+]  # fmt: skip
+
+
+def _fills(store: sa.Engine, start: date, end: date) -> pd.DataFrame:
+    """The simulated broker's fills of sessions ``[start, end]``, with the open they priced
+    against (``reference``) and what they paid over it (``cost``, USD)."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.session_date, f.symbol, f.side, f.qty::float8 AS qty, f.price, "
+                "b.open AS reference, f.commission FROM fills f "
+                "JOIN sim_broker_orders o USING (client_order_id) "
+                "JOIN bars b ON b.symbol = f.symbol AND b.session_date = o.session_date "
+                "WHERE o.session_date BETWEEN :a AND :b "
+                "ORDER BY o.session_date, f.side DESC, f.symbol"
+            ),
+            {"a": start, "b": end},
+        ).all()
+    trades = pd.DataFrame([tuple(r) for r in rows], columns=TRADE_COLUMNS[:-1])
+    trades["qty"] = trades["qty"].astype(float)
+    trades["cost"] = (trades["price"] - trades["reference"]).abs() * trades["qty"] + trades[
+        "commission"
+    ]
+    return trades[TRADE_COLUMNS]
+
+
+def _last_plan(store: sa.Engine, strategy: str, before: date):  # noqa: ANN202
+    with store.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT session_date FROM plans WHERE strategy = :s AND session_date <= :d "
+                "AND status = 'submitted' ORDER BY session_date DESC LIMIT 1"
+            ),
+            {"s": strategy, "d": before},
+        ).scalar()
+    return None if row is None else latest_plan(store, strategy, row)
+
+
+def _write_predictions(
+    store: sa.Engine, model: tuple[str, str], as_of: date, expected: pd.Series, run_id: str
+) -> Predicted:
+    name, version = model
+    rows = [
+        {"m": name, "v": version, "d": as_of, "s": s, "r": float(r), "run": run_id}
+        for s, r in expected.items()
+    ]
+    if rows:
+        with store.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
+                    "expected_return, feature_set_version, run_id) VALUES (:m, :v, :d, :s, :r, "
+                    "'backtest', :run) ON CONFLICT (model_name, model_version, session_date, "
+                    "symbol) DO UPDATE SET expected_return = EXCLUDED.expected_return"
+                ),
+                rows,
+            )
+    return Predicted(name, version, len(rows))
+
+
+def load_store(
+    store: sa.Engine,
+    data: MarketData,
+    settings: Settings,
+    source: sa.Engine | None,
+    run_id: str,
+    features: bool = False,
+) -> None:
+    """Bars into the backtest's store: copied with their validation runs from ``source`` (the
+    warehouse they passed the gate into), or ingested through the gate from ``data``."""
+    first, last = data.sessions[0], data.sessions[-1]
+    if source is None:
+        from pipelines.ingest import ingest
+
+        ingest(
+            store,
+            FrameSource(data),
+            first,
+            last,
+            data.symbols,
+            run_id,
+            settings.max_quarantine_fraction,
+            corporate_actions=pd.DataFrame(columns=["symbol", "ex_date", "kind", "value"]),
+        )
+    else:
+        from pipelines.backtest.repository import copy_market
+
+        copy_market(source, store, first, last, data.symbols)
+    if features:  # the IPCA risk model reads the plan date's characteristics from the store
+        from pipelines.features.store import build_features
+
+        build_features(store, run_id=run_id)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay left in its store: the ledger, the broker's book and the equity curve."""
+
+    orders: pd.DataFrame  # client_order_id, symbol, side, qty, status, filled_qty
+    fills: pd.DataFrame  # fill_id, client_order_id, symbol, side, qty, price, commission
+    positions: pd.DataFrame  # symbol, qty
+    daily: pd.DataFrame  # index session_date: equity, cash, ...
+    events: list[dict[str, object]]
+
+
+def replay_sessions(
+    settings: Settings,
+    source: sa.Engine,
+    sessions: list[date],
+    predict: Predictor,
+    symbols: list[str],
+    history_start: date,
+    run_id: str = "replay",
+    costs: CostModel | None = None,
+) -> Replayed:
+    """The backtest's driver over ``sessions``, a full step every session, with ``predict``
+    (e.g. :func:`pipelines.session.champion_predictor`): the bars of ``symbols`` from
+    ``history_start`` to the last session are copied from ``source`` with their validation
+    runs, and the features are rebuilt in the store. The equivalence test's backtest side."""
+    data = MarketData.from_warehouse(source, history_start, sessions[-1], symbols)
+    config = BacktestConfig("replay", sessions[0], sessions[-1], rebalance_every=1)
+    with throwaway_store(settings) as store:
+        load_store(store, data, settings, source, run_id, features=True)
+        ports = backtest_ports(store, settings, SimClock(premarket(sessions[0])), costs)
+        replay = _Replay(ports, data, config, run_id)
+        for day in sessions:
+            replay.step(predict, day, force=True, timings={})
+        return Replayed(*ledger_snapshot(store), pd.DataFrame(replay.daily).set_index(
+            "session_date"), replay.events)  # fmt: skip
+
+
+def ledger_snapshot(store: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(orders, fills, positions)`` of a store, sorted: what the equivalence compares."""
+    with store.connect() as conn:
+        orders = pd.read_sql(
+            sa.text(
+                "SELECT client_order_id, symbol, side, qty::float8 AS qty, status, "
+                "filled_qty::float8 AS filled_qty FROM orders ORDER BY client_order_id"
+            ),
+            conn,
+        )
+        fills = pd.read_sql(
+            sa.text(
+                "SELECT fill_id, client_order_id, symbol, side, qty::float8 AS qty, price, "
+                "commission FROM fills ORDER BY fill_id"
+            ),
+            conn,
+        )
+        positions = pd.read_sql(
+            sa.text("SELECT symbol, qty::float8 AS qty FROM positions ORDER BY symbol"), conn
+        )
+    return orders, fills, positions

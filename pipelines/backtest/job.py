@@ -93,7 +93,7 @@ def run_backtest(
     config = options.config(strategy, start, end)
     data = data if data is not None else MarketData.from_warehouse(engine, start, end)
     costs = CostModel.from_settings(settings)
-    result = run(config, data, settings, costs, progress)
+    result = run(config, data, settings, costs, progress, source=engine, run_id=run_id)
 
     params: dict[str, Any] = {
         **config.params(),
@@ -104,7 +104,8 @@ def run_backtest(
         "mc_block": options.mc_block,
         "seed": options.seed,
     }
-    key = store.run_key(params, data.between(start, end))
+    code = registry.code_version()
+    key = store.run_key(params, data.between(start, end), settings, code)
     tried = store.tried_sharpes(engine, start, end, exclude=key)
     per_session = [s / np.sqrt(metrics_module.PERIODS) for s in tried]
     variance = float(np.var(per_session, ddof=1)) if len(per_session) >= 2 else None
@@ -159,7 +160,7 @@ def run_backtest(
         params,
         measured,
         intervals,
-        registry.code_version(),
+        code,
         run_id,
         str(page),
         mlflow_run,

@@ -9,20 +9,54 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from pipelines.backtest.data import MarketData
 from pipelines.backtest.engine import BacktestResult
+from pipelines.config import Settings
 from pipelines.warehouse.engine import copy_rows
 
+#: Settings that cannot change a backtest's numbers: where state lives, vendor endpoints and
+#: request budgets, logging and UI links, how orders travel to a real broker. Every other
+#: setting (present or added later) is part of the run key; secrets never are.
+OPERATIONAL = re.compile(
+    r"^(home|warehouse_.*|mlflow_.*|alpaca_.*|yahoo_.*|source_.*|log_.*|pushgateway_url|"
+    r"grafana_url|mlflow_ui_url|ingest_batch_symbols|validation_data_docs|.*_retention_days|"
+    r"broker|trading_mode|live_trading_confirmed|broker_(max_attempts|backoff_.*|rate_.*)|"
+    r"data_source|universe|model_name)$"
+)
 
-def run_key(params: dict[str, Any], data: MarketData) -> str:
-    """A hash of the parameters and the data (every bar's values) the run depends on."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+
+def result_settings(settings: Settings) -> dict[str, Any]:
+    """The settings a backtest's result depends on (see :data:`OPERATIONAL`), JSON-able."""
+    values = settings.model_dump(mode="json")
+    return {
+        name: values[name]
+        for name, info in type(settings).model_fields.items()
+        if not OPERATIONAL.match(name) and info.annotation is not SecretStr
+    }
+
+
+def run_key(
+    params: dict[str, Any],
+    data: MarketData,
+    settings: Settings | None = None,
+    code_version: str = "",
+) -> str:
+    """A hash of everything the run's numbers depend on: its parameters, the settings
+    (:func:`result_settings`), the code version and the data (every bar's values)."""
+    whole = {
+        "params": params,
+        "settings": result_settings(settings) if settings is not None else None,
+        "code": code_version,
+    }
+    digest = hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode())
     for name in sorted(data.panels):
         panel = data.panels[name]
         digest.update(name.encode())

@@ -19,8 +19,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from pipelines import calendar
+from pipelines.controls import assert_trading_allowed
 from pipelines.errors import NotATradingSession, ReconciliationError, StaleMarketData
-from pipelines.risk.kill_switch import assert_trading_allowed
 
 
 def require_trading_allowed(engine: sa.Engine, session_date: date, broker: str) -> None:

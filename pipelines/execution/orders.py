@@ -39,6 +39,8 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
+from pipelines.controls import NAME as KILL_SWITCH
+from pipelines.controls import assert_trading_allowed
 from pipelines.errors import (
     BrokerError,
     KillSwitchEngaged,
@@ -61,9 +63,8 @@ from pipelines.monitoring.logging import redact
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
 from pipelines.portfolio.planner import PlanRef, target_weights
-from pipelines.risk.kill_switch import NAME as KILL_SWITCH
-from pipelines.risk.kill_switch import assert_trading_allowed
 from pipelines.runlog import stage_run
+from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,6 @@ def client_order_id(
         f"{strategy}|{session_date.isoformat()}|{plan_version}|{symbol}|{side}".encode()
     ).hexdigest()[:20]
     return f"mlt-{session_date:%Y%m%d}-v{plan_version}-{digest}"
-
-
-def last_closes(engine: sa.Engine, as_of: date, symbols: list[str]) -> dict[str, float]:
-    """Each symbol's latest close on or before ``as_of`` (USD)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT DISTINCT ON (symbol) symbol, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date <= :d ORDER BY symbol, session_date DESC"
-            ),
-            {"s": symbols, "d": as_of},
-        ).all()
-    return dict(rows)
 
 
 def plan_orders(

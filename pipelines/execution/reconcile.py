@@ -30,7 +30,7 @@ from pipelines.errors import ReconciliationError
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import Broker, BrokerOrder
 from pipelines.execution.ledger import LedgerError, record_broker_state
-from pipelines.execution.orders import last_closes
+from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,9 @@ def reconcile(
                 f"{coid}: ledger has {row.side} {row.qty} {row.symbol}, {broker.name} has "
                 f"{order.side} {order.qty} {order.symbol}"
             )
+            continue
+        if (order.status, order.filled_qty) == (row.status, Decimal(row.filled_qty)):
+            still_open += order.status in ledger.OPEN  # agrees already: nothing to record
             continue
         try:
             updated += record_broker_state(engine, coid, order, source="reconcile")

@@ -511,6 +511,11 @@ def metric_names() -> set[str]:
     return names
 
 
+#: ``(settings, model name) -> @champion's version``, installed by the composition root
+#: (``pipelines.jobs``): monitoring must not import the models package, which logs through it.
+champion_lookup: Callable[[Any, str], str | None] | None = None
+
+
 def record_job(job: str, result: Any) -> None:
     """Feed the series a job's result carries (never raises)."""
     try:
@@ -522,13 +527,13 @@ def record_job(job: str, result: Any) -> None:
             record_risk_report(str(result.get("strategy") or get_settings().strategy), result)
         elif job in ("train", "promote", "rollback"):
             from pipelines.config import get_settings
-            from pipelines.models import CHAMPION, registry
 
             settings = get_settings()
             name = settings.model_name
             for version, scores in (result.get("scores") or {}).items():
                 record_model_metrics(name, str(version), scores)  # the promotion window's
-            record_champion(name, registry.get_alias_version(settings, name, CHAMPION))
+            if champion_lookup is not None:
+                record_champion(name, champion_lookup(settings, name))
         elif job == "portfolio_summary":
             for metric in PortfolioCollector(lambda: result).collect():
                 _PORTFOLIO_GAUGES[metric.name].set(metric.samples[0].value)

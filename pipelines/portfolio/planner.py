@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -90,14 +91,26 @@ def build_plan(
     model_version: str,
     run_id: str,
     broker: Broker | None = None,
+    factor_model: Callable[[], Any] | None = None,
 ) -> PlanRef:
     """The plan for ``session_date``: the latest existing one, or a new optimization
-    (version 1)."""
+    (version 1).
+
+    ``factor_model``: returns the predicting model's fitted IPCA structure (or None) when the
+    caller holds the model (the backtest); by default it is looked up in the registry."""
     existing = latest_plan(engine, settings.strategy, session_date)
     if existing is not None:
         return existing
     return _optimize(
-        engine, settings, session_date, model_name, model_version, run_id, broker, None
+        engine,
+        settings,
+        session_date,
+        model_name,
+        model_version,
+        run_id,
+        broker,
+        None,
+        factor_model,
     )
 
 
@@ -143,13 +156,14 @@ def _optimize(
     run_id: str,
     broker: Broker | None,
     supersede: PlanRef | None,
+    factor_model: Callable[[], Any] | None = None,
 ) -> PlanRef:
     as_of = calendar.previous_session(session_date)
     with stage_run(engine, run_id, "optimize", session_date=session_date, as_of=as_of) as run:
         expected = _predictions(engine, model_name, model_version, as_of)
         returns = trailing_returns(engine, as_of, list(expected.index))
         risk, risk_kind, loadings = risk_model_for(
-            engine, settings, model_name, model_version, as_of, returns
+            engine, settings, model_name, model_version, as_of, returns, factor_model
         )
         current = current_weights(engine, broker, as_of) if broker is not None else None
         weights = solve(expected, risk, settings, current, loadings)
@@ -205,6 +219,7 @@ def risk_model_for(
     model_version: str,
     as_of: date,
     returns: pd.DataFrame,
+    factor_model: Callable[[], Any] | None = None,
 ) -> tuple[FactorCovariance, str, np.ndarray | None]:
     """``(risk model, its kind, IPCA factor loadings N×K or None)`` for the plan.
 
@@ -213,7 +228,10 @@ def risk_model_for(
     """
     if settings.risk_model != "ledoit_wolf":
         try:
-            fitted = _ipca_model(settings, model_name, model_version)
+            if factor_model is not None:
+                fitted = factor_model()
+            else:
+                fitted = _ipca_model(settings, model_name, model_version)
         except Exception as exc:  # auto falls back; an explicit ipca fails closed below
             if settings.risk_model == "ipca":
                 raise OptimizationError(f"RISK_MODEL=ipca: cannot load the model: {exc}") from exc
@@ -250,7 +268,7 @@ def _ipca_model(settings: Settings, model_name: str, model_version: str):  # noq
 
 def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series:
     """The broker's positions as fractions of equity, valued at ``as_of``'s closes."""
-    from pipelines.execution.orders import last_closes
+    from pipelines.warehouse.prices import last_closes
 
     account = broker.get_account_snapshot()
     held = account.positions

@@ -48,16 +48,17 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
+from pipelines.controls import kill_switch_status
 from pipelines.errors import PlanConflict, RiskLimitBreached
 from pipelines.execution.brokers.base import Broker, OrderIntent
-from pipelines.execution.orders import freeze_orders, last_closes, plan_orders
+from pipelines.execution.orders import freeze_orders, plan_orders
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
 from pipelines.risk import pnl, stress
-from pipelines.risk.kill_switch import kill_switch_status
 from pipelines.risk.var import VaRResult, portfolio_var
+from pipelines.warehouse.prices import last_closes
 
 TOLERANCE = 1e-9
 SCALE_MARGIN = 0.999

@@ -1,58 +1,20 @@
-"""The kill switch: a persisted flag in ``controls`` that every order task checks first."""
+"""The kill switch, as the risk package names it: it lives in :mod:`pipelines.controls` (which
+execution reads too, so that neither package imports the other for it)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from pipelines.controls import (
+    NAME,
+    assert_trading_allowed,
+    incident_engine,
+    kill_switch_status,
+    set_kill_switch,
+)
 
-import sqlalchemy as sa
-
-from pipelines.errors import KillSwitchEngaged
-
-NAME = "kill_switch"
-
-
-def incident_engine() -> sa.Engine:
-    """An engine on the warehouse that needs nothing but ``WAREHOUSE_URL``/``MLTRADE_HOME``.
-
-    No pending-migration check and no other setting: the kill switch must work while any
-    unrelated setting is malformed (:func:`pipelines.config.warehouse_settings`).
-    """
-    from pipelines.config import warehouse_settings
-    from pipelines.warehouse.engine import create_engine, warehouse_url
-
-    settings = warehouse_settings()
-    return create_engine(warehouse_url(settings), settings)
-
-
-def set_kill_switch(engine: sa.Engine, enabled: bool, reason: str) -> None:
-    """Engage (``enabled``) or release the kill switch, recording ``reason`` (redacted)."""
-    from pipelines.monitoring.logging import redact
-
-    reason = redact(reason)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO controls (name, enabled, reason) VALUES (:n, :e, :r) "
-                "ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, "
-                "reason = excluded.reason, updated_at = now()"
-            ),
-            {"n": NAME, "e": enabled, "r": reason},
-        )
-
-
-def kill_switch_status(engine: sa.Engine) -> tuple[bool, str | None, datetime | None]:
-    """``(enabled, reason, updated_at)``; never set means off."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT enabled, reason, updated_at FROM controls WHERE name = :n"), {"n": NAME}
-        ).one_or_none()
-    return (False, None, None) if row is None else (row.enabled, row.reason, row.updated_at)
-
-
-def assert_trading_allowed(engine: sa.Engine) -> None:
-    enabled, reason, updated_at = kill_switch_status(engine)
-    if enabled:
-        raise KillSwitchEngaged(
-            f"kill switch is on since {updated_at} ({reason}); no order is sent. "
-            "`mltrade kill-switch off` releases it"
-        )
+__all__ = [
+    "NAME",
+    "assert_trading_allowed",
+    "incident_engine",
+    "kill_switch_status",
+    "set_kill_switch",
+]

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
-from pipelines.risk.kill_switch import kill_switch_status, set_kill_switch
+from pipelines.controls import kill_switch_status, set_kill_switch
 from pipelines.risk.pnl import equity_curve
 from pipelines.streaming.metrics import StreamMetrics
 

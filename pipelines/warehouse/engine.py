@@ -40,13 +40,18 @@ def database_url(name: str, settings: Settings | None = None) -> str:
     return embedded.sqlalchemy_url(admin, name)
 
 
-def create_engine(url: str, settings: Settings | None = None) -> sa.Engine:
-    """A pooled engine whose sessions time out statements after the configured limit."""
+def create_engine(
+    url: str, settings: Settings | None = None, pre_ping: bool = True
+) -> sa.Engine:
+    """A pooled engine whose sessions time out statements after the configured limit.
+
+    ``pre_ping=False`` skips the liveness round trip per checkout: for a short-lived private
+    database (a backtest's) that no server restart can outlive."""
     settings = settings or get_settings()
     engine = sa.create_engine(
         url,
         pool_size=settings.warehouse_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"options": f"-c statement_timeout={settings.warehouse_statement_timeout_ms}"},
     )
     sa.event.listen(

@@ -67,9 +67,17 @@ def test_rebalance_fills_at_the_next_open_and_reruns_change_nothing(market: sa.E
                             params={"d": DAY})
         statuses = conn.execute(sa.text("SELECT DISTINCT status FROM orders")).scalars().all()
     assert len(fills) > 0 and statuses == ["filled"]
-    slip = settings.slippage_bps / 10_000
-    expected = fills["open"] * (1 + slip * fills["side"].map({"buy": 1, "sell": -1}))
-    pd.testing.assert_series_equal(fills["price"], expected, check_names=False)
+    # The one cost model: half spread + slippage + impact on the 21-session average volume.
+    with market.connect() as conn:
+        volume = pd.read_sql(sa.text("SELECT symbol, session_date, volume FROM bars "
+                                     "WHERE session_date < :d"), conn, params={"d": DAY})
+    adv = volume.sort_values("session_date").groupby("symbol")["volume"].apply(
+        lambda v: v.tail(21).mean())
+    adverse = (settings.spread_bps / 2 + settings.slippage_bps) / 10_000 + (
+        settings.impact_coefficient * fills["qty"].astype(float) / fills["symbol"].map(adv))
+    expected = fills["open"] * (1 + adverse * fills["side"].map({"buy": 1, "sell": -1}))
+    pd.testing.assert_series_equal(fills["price"], expected, check_names=False, rtol=1e-12)
+    assert (adverse > settings.slippage_bps / 10_000).all()  # impact is charged
     summary = portfolio_summary(market, broker, settings, DAY)
     assert summary["equity"] == pytest.approx(summary["cash"] + summary["positions_value"])
 

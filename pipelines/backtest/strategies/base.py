@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
@@ -42,6 +43,11 @@ class Strategy(ABC):
     @abstractmethod
     def expected_returns(self, data: MarketData, as_of: date) -> pd.Series:
         """Expected next-session returns per symbol from ``data`` (known at ``as_of``)."""
+
+    def factor_model(self) -> Any:
+        """The fitted IPCA return model whose factor structure is the plan's risk model
+        (``RISK_MODEL=auto|ipca``), or None (Ledoit–Wolf)."""
+        return None
 
     def params(self) -> dict[str, object]:
         return {"name": self.name}

@@ -8,6 +8,7 @@ counts as 0 (the median) for that member. Weights are normalized to sum to one.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,10 @@ class Ensemble(Strategy):
             for w, r in zip(self.weights, ranked, strict=True)
         )
         return self.scale * pd.Series(total, index=symbols, dtype=float)
+
+    def factor_model(self) -> Any:
+        """The first member's factor structure (the IPCA member's in the default ensemble)."""
+        return next((f for f in (m.factor_model() for m in self.members) if f is not None), None)
 
     def params(self) -> dict[str, object]:
         return {

@@ -52,5 +52,10 @@ class MLStrategy(Strategy):
         predicted = np.asarray(self.model.predict(rows[self.columns]), dtype=float)
         return pd.Series(predicted, index=rows.index)
 
+    def factor_model(self) -> Any:
+        from pipelines.models.ipca_returns import IPCAReturnModel
+
+        return self.model if isinstance(self.model, IPCAReturnModel) else None
+
     def params(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, **dict(self._module.PARAMS)}

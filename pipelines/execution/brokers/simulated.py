@@ -1,8 +1,9 @@
 """The simulated broker: a real implementation of the contract, its book in the warehouse.
 
 Market-on-open orders for session D fill at D's open from ``bars`` once that bar exists,
-moved against the trader by half ``SPREAD_BPS`` plus ``SLIPPAGE_BPS`` (see
-:mod:`pipelines.execution.costs`) and charged ``COMMISSION_PER_SHARE``. Fill ids
+priced by the one cost model (:class:`pipelines.execution.costs.CostModel`: half the spread,
+slippage, and impact in proportion to the order's share of the average volume of the
+:data:`ADV_SESSIONS` sessions before D) and charged ``COMMISSION_PER_SHARE``. Fill ids
 are ``{client_order_id}-1``; positions and cash are recomputed from all fills, so replaying a
 step changes nothing.
 """
@@ -20,16 +21,17 @@ from pipelines.execution.brokers.base import AccountSnapshot, BrokerOrder, Order
 from pipelines.execution.costs import CostModel
 
 NAME = "simulated"
+ADV_SESSIONS = 21  # average daily volume window for market impact (sessions before the fill)
 
 
 class SimulatedBroker:
     name = NAME
 
-    def __init__(self, engine: sa.Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: sa.Engine, settings: Settings, costs: CostModel | None = None
+    ) -> None:
         self._engine = engine
-        costs = CostModel.from_settings(settings)
-        self._slippage = costs.fixed_fraction()  # half spread + slippage; no volume here
-        self._commission = costs.commission_per_share
+        self.costs = costs or CostModel.from_settings(settings)
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -101,20 +103,29 @@ class SimulatedBroker:
     def process_fills(self) -> int:
         """Fill every accepted order whose session's open is known; return fills made."""
         with self._engine.begin() as conn:
-            made = conn.execute(
+            due = conn.execute(
                 sa.text("""
-                INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price,
-                                   commission, filled_at)
-                SELECT o.client_order_id || '-1', o.client_order_id, o.symbol, o.side, o.qty,
-                       b.open * (1 + CASE o.side WHEN 'buy' THEN :slip ELSE -:slip END),
-                       o.qty * :commission,
-                       (b.session_date + time '09:30') AT TIME ZONE 'America/New_York'
+                SELECT o.client_order_id, o.symbol, o.side, o.qty::float8 AS qty,
+                       o.session_date, b.open,
+                       (SELECT avg(v.volume) FROM (
+                            SELECT volume FROM bars p WHERE p.symbol = o.symbol
+                            AND p.session_date < o.session_date
+                            ORDER BY p.session_date DESC LIMIT :adv) v) AS adv
                 FROM sim_broker_orders o
                 JOIN bars b ON b.symbol = o.symbol AND b.session_date = o.session_date
-                WHERE o.status = 'accepted'
-                ON CONFLICT (fill_id) DO NOTHING"""),
-                {"slip": self._slippage, "commission": self._commission},
-            ).rowcount
+                WHERE o.status = 'accepted' ORDER BY o.client_order_id"""),
+                {"adv": ADV_SESSIONS},
+            ).all()
+            if due:  # an accepted order has no fill yet: both change in one transaction
+                conn.execute(
+                    sa.text("""
+                    INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price,
+                                       commission, filled_at)
+                    VALUES (:c || '-1', :c, :s, :side, :q, :p, :fee,
+                            (CAST(:d AS date) + time '09:30') AT TIME ZONE 'America/New_York')
+                    ON CONFLICT (fill_id) DO NOTHING"""),
+                    [self._fill(row) for row in due],
+                )
             conn.execute(
                 sa.text(
                     "UPDATE sim_broker_orders o SET status = 'filled' FROM fills f "
@@ -122,7 +133,20 @@ class SimulatedBroker:
                 )
             )
             self._recompute_book(conn)
-        return made
+        return len(due)
+
+    def _fill(self, row: sa.Row) -> dict:
+        adv = float(row.adv) if row.adv is not None else 0.0  # no history: no impact term
+        price = self.costs.fill_price(row.side, float(row.open), row.qty, adv)
+        return {
+            "c": row.client_order_id,
+            "s": row.symbol,
+            "side": row.side,
+            "q": row.qty,
+            "p": price,
+            "fee": self.costs.commission(row.qty),
+            "d": row.session_date,
+        }
 
     def _recompute_book(self, conn: sa.Connection) -> None:
         conn.execute(sa.text("DELETE FROM positions WHERE broker = :b"), {"b": NAME})

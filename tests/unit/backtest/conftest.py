@@ -14,7 +14,8 @@ def market() -> MarketData:
 
 
 @pytest.fixture
-def plain_settings(monkeypatch) -> Settings:
-    """Settings from defaults only (no .env), with a limit loose enough for 30 symbols."""
+def plain_settings(monkeypatch, warehouse_url) -> Settings:
+    """Settings from defaults only (no .env), with a limit loose enough for 30 symbols; the
+    backtest's throwaway store goes on the test session's PostgreSQL server."""
     monkeypatch.chdir("/")
     return Settings(max_weight=0.1, initial_capital=1_000_000.0)

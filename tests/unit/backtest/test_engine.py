@@ -8,6 +8,7 @@ from pipelines.backtest import montecarlo
 from pipelines.backtest.data import MarketData
 from pipelines.backtest.engine import BacktestConfig, run
 from pipelines.backtest.splits import WalkForward
+from pipelines.config import Settings
 from pipelines.execution.costs import CostModel
 
 PLAN = WalkForward(n_windows=3, oos_ratio=0.3)
@@ -18,14 +19,25 @@ def _config(market: MarketData, strategy: str = "momentum", **kwargs) -> Backtes
 
 
 def _altered_from(market: MarketData, cut_row: int, seed: int) -> MarketData:
-    """The market with every bar from ``cut_row``'s close on scrambled (its open kept)."""
+    """The market with every bar from ``cut_row``'s close on scrambled (its open kept).
+
+    Prices move by one factor per bar (and ``cut_row``'s close within 3% of its open), so the
+    bars stay valid and pass the validation gate on their way into the backtest's store."""
     rng = np.random.default_rng(seed)
-    panels = {}
-    for name, panel in market.panels.items():
-        values = panel.to_numpy().copy()
-        first = cut_row + 1 if name == "open" else cut_row
-        values[first:] *= rng.uniform(0.5, 1.5, values[first:].shape)
-        panels[name] = pd.DataFrame(values, panel.index, panel.columns)
+    values = {name: panel.to_numpy().copy() for name, panel in market.panels.items()}
+    after = slice(cut_row + 1, None)
+    factor = rng.uniform(0.9, 1.1, values["close"][after].shape)
+    for name in ("open", "high", "low", "close"):
+        values[name][after] *= factor
+    values["volume"][cut_row:] *= rng.uniform(0.5, 1.5, values["volume"][cut_row:].shape)
+    row = values["open"][cut_row]
+    values["close"][cut_row] = row * rng.uniform(0.97, 1.03, row.shape)
+    values["high"][cut_row] = np.maximum(values["high"][cut_row], values["close"][cut_row])
+    values["low"][cut_row] = np.minimum(values["low"][cut_row], values["close"][cut_row])
+    panels = {
+        name: pd.DataFrame(values[name], panel.index, panel.columns)
+        for name, panel in market.panels.items()
+    }
     return MarketData(panels)
 
 
@@ -53,8 +65,19 @@ def test_point_in_time_results_before_t_do_not_change_when_later_data_does(
     assert not np.allclose(base.daily["equity"][~before], altered.daily["equity"][~before])
 
 
-def test_cash_and_trades_account_for_every_dollar(market, plain_settings) -> None:
-    result = run(_config(market), market, plain_settings)
+@pytest.fixture(scope="module")
+def costly(market, warehouse_url):
+    """One momentum backtest through the live path with every cost switched on (shared)."""
+    settings = Settings(_env_file=None, max_weight=0.1, initial_capital=1_000_000.0)
+    return run(_config(market), market, settings, costs=COSTLY)
+
+
+COSTLY = CostModel(commission_per_share=0.01, spread_bps=10, slippage_bps=5, impact_coefficient=0.1)
+
+
+@pytest.mark.slow
+def test_cash_and_trades_account_for_every_dollar(market, costly) -> None:
+    result = costly
     daily, trades = result.daily, result.trades
     # The trades' realized and open P&L add up to the change in equity (no carry charged).
     pnl = montecarlo.trade_pnl(trades, market.close.loc[: daily.index[-1]])
@@ -65,23 +88,20 @@ def test_cash_and_trades_account_for_every_dollar(market, plain_settings) -> Non
         1_000_000.0 - signed.sum() - trades.commission.sum()
     )
     assert (daily["gross_exposure"] <= 1 + 1e-9).all()
+    # Long-only never borrows: the cash buffer absorbs the costs and the opening gaps.
+    assert (daily["cash"] >= 0).all() and (daily["short_exposure"] == 0).all()
     assert len(result.folds) == 3 and daily.index[0] == result.folds[0].test_start
+    # Every session after the first rebalance holds the book the live path left it.
+    assert result.trades.session_date.min() == daily.index[0]
 
 
-def test_costs_lower_equity_by_what_the_trades_paid(market, plain_settings) -> None:
+@pytest.mark.slow
+def test_costs_lower_equity_by_what_the_trades_paid(market, plain_settings, costly) -> None:
     free = run(
         _config(market),
         market,
         plain_settings,
         costs=CostModel(slippage_bps=0, impact_coefficient=0),
-    )
-    costly = run(
-        _config(market),
-        market,
-        plain_settings,
-        costs=CostModel(
-            commission_per_share=0.01, spread_bps=10, slippage_bps=5, impact_coefficient=0.1
-        ),
     )
     assert free.trades["cost"].sum() == 0.0
     assert costly.daily["equity"].iloc[-1] < free.daily["equity"].iloc[-1]
@@ -100,6 +120,7 @@ def test_borrow_and_margin_are_charged_per_session() -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_blocked_plan_trades_nothing_and_says_why(market, plain_settings) -> None:
     tight = plain_settings.model_copy(update={"max_orders_per_run": 1})
     result = run(_config(market), market, tight)
