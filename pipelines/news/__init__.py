@@ -1,0 +1,102 @@
+"""News and social sentiment: collectors, the news store, scorers and point-in-time features.
+
+The path of an item::
+
+    collector (alpaca | newsapi | reddit | fixtures)      -> RawItem (as the vendor said it)
+      -> validate (quarantine rules, symbol matcher)   -> NewsItem | quarantine row
+      -> news_items (upsert on (source, item_id))      -> news_scores (one row per scorer)
+      -> sentiment feature set (features, per symbol and session, before the cutoff)
+
+Conventions: every time is a timezone-aware UTC ``datetime``; ``published_at`` is the
+vendor's own publication time converted to UTC (an item whose time has no stated zone is
+quarantined, never guessed); ``symbols`` are upper-case tickers of the universe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+KINDS = ("article", "submission", "comment")
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One article or post exactly as a vendor returned it (not yet trusted).
+
+    ``published`` is the vendor's publication time: a ``datetime`` (maybe naive, if the vendor
+    left out the zone), an ISO-8601 string, or None when the vendor gave none.
+    """
+
+    source: str
+    item_id: str
+    kind: str
+    published: datetime | str | None
+    headline: str
+    summary: str = ""
+    body: str = ""
+    url: str | None = None
+    author: str | None = None
+    vendor_symbols: tuple[str, ...] = ()
+    updated: datetime | str | None = None
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    """A validated item: UTC publication time, universe symbols, text, content hash."""
+
+    source: str
+    item_id: str
+    kind: str
+    published_at: datetime
+    retrieved_at: datetime
+    symbols: tuple[str, ...]
+    headline: str
+    summary: str
+    body: str
+    url: str | None
+    author: str | None
+    updated_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        """What scorers read: headline, summary and body joined by blank lines."""
+        return "\n\n".join(t for t in (self.headline, self.summary, self.body) if t)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the text fields and the URL: two fetches of one story agree on it."""
+        parts = (self.headline, self.summary, self.body, self.url or "")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    @property
+    def story_key(self) -> str:
+        """The syndication key: sha256 of the headline's lower-case words, so one wire story
+        published by several outlets (or sources) is counted once in the features."""
+        return story_key(self.headline)
+
+
+def story_key(headline: str) -> str:
+    words = re.findall(r"[a-z0-9]+", headline.lower())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
+
+
+@dataclass
+class Collected:
+    """What a collector brought back: items, and per-request errors it survived."""
+
+    items: list[RawItem] = field(default_factory=list)
+    requests: int = 0
+
+
+class NewsSource(Protocol):
+    """A collector of articles or posts (``alpaca``, ``newsapi``, ``reddit``, ``fixtures``)."""
+
+    name: str
+
+    def collect(self, start: datetime, end: datetime, symbols: list[str]) -> Collected:
+        """Items published in ``[start, end)`` (UTC) about ``symbols`` (the universe)."""
+        ...

