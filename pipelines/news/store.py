@@ -21,8 +21,20 @@ from pipelines.news import NewsItem
 from pipelines.news.validate import Rejected, as_record
 
 _COLUMNS = (
-    "source", "item_id", "kind", "published_at", "updated_at", "retrieved_at", "symbols",
-    "headline", "summary", "body", "url", "author", "content_hash", "story_key",
+    "source",
+    "item_id",
+    "kind",
+    "published_at",
+    "updated_at",
+    "retrieved_at",
+    "symbols",
+    "headline",
+    "summary",
+    "body",
+    "url",
+    "author",
+    "content_hash",
+    "story_key",
 )
 
 
@@ -91,8 +103,19 @@ def quarantine_conflicts(conn: sa.Connection, items: Iterable[NewsItem], run_id:
 
     rejected = [
         Rejected(
-            RawItem(i.source, i.item_id, i.kind, i.published_at, i.headline, i.summary, i.body,
-                    i.url, i.author, i.symbols, i.updated_at),
+            RawItem(
+                i.source,
+                i.item_id,
+                i.kind,
+                i.published_at,
+                i.headline,
+                i.summary,
+                i.body,
+                i.url,
+                i.author,
+                i.symbols,
+                i.updated_at,
+            ),
             "news_conflicting_dup",
             f"{i.source}:{i.item_id}: stored with other content and this copy is not a newer "
             "vendor update; the stored copy was kept",
@@ -112,8 +135,15 @@ def quarantine(conn: sa.Connection, rejected: Sequence[Rejected], run_id: str) -
         digest = hashlib.sha256(f"{source}\x1f{raw}\x1f{r.expectation}".encode()).hexdigest()
         symbol = r.raw.vendor_symbols[0][:32] if r.raw.vendor_symbols else None
         rows.append(
-            {"h": digest, "s": source, "sym": symbol, "e": r.expectation, "r": r.reason,
-             "raw": raw, "run": run_id}
+            {
+                "h": digest,
+                "s": source,
+                "sym": symbol,
+                "e": r.expectation,
+                "r": r.reason,
+                "raw": raw,
+                "run": run_id,
+            }
         )
     if rows:
         conn.execute(
@@ -202,7 +232,8 @@ def fingerprint(conn: sa.Connection, start: datetime, end: datetime) -> str:
     rows = conn.execute(
         sa.text(
             "SELECT n.source, n.item_id, n.published_at, n.symbols, n.content_hash, "
-            "coalesce(json_agg(json_build_array(s.scorer, s.scorer_version, round(s.score::numeric, 12)) "
+            "coalesce(json_agg(json_build_array(s.scorer, s.scorer_version, "
+            "round(s.score::numeric, 12)) "
             "ORDER BY s.scorer) FILTER (WHERE s.scorer IS NOT NULL), '[]') "
             "FROM news_items n LEFT JOIN news_scores s USING (source, item_id) "
             "WHERE n.published_at >= :a AND n.published_at < :b "
