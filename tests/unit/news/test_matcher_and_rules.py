@@ -11,8 +11,13 @@ from pipelines.news.matcher import SymbolMatcher, core_name
 from pipelines.news.validate import MAX_BODY_CHARS, check, parse_time
 
 UNIVERSE = ["AAPL", "MSFT", "BRK.B", "IBM"]
-NAMES = {"AAPL": "Apple Inc.", "MSFT": "Microsoft Corp", "IBM": "International Business "
-         "Machines", "BRK.B": "Berkshire Hathaway Class B", "XOM": "Exxon Mobil Corp"}
+NAMES = {
+    "AAPL": "Apple Inc.",
+    "MSFT": "Microsoft Corp",
+    "IBM": "International Business Machines",
+    "BRK.B": "Berkshire Hathaway Class B",
+    "XOM": "Exxon Mobil Corp",
+}
 NOW = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 
 
@@ -22,8 +27,14 @@ def matcher() -> SymbolMatcher:
 
 
 def raw(**kw) -> RawItem:
-    base = dict(source="alpaca", item_id="1", kind="article", published="2024-03-05T14:00:00Z",
-                headline="Apple launches a phone", vendor_symbols=("AAPL",))
+    base = dict(
+        source="alpaca",
+        item_id="1",
+        kind="article",
+        published="2024-03-05T14:00:00Z",
+        headline="Apple launches a phone",
+        vendor_symbols=("AAPL",),
+    )
     return RawItem(**{**base, **kw})
 
 
@@ -101,8 +112,10 @@ def test_duplicates_in_a_batch(matcher: SymbolMatcher) -> None:
 
 def test_window_is_half_open_and_tolerates_small_clock_skew(matcher: SymbolMatcher) -> None:
     start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
-    items = [raw(item_id=str(k), published=(start + timedelta(minutes=m)).isoformat())
-             for k, m in enumerate((0, 59, 60, -1))]
+    items = [
+        raw(item_id=str(k), published=(start + timedelta(minutes=m)).isoformat())
+        for k, m in enumerate((0, 59, 60, -1))
+    ]
     out = check(items, matcher, NOW, start, end)
     assert [i.item_id for i in out.items] == ["0", "1"]
     assert out.out_of_window == 2
@@ -112,5 +125,6 @@ def test_window_is_half_open_and_tolerates_small_clock_skew(matcher: SymbolMatch
 
 def test_syndicated_headlines_share_a_story_key() -> None:
     assert story_key("Apple beats estimates, shares rise", "a:1") == story_key(
-        "APPLE BEATS ESTIMATES — shares rise!", "b:2")
+        "APPLE BEATS ESTIMATES — shares rise!", "b:2"
+    )
     assert story_key("", "a:1") != story_key("", "a:2")  # comments are their own story
