@@ -162,6 +162,24 @@ def ingest(
 
 
 @app.command()
+def news(
+    start: Annotated[str, typer.Option(help="first session (YYYY-MM-DD) or ISO datetime")],
+    end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD) or ISO datetime")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="fixtures | alpaca | newsapi | reddit (repeatable; NEWS_SOURCES)"),
+    ] = None,
+) -> None:
+    """Collect, check, store and score news; rebuild the sessions' sentiment features.
+
+    Dates cover the news those sessions' pre-market cutoffs can see (docs/news.md).
+    """
+    first, last = jobs.news_window(start, end)
+    with console.status(f"news {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC"):
+        _show(jobs.collect_news(first, last, _cli_run_id("news"), source or None))
+
+
+@app.command()
 def features(start: DateOpt = None, end: DateOpt = None) -> None:
     """(Re)compute features from START to END (default: every session with bars)."""
     with console.status("computing features"):
