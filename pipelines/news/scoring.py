@@ -16,8 +16,9 @@ lexicon is downloaded at run time):
   positive (stated in the scorer's version).
 
 The LM scorer reads :data:`SCORED_CHARS` characters at most (headline first), VADER
-:data:`VADER_CHARS` (the headline and the lead): past that, a long body adds time, not signal. A user with transformer weights plugs in a class that satisfies
-:class:`Scorer` (``name``, ``version``, batch ``score``) and passes it to the scoring step.
+:data:`VADER_CHARS` (the headline and the lead): past that, a long body adds time, not
+signal. A user with transformer weights plugs in a class that satisfies :class:`Scorer`
+(``name``, ``version``, batch ``score``) and passes it to the scoring step.
 """
 
 from __future__ import annotations
