@@ -217,6 +217,9 @@ def models_evaluate(
     window: Annotated[int | None, typer.Option(help="rolling training dates (default all)")] = None,
     purge: Annotated[int, typer.Option(help="sessions dropped before each test block")] = 1,
     embargo: Annotated[int, typer.Option(help="extra sessions dropped after the purge")] = 0,
+    with_sentiment: Annotated[
+        bool, typer.Option(help="add rows fitted with the sentiment feature set too")
+    ] = False,
 ) -> None:
     """Walk-forward GKX table for every model kind and a zero forecast; logged to MLflow."""
     with console.status("evaluating models walk-forward"):
@@ -229,6 +232,7 @@ def models_evaluate(
             purge=purge,
             embargo=embargo,
             sessions=sessions,
+            sentiment=with_sentiment,
         )
     console.print(f"out of sample {result['oos_start']} → {result['oos_end']}")
     console.print(result["markdown"], highlight=False, soft_wrap=True)

@@ -335,8 +335,10 @@ def evaluate_models(
     purge: int = 1,
     embargo: int = 0,
     sessions: int = 60,
+    sentiment: bool = False,
 ) -> dict:
-    """GKX table of every model kind (and a zero forecast) on one out-of-sample window.
+    """GKX table of every model kind (and a zero forecast) on one out-of-sample window;
+    ``sentiment`` adds each kind fitted with the sentiment feature set too.
 
     Default window: the ``sessions`` feature dates ending the session before the latest bar
     (the last date whose next-session return is known). Logged to MLflow.
@@ -350,7 +352,7 @@ def evaluate_models(
     if start is None:
         start = calendar.sessions(end - timedelta(days=2 * sessions + 10), end)[-sessions]
     spec = EvaluationWindow(start, end, refit_every, window, purge, embargo)
-    return evaluate_and_log(warehouse(), get_settings(), spec, run_id)
+    return evaluate_and_log(warehouse(), get_settings(), spec, run_id, sentiment=sentiment)
 
 
 def backtest(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 KINDS = ("article", "submission", "comment")
@@ -74,19 +74,24 @@ class NewsItem:
 
     @property
     def story_key(self) -> str:
-        """The syndication key: a hash of the headline's lower-case words, so one wire story
-        published by several outlets (or sources) is counted once in the features. A headline
-        of fewer than :data:`STORY_MIN_WORDS` words (a comment has none) is its own story."""
-        return story_key(self.headline, f"{self.source}:{self.item_id}")
+        """The syndication key: a hash of the headline's lower-case words and the UTC day of
+        publication, so one wire story published by several outlets (or sources) that day is
+        counted once in the features, while "Apple shares rise" next week is a new story. A
+        headline of fewer than :data:`STORY_MIN_WORDS` words (a comment has none) is its own
+        story."""
+        return story_key(
+            self.headline, f"{self.source}:{self.item_id}", self.published_at.date()
+        )
 
 
 STORY_MIN_WORDS = 4
 
 
-def story_key(headline: str, identity: str) -> str:
-    """The syndication key of a headline (``identity`` when it is too short to compare)."""
+def story_key(headline: str, identity: str, day: date | None = None) -> str:
+    """The syndication key of a headline on ``day`` (``identity`` when it is too short)."""
     words = re.findall(r"[a-z0-9]+", headline.lower())
     text = " ".join(words) if len(words) >= STORY_MIN_WORDS else "\x00" + identity
+    text += f"\x00{day.isoformat()}" if day else ""
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
