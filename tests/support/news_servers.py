@@ -33,9 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-KEY, SECRET = "news-key", "news-secret"
-NEWSAPI_KEY = "newsapi-key"
-REDDIT_ID, REDDIT_SECRET, TOKEN = "reddit-id", "reddit-secret", "reddit-token"
+KEY, SECRET = "test-news-key", "test-news-secret"
+NEWSAPI_KEY = "test-newsapi-key"
+REDDIT_ID, REDDIT_SECRET, TOKEN = "test-reddit-id", "test-reddit-secret", "test-reddit-token"
 
 
 @dataclass
