@@ -14,6 +14,8 @@ BARS = Asset(name="bars", uri="postgres://warehouse:5432/mltrade/public/bars")
 FEATURES = Asset(name="features", uri="postgres://warehouse:5432/mltrade/public/features")
 MODEL = Asset(name="model", uri="mlflow://registry/mltrade-returns")
 ORDERS = Asset(name="orders", uri="postgres://warehouse:5432/mltrade/public/orders")
+# News items, their scores and the sentiment feature set (dags/news.py).
+NEWS = Asset(name="news", uri="postgres://warehouse:5432/mltrade/public/news_items")
 
 EXCHANGE_TZ = "America/New_York"
 START_DATE = datetime(2009, 8, 21)  # first session of the offline sample data

@@ -197,6 +197,24 @@ def ingest(
 
 
 @app.command()
+def news(
+    start: Annotated[str, typer.Option(help="first session (YYYY-MM-DD) or ISO datetime")],
+    end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD) or ISO datetime")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="fixtures | alpaca | newsapi | reddit (repeatable; NEWS_SOURCES)"),
+    ] = None,
+) -> None:
+    """Collect, check, store and score news; rebuild the sessions' sentiment features.
+
+    Dates cover the news those sessions' pre-market cutoffs can see (docs/news.md).
+    """
+    first, last = jobs.news_window(start, end)
+    with console.status(f"news {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC"):
+        _show(jobs.collect_news(first, last, _cli_run_id("news"), source or None))
+
+
+@app.command()
 def features(start: DateOpt = None, end: DateOpt = None) -> None:
     """(Re)compute features from START to END (default: every session with bars)."""
     with console.status("computing features"):
@@ -234,6 +252,9 @@ def models_evaluate(
     window: Annotated[int | None, typer.Option(help="rolling training dates (default all)")] = None,
     purge: Annotated[int, typer.Option(help="sessions dropped before each test block")] = 1,
     embargo: Annotated[int, typer.Option(help="extra sessions dropped after the purge")] = 0,
+    with_sentiment: Annotated[
+        bool, typer.Option(help="add rows fitted with the sentiment feature set too")
+    ] = False,
 ) -> None:
     """Walk-forward GKX table for every model kind and a zero forecast; logged to MLflow."""
     with console.status("evaluating models walk-forward"):
@@ -246,6 +267,7 @@ def models_evaluate(
             purge=purge,
             embargo=embargo,
             sessions=sessions,
+            sentiment=with_sentiment,
         )
     console.print(f"out of sample {result['oos_start']} → {result['oos_end']}")
     console.print(result["markdown"], highlight=False, soft_wrap=True)

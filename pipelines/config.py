@@ -117,6 +117,22 @@ class Settings(BaseSettings):
     source_retry_initial_wait_s: float = Field(1.0, ge=0)
     source_retry_max_wait_s: float = Field(60.0, ge=0)
 
+    # News and social sentiment (docs/news.md): collectors, credentials, endpoints.
+    news_sources: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["fixtures"])
+    news_required_sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    newsapi_api_key: SecretStr = SecretStr("")
+    newsapi_url: str = ""  # empty = https://newsapi.org; set for a proxy or a test server
+    newsapi_max_pages: int = Field(5, ge=1)  # 100 articles a page; the developer plan stops at 1
+    reddit_client_id: SecretStr = SecretStr("")
+    reddit_client_secret: SecretStr = SecretStr("")
+    reddit_user_agent: str = "mltrade-news/0.1 (by mltrade)"
+    reddit_subreddits: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["stocks", "investing", "wallstreetbets"]
+    )
+    reddit_oauth_url: str = ""  # empty = https://oauth.reddit.com (PRAW's oauth_url)
+    reddit_url: str = ""  # empty = https://www.reddit.com (PRAW's reddit_url: token endpoint)
+    reddit_max_items: int = Field(1000, ge=1)  # per subreddit and listing (Reddit's own cap)
+
     # Operations: logging, metrics, links (see docs/operations.md)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -147,6 +163,14 @@ class Settings(BaseSettings):
         """Accept ``UNIVERSE=AAPL,MSFT`` as well as a list."""
         if isinstance(value, str):
             return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("news_sources", "news_required_sources", "reddit_subreddits", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        """Accept ``NEWS_SOURCES=alpaca,reddit`` as well as a list (lower-cased)."""
+        if isinstance(value, str):
+            return [s.strip().lower() for s in value.split(",") if s.strip()]
         return value
 
     @field_validator(

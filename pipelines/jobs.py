@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -423,8 +423,10 @@ def evaluate_models(
     purge: int = 1,
     embargo: int = 0,
     sessions: int = 60,
+    sentiment: bool = False,
 ) -> dict:
-    """GKX table of every model kind (and a zero forecast) on one out-of-sample window.
+    """GKX table of every model kind (and a zero forecast) on one out-of-sample window;
+    ``sentiment`` adds each kind fitted with the sentiment feature set too.
 
     Default window: the ``sessions`` feature dates ending the session before the latest bar
     (the last date whose next-session return is known). Logged to MLflow.
@@ -438,7 +440,7 @@ def evaluate_models(
     if start is None:
         start = calendar.sessions(end - timedelta(days=2 * sessions + 10), end)[-sessions]
     spec = EvaluationWindow(start, end, refit_every, window, purge, embargo)
-    return evaluate_and_log(warehouse(), get_settings(), spec, run_id)
+    return evaluate_and_log(warehouse(), get_settings(), spec, run_id, sentiment=sentiment)
 
 
 def backtest(
@@ -459,3 +461,51 @@ def backtest(
     return run_backtest(
         engine, settings, strategy, start, end, run_id, chosen, data=data, progress=progress
     )
+
+
+def news_window(start: str, end: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` in UTC from two dates or two ISO datetimes (with a zone).
+
+    Dates ``D1``, ``D2`` are sessions: the window runs from the cutoff before ``D1``'s to
+    ``D2``'s (pipelines/features/sentiment.py), so those sessions' sentiment is complete.
+    """
+    from pipelines.errors import ConfigurationError
+    from pipelines.features.sentiment import cutoff
+
+    try:
+        if len(start) == 10 and len(end) == 10:
+            first, last = date.fromisoformat(start), date.fromisoformat(end)
+            return cutoff(calendar.previous_session(first)), cutoff(last)
+        a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"news window {start!r}..{end!r}: give two dates (YYYY-MM-DD) or two ISO datetimes "
+            "with a zone (2024-03-05T07:30-05:00)"
+        ) from exc
+    if a.tzinfo is None or b.tzinfo is None:
+        raise ConfigurationError(
+            f"news window {start!r}..{end!r}: datetimes need a zone (…Z or …-05:00)"
+        )
+    return a.astimezone(UTC), b.astimezone(UTC)
+
+
+def collect_news(
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    sources: list[str] | None = None,
+    connections: dict[str, dict | None] | None = None,
+) -> dict:
+    """Collect, check, store and score news published in ``[start, end)``; rebuild the
+    sentiment features of sessions whose cutoff is in the window (pipelines/news/job.py).
+
+    ``sources`` default to ``NEWS_SOURCES``; ``connections`` ({source: Airflow connection
+    fields}) supply credentials in place of the environment's.
+    """
+    from pipelines.news.job import run_news
+    from pipelines.news.sources import settings_from_connection
+
+    settings = get_settings()
+    for name, conn in (connections or {}).items():
+        settings = settings.model_copy(update=settings_from_connection(name, conn))
+    return run_news(warehouse(), settings, sources or settings.news_sources, start, end, run_id)

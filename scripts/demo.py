@@ -33,6 +33,8 @@ TRAIN_AS_OF = date(2010, 8, 9)
 REBALANCE_SESSIONS = (date(2010, 8, 10), date(2010, 8, 11), date(2010, 8, 12), date(2010, 8, 13),
                       date(2010, 8, 16))
 
+# The news step's sessions: made-up fixture items (pipelines/news/sources/fixtures.py).
+NEWS_START = date(2010, 8, 2)
 
 # One tearsheet on the sample: four walk-forward windows (the year is too short for twelve).
 BACKTEST_CONF = {"strategy": "momentum", "start": str(SAMPLE_START), "end": str(SAMPLE_END),
@@ -55,6 +57,9 @@ STEPS = (
     Step("market_data", {"start": str(SAMPLE_START), "end": str(SAMPLE_END)},
          f"market_data: load {SAMPLE_START} → {SAMPLE_END} from the sample source"),
     Step("features", {}, "features: compute point-in-time characteristics"),
+    Step("news", {"start": str(NEWS_START), "end": str(SAMPLE_END)},
+         f"news: OFFLINE FIXTURES (made-up headlines, not real news) {NEWS_START} → "
+         f"{SAMPLE_END}: store, score, sentiment feature set"),
     Step("train", {"as_of": str(TRAIN_AS_OF)},
          f"train: fit and register a model on data through {TRAIN_AS_OF}"),
     *(Step("premarket_rebalance", {"session_date": str(day)},

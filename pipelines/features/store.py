@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.features import FEATURE_SET, characteristics
+from pipelines.features import FEATURE_SET, FeatureSet, characteristics
 from pipelines.runlog import stage_run
 from pipelines.warehouse.engine import copy_rows
 
@@ -123,3 +123,78 @@ def forward_returns(engine: sa.Engine, start: date, end: date) -> pd.Series:
             params={"a": start, "b": end},
         )
     return frame.set_index(["session_date", "symbol"])["forward_return"]
+
+
+def build_sentiment_features(
+    engine: sa.Engine, start: date, end: date, run_id: str = "manual"
+) -> int:
+    """(Re)compute the optional ``sentiment`` feature set for sessions in ``[start, end]``
+    from the scored news store (pipelines/features/sentiment.py); returns rows written."""
+    from pipelines import calendar
+    from pipelines.features import sentiment
+    from pipelines.news import store as news_store
+
+    fs = sentiment.SENTIMENT_SET
+    with stage_run(
+        engine, run_id, "sentiment_features", start=start, end=end, feature_set=fs.name,
+        version=fs.key,
+    ) as run:
+        sessions = calendar.sessions(start, end)
+        first, last = sentiment.input_window(start, end) if sessions else (None, None)
+        with engine.connect() as conn:
+            items = (
+                news_store.scored_items(conn, first, last, sentiment.SCORERS)
+                if first is not None and last is not None
+                else pd.DataFrame()
+            )
+        frame = sentiment.compute(items, sessions)
+        with engine.begin() as conn:
+            rows = write_feature_set(conn, fs, start, end, frame)
+        run.summary = {"rows": rows, "sessions": len(sessions)}
+    return rows
+
+
+def write_feature_set(
+    conn: sa.Connection, fs: FeatureSet, start: date, end: date, frame: pd.DataFrame
+) -> int:
+    """Replace ``[start, end]`` of feature set ``fs`` with ``frame`` (index (session_date,
+    symbol)) on the connection's transaction; returns rows written."""
+    conn.execute(
+        sa.text(
+            "DELETE FROM features WHERE feature_set = :fs AND feature_set_version = :v "
+            "AND session_date BETWEEN :a AND :b"
+        ),
+        {"fs": fs.name, "v": fs.key, "a": start, "b": end},
+    )
+    columns = list(frame.columns)
+    rows = (
+        (fs.name, fs.key, symbol, session_date,
+         json.dumps(dict(zip(columns, values.round(12).tolist(), strict=True))))
+        for (session_date, symbol), values in zip(frame.index, frame.to_numpy(), strict=True)
+    )
+    copy_rows(
+        conn,
+        "COPY features (feature_set, feature_set_version, symbol, session_date, "
+        '"values") FROM STDIN',
+        rows,
+    )
+    return len(frame)
+
+
+def load_feature_set(
+    engine: sa.Engine, fs: FeatureSet, names: tuple[str, ...], start: date, end: date
+) -> pd.DataFrame:
+    """Feature set ``fs`` (its current version) for sessions in ``[start, end]``: index
+    (session_date, symbol), one float column per name."""
+    columns = ", ".join(f"""("values"->>'{n}')::float8 AS {n}""" for n in names)
+    with engine.connect() as conn:
+        frame = pd.read_sql(
+            sa.text(
+                f"SELECT session_date, symbol, {columns} FROM features "
+                "WHERE feature_set = :fs AND feature_set_version = :v "
+                "AND session_date BETWEEN :a AND :b ORDER BY session_date, symbol"
+            ),
+            conn,
+            params={"fs": fs.name, "v": fs.key, "a": start, "b": end},
+        )
+    return frame.set_index(["session_date", "symbol"])

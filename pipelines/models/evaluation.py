@@ -164,13 +164,37 @@ class EvaluationWindow:
     embargo: int = 0
 
 
+def with_sentiment(engine: sa.Engine, features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` plus the optional sentiment set (pipelines/features/sentiment.py), known at
+    each row's rebalance (``S = next_session(D)``); no news is 0. ``news_count`` enters as
+    ``log1p`` so its scale is near the ranked characteristics'."""
+    from pipelines.features import sentiment
+    from pipelines.features.store import load_feature_set
+
+    dates = sorted(set(features.index.get_level_values("session_date")))
+    if not dates:
+        return features
+    news = load_feature_set(
+        engine,
+        sentiment.SENTIMENT_SET,
+        sentiment.NAMES,
+        dates[0],
+        calendar.next_session(dates[-1]),
+    )
+    aligned = sentiment.aligned_to_price(news, dates).reindex(features.index).fillna(0.0)
+    aligned["news_count"] = np.log1p(aligned["news_count"])
+    return features.join(aligned)
+
+
 def evaluate(
-    engine: sa.Engine, kinds: dict, spec: EvaluationWindow
+    engine: sa.Engine, kinds: dict, spec: EvaluationWindow, sentiment: bool = False
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """The GKX table (one row per model kind, plus the zero baseline) and run details.
 
     ``kinds`` maps a name to a module with ``fit(features, labels) -> (model, metrics)``.
-    Every kind is refitted walk-forward on the same folds and scored on the same rows.
+    Every kind is refitted walk-forward on the same folds and scored on the same rows. With
+    ``sentiment``, each kind gets a second row ``<kind>+sentiment`` fitted on the price
+    features plus the sentiment set (:func:`with_sentiment`), same folds, same rows.
     """
     first = date(1900, 1, 1)
     features = load_features(engine, first, spec.end)
@@ -196,12 +220,26 @@ def evaluate(
         )
     size = size_proxy(engine, test_dates[0], test_dates[-1]).reindex(realized.index)
     rows = {}
-    for name, kind in kinds.items():
-        forecast = walk_forward.forecasts(features, labels, kind.fit, folds)
-        frame = pd.DataFrame(
-            {"forecast": forecast.reindex(realized.index), "realized": realized, "size": size}
-        )
-        rows[name] = score(frame)
+    variants = {"": features}
+    if sentiment:
+        variants["+sentiment"] = with_sentiment(engine, features)
+    failed: dict[str, str] = {}
+    for suffix, inputs in variants.items():
+        for name, kind in kinds.items():
+            try:
+                forecast = walk_forward.forecasts(inputs, labels, kind.fit, folds)
+            except ModelError as exc:
+                if not suffix:
+                    raise
+                # e.g. IPCA refuses characteristics that are collinear on this window; the
+                # table says so instead of losing the other rows.
+                failed[name + suffix] = str(exc)
+                rows[name + suffix] = dict.fromkeys(METRICS, float("nan"))
+                continue
+            frame = pd.DataFrame(
+                {"forecast": forecast.reindex(realized.index), "realized": realized, "size": size}
+            )
+            rows[name + suffix] = score(frame)
     baseline = pd.DataFrame({"forecast": 0.0, "realized": realized, "size": size})
     rows[BASELINE] = score(baseline)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
@@ -219,6 +257,8 @@ def evaluate(
         "embargo": spec.embargo,
         "value_weight": f"mean dollar volume over {SIZE_WINDOW} sessions",
     }
+    if failed:
+        details["failed"] = failed
     return table, details
 
 
@@ -234,13 +274,19 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def evaluate_and_log(
-    engine: sa.Engine, settings: Settings, spec: EvaluationWindow, run_id: str
+    engine: sa.Engine,
+    settings: Settings,
+    spec: EvaluationWindow,
+    run_id: str,
+    sentiment: bool = False,
 ) -> dict[str, object]:
-    """Evaluate every model kind on ``spec``'s window; log metrics and the table to MLflow."""
+    """Evaluate every model kind on ``spec``'s window (and, with ``sentiment``, again with the
+    sentiment set); log metrics and the table to MLflow."""
     from pipelines.models import registry
     from pipelines.models.training import KINDS
 
-    table, details = evaluate(engine, KINDS, spec)
+    table, details = evaluate(engine, KINDS, spec, sentiment)
+    details["sentiment"] = sentiment
     metrics = {
         f"{model}.{column}": float(value)
         for model, row in table.iterrows()

@@ -120,6 +120,57 @@ AIRFLOW_TASK_DURATION = Histogram(
     ["dag_id", "task_id"], buckets=_DURATION_BUCKETS, registry=REGISTRY,
 )
 
+# News and social sentiment (pipelines/news): pushed by the news stage.
+NEWS_ITEMS = Counter(
+    "mltrade_news_items", "News items stored (valid, in window) per source", ["source"],
+    registry=REGISTRY,
+)
+NEWS_QUARANTINED = Counter(
+    "mltrade_news_quarantined", "News items quarantined per source", ["source"],
+    registry=REGISTRY,
+)
+NEWS_MATCHED_RATIO = Gauge(
+    "mltrade_news_matched_ratio",
+    "Share of a source's last batch (in window) matched to universe symbols", ["source"],
+    registry=REGISTRY,
+)
+NEWS_SOURCE_ERRORS = Counter(
+    "mltrade_news_source_errors", "News collection runs failed per source", ["source"],
+    registry=REGISTRY,
+)
+NEWS_LAST_DELIVERY = Gauge(
+    "mltrade_news_source_last_delivery_timestamp_seconds",
+    "When a news source last delivered at least one valid item (Unix s)",
+    ["source", "required"], registry=REGISTRY,
+)
+NEWS_SCORING_SECONDS = Histogram(
+    "mltrade_news_scoring_seconds", "Wall time of scoring one batch of news items",
+    ["scorer"], buckets=_DURATION_BUCKETS, registry=REGISTRY,
+)
+NEWS_SCORED = Counter(
+    "mltrade_news_scored", "News items scored per scorer", ["scorer"], registry=REGISTRY
+)
+
+
+def record_news_collection(
+    source: str, stored: int, quarantined: int, matched: float, required: bool = False
+) -> None:
+    """One source's batch: items kept, quarantined, share matched to symbols."""
+    NEWS_ITEMS.labels(source).inc(stored)
+    NEWS_QUARANTINED.labels(source).inc(quarantined)
+    NEWS_MATCHED_RATIO.labels(source).set(matched)
+    if stored:
+        NEWS_LAST_DELIVERY.labels(source, str(required).lower()).set(time.time())
+
+
+def record_news_source_error(source: str) -> None:
+    NEWS_SOURCE_ERRORS.labels(source).inc()
+
+
+def record_news_scoring(scorer: str, items: int, seconds: float) -> None:
+    NEWS_SCORING_SECONDS.labels(scorer).observe(seconds)
+    NEWS_SCORED.labels(scorer).inc(items)
+
 
 def _number(value: Any) -> float | None:
     try:

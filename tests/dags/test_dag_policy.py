@@ -8,7 +8,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-SCHEDULED = {"market_data", "features", "train", "promote", "premarket_rebalance"}
+SCHEDULED = {"market_data", "features", "train", "promote", "premarket_rebalance", "news"}
 ON_DEMAND = {"backtest"}  # triggered from the UI's form, never due
 EXPECTED = SCHEDULED | ON_DEMAND
 

