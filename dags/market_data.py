@@ -4,10 +4,11 @@ Scheduled runs load the sessions that closed in their data interval; a run trigg
 ``{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`` as its configuration (the trigger dialog's
 advanced options) loads that range in one go. The DAG declares no date params: the backfill
 dialog's date range is the one way to pick dates there. Offline (``DATA_SOURCE=sample``) a run
-dated outside the sample's range is skipped, so unpausing never makes a failing run. An Airflow backfill (one run per interval) loads
-exactly the rows one run over the whole range loads. After the load, the universe membership
-is re-derived from the bars, and retention drops partitions wholly older than
-``BARS_RETENTION_DAYS`` before the interval's last session (off by default).
+dated outside the sample's range is skipped, so unpausing never makes a failing run. An
+Airflow backfill (one run per interval) loads exactly the rows one run over the whole range
+loads. After the load, the universe membership is re-derived from the bars, and retention drops
+partitions wholly older than ``BARS_RETENTION_DAYS`` before the interval's last session (off by
+default).
 """
 
 from __future__ import annotations

@@ -92,10 +92,12 @@ def plan_summary(engine: sa.Engine, plan_key: dict, top: int = 10) -> dict:
         "gross_exposure": float(report.get("gross_exposure", sum(map(abs, weights.values())))),
         "action": report.get("action", "none"),
         "scale": float(report.get("scale", 1.0)),
-        "stress": [
-            {"scenario": s["scenario"], "loss": s["loss"]} for s in risk.get("stress", [])
-        ],
+        "stress": [{"scenario": s["scenario"], "loss": s["loss"]} for s in risk.get("stress", [])],
     }
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{float(value):.2%}"
 
 
 def summary_markdown(summary: dict, reason: str) -> str:
@@ -115,10 +117,7 @@ def summary_markdown(summary: dict, reason: str) -> str:
     ]
     if summary["stress"]:
         lines += ["", "| stress scenario | loss |", "|---|---:|"]
-        lines += [
-            f"| {s['scenario']} | {'n/a' if s['loss'] is None else f'{float(s['loss']):.2%}'} |"
-            for s in summary["stress"]
-        ]
+        lines += [f"| {s['scenario']} | {_loss(s['loss'])} |" for s in summary["stress"]]
     lines += ["", "Approve sends the orders; Reject (or no answer in time) sends nothing."]
     return "\n".join(lines)
 

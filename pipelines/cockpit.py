@@ -47,8 +47,13 @@ def _orders(conn: sa.Connection, strategy: str, day: str) -> list[dict]:
         {"s": strategy, "d": date.fromisoformat(day)},
     ).all()
     return [
-        {"client_order_id": r.client_order_id, "symbol": r.symbol, "side": r.side,
-         "qty": float(r.qty), "status": r.status}
+        {
+            "client_order_id": r.client_order_id,
+            "symbol": r.symbol,
+            "side": r.side,
+            "qty": float(r.qty),
+            "status": r.status,
+        }
         for r in rows
     ]
 
@@ -75,7 +80,9 @@ def links(settings: Settings) -> dict[str, str]:
         if settings.mlflow_tracking_uri.startswith(("http://", "https://"))
         else ""
     )
-    grafana = settings.grafana_url.rstrip("/") + "/dashboards/f/mltrade" if settings.grafana_url else ""
+    grafana = (
+        settings.grafana_url.rstrip("/") + "/dashboards/f/mltrade" if settings.grafana_url else ""
+    )
     return {"mlflow": mlflow, "grafana": grafana}
 
 
@@ -88,7 +95,11 @@ def snapshot(engine: sa.Engine, settings: Settings, broker: Broker) -> dict:
         newest = _newest_close(conn)
     enabled, reason, since = kill_switch_status(engine)
     summary = plan_summary(engine, plan) if plan else None
-    risk = plan_risk(engine, settings.strategy, date.fromisoformat(plan["session_date"])) if plan else None
+    risk = (
+        plan_risk(engine, settings.strategy, date.fromisoformat(plan["session_date"]))
+        if plan
+        else None
+    )
     return {
         "plan": plan,
         "summary": summary,

@@ -38,7 +38,9 @@ def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{v:,.4g}</td>' if isinstance(v, float) else f"<td>{escape(str(v))}</td>"
+            f'<td class="num">{v:,.4g}</td>'
+            if isinstance(v, float)
+            else f"<td>{escape(str(v))}</td>"
             for v in row
         )
         + "</tr>"
@@ -58,9 +60,9 @@ def _plan(data: dict) -> str:
     weights = [[sym, f"{w:.2%}"] for sym, w in summary["top_weights"].items()]
     return (
         f'<p id="plan">{escape(plan["strategy"])} for the {escape(plan["session_date"])} open, '
-        f'version {plan["plan_version"]}: <b>{escape(plan["status"])}</b>; '
-        f'{summary["positions"]} positions, gross {_pct(summary["gross_exposure"])}, '
-        f'one-way turnover {_pct(summary["turnover"])}</p>'
+        f"version {plan['plan_version']}: <b>{escape(plan['status'])}</b>; "
+        f"{summary['positions']} positions, gross {_pct(summary['gross_exposure'])}, "
+        f"one-way turnover {_pct(summary['turnover'])}</p>"
         + _table(["symbol", "target weight"], weights, "top-weights")
     )
 
@@ -95,7 +97,7 @@ def _kill_switch(data: dict) -> str:
     if ks["enabled"]:
         return (
             f'<p id="kill-switch"><span class="on">ON</span> since {escape(str(ks["since"]))}: '
-            f'{escape(ks["reason"] or "no reason given")} (<code>mltrade kill-switch off</code> '
+            f"{escape(ks['reason'] or 'no reason given')} (<code>mltrade kill-switch off</code> "
             "releases it)</p>"
         )
     return '<p id="kill-switch"><span class="off">off</span>: orders may be sent</p>'
