@@ -25,8 +25,8 @@ def page(airflow_ui) -> Iterator[object]:
         page.goto(f"{airflow_ui.base}/")
         page.wait_for_url(re.compile(r"/auth/login"))
         screenshot(page, "airflow-login")
-        page.get_by_label(re.compile("user", re.I)).fill(airflow_ui.user)
-        page.get_by_label(re.compile("password", re.I)).fill(airflow_ui.password)
+        page.locator("input[name=username]").fill(airflow_ui.user)
+        page.locator("input[name=password]").fill(airflow_ui.password)
         page.get_by_role("button", name=re.compile("sign in|log in|login", re.I)).click()
         page.wait_for_url(lambda url: "/auth/login" not in url)
         yield page
@@ -44,7 +44,7 @@ def test_the_home_page_lists_the_dags_with_their_descriptions(page, airflow_ui) 
 def test_the_history_run_and_its_log_are_shown(page, airflow_ui) -> None:
     run_id = airflow_ui.history_run_id
     page.goto(f"{airflow_ui.base}/dags/market_data/runs/{run_id}/tasks/ingest")
-    page.get_by_text(re.compile("rows", re.I)).first.wait_for()
+    page.get_by_text(re.compile("rows_loaded")).first.wait_for()
     body = page.locator("body").inner_text()
     assert "because it is a closure" not in body
     screenshot(page, "airflow-ingest-log")
@@ -53,12 +53,15 @@ def test_the_history_run_and_its_log_are_shown(page, airflow_ui) -> None:
 def test_the_asset_graph_shows_the_pipeline(page, airflow_ui) -> None:
     assets = {a["name"]: a for a in airflow_ui.api.ok("GET", "/api/v2/assets")["assets"]}
     page.goto(f"{airflow_ui.base}/assets/{assets['features']['id']}")
-    graph = page.locator(".react-flow")
-    graph.first.wait_for()
-    page.get_by_text("train", exact=True).first.wait_for()
-    text = graph.first.inner_text()
-    assert "features" in text and "train" in text, text
+    graph = page.locator(".react-flow").first
+    graph.get_by_text("market_data").wait_for()
+    text = graph.inner_text()
+    assert {"market_data", "bars", "features"} <= set(text.split()), text
     screenshot(page, "airflow-asset-graph")
+    # Who reads the features: train's fit and the rebalance's predict (task inlets).
+    page.get_by_role("button", name="Task Dependencies").click()
+    graph.get_by_text("fit").first.wait_for()
+    assert "predict" in graph.inner_text()
 
 
 def test_the_backtest_form_triggers_a_run_with_its_dates(page, airflow_ui) -> None:
@@ -68,11 +71,13 @@ def test_the_backtest_form_triggers_a_run_with_its_dates(page, airflow_ui) -> No
     dialog.wait_for()
     text = dialog.inner_text()
     assert "start" in text and "end" in text and "n_windows" in text
-    assert dialog.locator("input[value='4']").count() >= 1, "n_windows defaults to 4"
+    assert dialog.get_by_text("This field is required").count() == 2, "start and end"
+    assert dialog.locator("#element_n_windows").input_value() == "4"
     screenshot(page, "airflow-backtest-form")
-    dialog.locator("input[name='element_start'], #element_start").first.fill("2009-08-21")
-    dialog.locator("input[name='element_end'], #element_end").first.fill("2010-08-20")
-    dialog.get_by_role("button", name=re.compile("^trigger", re.I)).last.click()
+    dialog.locator("#element_start").fill("2009-08-21")
+    dialog.locator("#element_end").fill("2010-08-20")
+    dialog.get_by_role("button", name="Trigger", exact=True).click()
+    dialog.wait_for(state="hidden")
     runs = airflow_ui.api.ok("GET", "/api/v2/dags/backtest/dagRuns?order_by=-run_after")
     assert runs["dag_runs"], "the form created no run"
     conf = runs["dag_runs"][0]["conf"]
