@@ -115,3 +115,33 @@ def test_great_expectations_noise_stays_out_of_task_logs(caplog) -> None:
     text = caplog.text
     assert "because it is a closure" not in text
     assert "a GX warning still shows" in text and "ingest rows_loaded=1" in text
+
+
+def test_the_cockpit_page_shows_every_section_and_escapes_what_it_shows() -> None:
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from mltrade_cockpit import render
+
+    snapshot = {
+        "plan": {"strategy": "s", "session_date": "2010-08-16", "plan_version": 2,
+                 "status": "submitted"},
+        "summary": {"top_weights": {"AAPL": 0.05}, "positions": 1, "gross_exposure": 0.98,
+                    "turnover": 0.12},
+        "risk": {"risk_report": {"approved": True, "var": 0.0195, "action": "none"},
+                 "stress": [{"scenario": "pc1_down_3sd", "kind": "factor_shock",
+                             "loss": 0.0172}]},
+        "orders": [{"symbol": "AAPL", "side": "buy", "qty": 10.0, "status": "filled"}],
+        "positions": [{"symbol": "AAPL", "qty": 10.0, "avg_price": 250.0}],
+        "portfolio": {"as_of": "2010-08-20", "cash": 1.0, "positions_value": 2.0,
+                      "equity": 3.0, "pnl": -4.0},
+        "kill_switch": {"enabled": True, "reason": "<script>alert(1)</script>",
+                        "since": "2010-08-20T12:00:00"},
+        "links": {"mlflow": "http://127.0.0.1:5000", "grafana": ""},
+        "trading_mode": "paper", "broker": "simulated",
+    }
+    html = render(snapshot)
+    for section in ('id="plan"', 'id="top-weights"', 'id="risk-report"', 'id="stress"',
+                    'id="orders"', 'id="pnl"', 'id="positions"', 'id="kill-switch"'):
+        assert section in html, section
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert ">ON<" in html and "1.95%" in html and "pc1_down_3sd" in html and "filled" in html
+    assert 'href="http://127.0.0.1:5000"' in html and "set GRAFANA_URL" in html
