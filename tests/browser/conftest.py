@@ -88,7 +88,7 @@ def airflow_ui(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         with started([str(BIN / "airflow"), "standalone"], env, out) as proc:
             api = RestApi(port)
-            wait_for("the API server", api.healthy, [(proc, out)], 420)
+            wait_for("the API server", api.healthy, [(proc, out)], 900)
             for dag_id in ("market_data", "backtest", "premarket_rebalance"):
                 wait_for(f"{dag_id} to be parsed", lambda d=dag_id: api.parsed(d),
                          [(proc, out)], 180)
