@@ -7,7 +7,6 @@ export AIRFLOW_HOME ?= $(MLTRADE_HOME)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS ?= True
 
 .PHONY: install test-services demo test test-fast lint secret-scan docs airflow mlflow-ui stop clean lock timescale-test-deps stream
 
@@ -63,16 +62,22 @@ docs: install  ## the documentation site, built strictly into site/
 	$(BIN)/mkdocs build --strict --site-dir $(MLTRADE_HOME)/site
 
 # Airflow's metadata goes in database `airflow` on the warehouse's server (the embedded
-# PostgreSQL by default), unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN says otherwise: on SQLite
+# PostgreSQL by default, psycopg2 driver: the asset views fail under psycopg 3), the one the
+# demo writes its runs to, unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN says otherwise: on SQLite
 # Airflow refuses to create a backfill (HTTP 503) while another of its processes writes.
+# scripts/airflow_env.py sets the rest: bind 127.0.0.1 (AIRFLOW_HOST=0.0.0.0 to open it), user
+# `admin` with a password generated once, LocalExecutor sized to the cores, quiet third-party
+# logs. `airflow db migrate` runs only when the schema is behind.
 AIRFLOW_PORT ?= 8080
+AIRFLOW_HOST ?= 127.0.0.1
 airflow: install  ## the Airflow UI and scheduler on http://localhost:$(AIRFLOW_PORT)
 	$(BIN)/mltrade db upgrade
-	conn="$${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-$$($(BIN)/mltrade db url --database airflow --show-password)}" \
-	&& export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$$conn" \
-	&& $(BIN)/airflow db migrate > /dev/null \
-	&& $(BIN)/airflow pools set broker 1 "premarket_rebalance: one broker call at a time" \
+	eval "$$($(BIN)/python scripts/airflow_env.py)" \
+	&& { $(BIN)/airflow db check-migrations --migration-wait-timeout 0 >/dev/null 2>&1 \
+	     || $(BIN)/airflow db migrate > /dev/null; } \
+	&& $(BIN)/airflow pools set broker 1 "premarket_rebalance: one broker call at a time" >/dev/null \
 	&& PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__HOST=$(AIRFLOW_HOST) \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	$(BIN)/airflow standalone
 

@@ -9,21 +9,36 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
-from dag_defaults import DAG_ARGS, DEFAULT_ARGS, as_date, date_param
+from dag_defaults import DAG_ARGS, DEFAULT_ARGS, as_date
 
 STRATEGIES = ["momentum", "mean_reversion", "ml_xgboost", "ml_random_forest", "ml_ipca", "ensemble"]
 
 
 @dag(
     schedule=None,  # on demand only: a backtest is asked for, never due
+    description="Walk-forward backtest of a strategy over a date range: tearsheet, MLflow run",
     **DAG_ARGS,
     default_args={**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(hours=2)},
     tags=["mltrade", "backtest"],
     params={
         "strategy": Param("momentum", type="string", enum=STRATEGIES),
-        "start": date_param("first session of data to use (training included)"),
-        "end": date_param("last session"),
-        "n_windows": Param(12, type="integer", minimum=1, description="walk-forward windows"),
+        "start": Param(
+            type="string",
+            format="date",
+            description="first session of data to use, training included (required; the "
+            "sample data starts 2009-08-21)",
+        ),
+        "end": Param(
+            type="string",
+            format="date",
+            description="last session (required; the sample data ends 2010-08-20)",
+        ),
+        "n_windows": Param(
+            4,
+            type="integer",
+            minimum=1,
+            description="walk-forward windows (the sample's one year supports 4)",
+        ),
         "oos_ratio": Param(
             0.3,
             type="number",

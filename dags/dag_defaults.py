@@ -5,9 +5,26 @@ Cheap to import: no database, connection or network access at parse time.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 
 from airflow.sdk import Asset, Param
+from airflow.sdk.exceptions import AirflowSkipException
+
+# Third-party loggers whose INFO lines bury the pipeline's story in a task log: Great
+# Expectations logs "Skipping registering function … because it is a closure" ~200 times per
+# ingest. Set when a DAG file is parsed, which in a task's process is before the task imports
+# them (Airflow's [logging] namespace_levels does not reach these stdlib loggers).
+QUIET_LOGGERS = ("great_expectations", "alembic", "mlflow", "urllib3", "git", "httpx")
+
+
+def quiet_third_party_logs() -> None:
+    """Raise :data:`QUIET_LOGGERS` to WARNING (their warnings and errors still show)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+quiet_third_party_logs()
 
 # Assets name warehouse tables and the model registry; a producer's success triggers consumers.
 BARS = Asset(name="bars", uri="postgres://warehouse:5432/mltrade/public/bars")
@@ -45,14 +62,31 @@ def as_date(value: object) -> date | None:
 
 
 def sessions_of_interval(params: dict, start: datetime, end: datetime) -> tuple[date, date] | None:
-    """``[first, last]`` session to work on: the trigger form's range, else the data interval's."""
+    """``[first, last]`` session to work on: the run's conf range (``start``/``end``), else the
+    data interval's. Offline, an interval the sample data does not cover is skipped."""
     from pipelines import calendar
 
     first, last = as_date(params.get("start")), as_date(params.get("end"))
     if first and last:
         return first, last
     covered = calendar.sessions_closing_in(start, end)
+    if covered:
+        skip_outside_offline_data(covered[0])
     return (covered[0], covered[-1]) if covered else None
+
+
+def skip_outside_offline_data(day: date) -> None:
+    """The offline clock: with ``DATA_SOURCE=sample`` a run dated where the sample has no bars
+    (e.g. the run the scheduler makes for today when a DAG is unpaused) is skipped, not failed
+    and retried. Call inside tasks only (it reads the settings)."""
+    from pipelines.config import get_settings
+    from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION
+
+    if get_settings().data_source == "sample" and not FIRST_SESSION <= day <= LAST_SESSION:
+        raise AirflowSkipException(
+            f"offline: the sample data covers {FIRST_SESSION}..{LAST_SESSION} and this run is "
+            f"for {day}; trigger the DAG with dates in that range (README: the Airflow UI)"
+        )
 
 
 # The Airflow connection holding Alpaca's market-data keys (docs/sources.md).

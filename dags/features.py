@@ -10,6 +10,7 @@ from dag_defaults import BARS, DAG_ARGS, DEFAULT_ARGS, FEATURES, as_date, date_p
     schedule=[BARS],
     **DAG_ARGS,
     default_args=DEFAULT_ARGS,
+    description="Point-in-time characteristics from the bars, rebuilt when new bars land",
     tags=["mltrade", "features"],
     params={
         "start": date_param("first session; empty = all"),

@@ -1,10 +1,14 @@
 """Collect, validate and load daily bars after the NYSE close.
 
 Scheduled runs load the sessions that closed in their data interval; a run triggered with
-``start``/``end`` loads that range in one go. An Airflow backfill (one run per interval) loads
-exactly the rows one run over the whole range loads. After the load, the universe membership
-is re-derived from the bars, and retention drops partitions wholly older than
-``BARS_RETENTION_DAYS`` before the interval's last session (off by default).
+``{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`` as its configuration (the trigger dialog's
+advanced options) loads that range in one go. The DAG declares no date params: the backfill
+dialog's date range is the one way to pick dates there. Offline (``DATA_SOURCE=sample``) a run
+dated outside the sample's range is skipped, so unpausing never makes a failing run. An
+Airflow backfill (one run per interval) loads exactly the rows one run over the whole range
+loads. After the load, the universe membership is re-derived from the bars, and retention drops
+partitions wholly older than ``BARS_RETENTION_DAYS`` before the interval's last session (off by
+default).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from dag_defaults import (
     DEFAULT_ARGS,
     EXCHANGE_TZ,
     connection_fields,
-    date_param,
     sessions_of_interval,
 )
 
@@ -28,11 +31,8 @@ from dag_defaults import (
     schedule=CronDataIntervalTimetable("30 16 * * 1-5", timezone=EXCHANGE_TZ),
     **DAG_ARGS,
     default_args=DEFAULT_ARGS,
+    description="Daily bars after the NYSE close: collect, validate (GX), load, prune",
     tags=["mltrade", "market-data"],
-    params={
-        "start": date_param("first session (YYYY-MM-DD)"),
-        "end": date_param("last session (YYYY-MM-DD)"),
-    },
     doc_md=__doc__,
 )
 def market_data():

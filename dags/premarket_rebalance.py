@@ -14,16 +14,36 @@ guard (``pipelines.execution.guards.require_trading_allowed``: session, kill swi
 bars, clean reconciliation) through their jobs, and ``optimize``, ``risk_gate`` and
 ``submit`` each hold the session's plan lock in PostgreSQL, so a CLI rebalance beside this
 run makes one of the two fail with one line (``PlanConflict``) and never sends twice.
+
+Human in the loop: after the risk gate, ``review`` decides whether the plan waits for a person
+(the gate scaled it, trading is live, or ``REBALANCE_APPROVAL=always``). If so, ``approval``
+shows the plan's summary (top weights, turnover, VaR, stress) under "Required actions" in the
+Airflow UI: Approve sends the orders; Reject, or no answer within
+``REBALANCE_APPROVAL_TIMEOUT_MINUTES``, skips ``submit`` and nothing is sent. A paper plan the
+gate left unchanged goes straight to ``submit``.
+
+Offline (``DATA_SOURCE=sample``) a scheduled run for a day the sample does not cover is skipped.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
-from dag_defaults import DAG_ARGS, DEFAULT_ARGS, EXCHANGE_TZ, ORDERS, as_date, date_param
+from dag_defaults import (
+    DAG_ARGS,
+    DEFAULT_ARGS,
+    EXCHANGE_TZ,
+    FEATURES,
+    MODEL,
+    ORDERS,
+    as_date,
+    date_param,
+    skip_outside_offline_data,
+)
 
 # Order submission is never retried blindly by Airflow: a rerun goes through the
 # exactly-once path (ledger first, then ask the broker by client_order_id).
@@ -31,10 +51,18 @@ MONEY_ARGS = {**DEFAULT_ARGS, "retries": 1, "execution_timeout": timedelta(minut
 BROKER_POOL = "broker"
 
 
+def approval_timeout() -> timedelta:
+    """How long a plan waits for a person (``REBALANCE_APPROVAL_TIMEOUT_MINUTES``)."""
+    from pipelines.config import get_settings
+
+    return timedelta(minutes=get_settings().rebalance_approval_timeout_minutes)
+
+
 @dag(
     schedule=CronDataIntervalTimetable("0 8 * * 1-5", timezone=EXCHANGE_TZ),
     **DAG_ARGS,
     default_args=MONEY_ARGS,
+    description="Pre-market rebalance: predict, optimize, risk gate, approval if needed, submit",
     tags=["mltrade", "trading"],
     params={"session_date": date_param("session to trade; empty = the run's date")},
     doc_md=__doc__,
@@ -44,7 +72,10 @@ def premarket_rebalance():
     def session(params=None, data_interval_end=None) -> str:
         from pipelines import calendar
 
-        day = as_date(params.get("session_date")) or calendar.exchange_date(data_interval_end)
+        day = as_date(params.get("session_date"))
+        if day is None:
+            day = calendar.exchange_date(data_interval_end)
+            skip_outside_offline_data(day)
         if not calendar.is_session(day):
             raise AirflowSkipException(f"{day} is not an NYSE session")
         return day.isoformat()
@@ -55,7 +86,7 @@ def premarket_rebalance():
 
         return jobs.reconcile(run_id)
 
-    @task
+    @task(inlets=[MODEL, FEATURES])
     def predict(day: str, run_id=None) -> dict:
         from pipelines import jobs
 
@@ -75,7 +106,31 @@ def premarket_rebalance():
 
         return jobs.risk_check(plan_key)
 
-    @task(outlets=[ORDERS], pool=BROKER_POOL, pool_slots=1)
+    @task.branch(retries=0)
+    def review(plan_key: dict, gate_report: dict, ti=None) -> str:
+        from pipelines import jobs
+
+        decision = jobs.approval(plan_key, gate_report)
+        ti.xcom_push(key="summary", value=decision["summary"])
+        return "approval" if decision["required"] else "submit"
+
+    approval = ApprovalOperator(
+        task_id="approval",
+        subject="Approve the {{ ti.xcom_pull(task_ids='session') }} rebalance?",
+        body="{{ ti.xcom_pull(task_ids='review', key='summary') }}",
+        defaults="Reject",  # no answer in time: nothing is sent
+        response_timeout=approval_timeout(),
+        retries=0,
+    )
+
+    # Runs after an approval, or straight after a review that needs none; a rejected or
+    # timed-out approval skips it.
+    @task(
+        outlets=[ORDERS],
+        pool=BROKER_POOL,
+        pool_slots=1,
+        trigger_rule="none_failed_min_one_success",
+    )
     def submit(plan_key: dict, run_id=None) -> dict:
         from pipelines import jobs
 
@@ -92,8 +147,11 @@ def premarket_rebalance():
     prediction = predict(day)
     day >> checked >> prediction
     plan_key = optimize(day, prediction)
+    gate_report = risk_gate(plan_key)
+    route = review(plan_key, gate_report)
     sent = submit(plan_key)
-    risk_gate(plan_key) >> sent >> reconcile_after()
+    route >> [approval, sent]
+    approval >> sent >> reconcile_after()
 
 
 premarket_rebalance()

@@ -11,6 +11,7 @@ from dag_defaults import DAG_ARGS, DEFAULT_ARGS, MODEL, as_date, date_param
     schedule=[MODEL],
     **DAG_ARGS,
     default_args={**DEFAULT_ARGS, "retries": 1},
+    description="Gated promotion: @challenger becomes @champion only if it scores better",
     tags=["mltrade", "models"],
     params={
         "as_of": date_param("score both models through this date; empty = latest bars"),
@@ -21,7 +22,7 @@ from dag_defaults import DAG_ARGS, DEFAULT_ARGS, MODEL, as_date, date_param
     doc_md=__doc__,
 )
 def promote():
-    @task
+    @task(inlets=[MODEL])
     def gate(params=None) -> dict:
         from pipelines import jobs
 

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     daily_loss_limit: float = Field(0.03, gt=0, le=1)
     max_drawdown: float = Field(0.15, gt=0, le=1)
     risk_breach_action: Literal["block", "scale"] = "block"
+    # when_needed: a plan waits for a person in the Airflow UI if the gate scaled it or trading
+    # is live; always: every plan waits (pipelines/approval.py)
+    rebalance_approval: Literal["when_needed", "always"] = "when_needed"
+    rebalance_approval_timeout_minutes: int = Field(60, ge=1)  # no answer: nothing is sent
 
     # Broker
     broker: Literal["simulated", "alpaca"] = "simulated"

@@ -254,6 +254,17 @@ def plan_risk(session_date: date) -> dict:
     return report(warehouse(), get_settings().strategy, session_date)
 
 
+def approval(plan_key: dict, gate_report: dict) -> dict:
+    """Whether the plan waits for a person before submit, why, and its summary (Markdown)."""
+    from pipelines.approval import decide
+
+    settings = get_settings()
+    decision = decide(
+        warehouse(), plan_key, gate_report, settings.trading_mode, settings.rebalance_approval
+    )
+    return decision.as_dict()
+
+
 def submit(plan_key: dict, run_id: str) -> dict:
     """Send the approved plan's frozen orders, exactly once each (guarded, under the plan
     lock: see :func:`pipelines.execution.orders.submit_plan`)."""
@@ -301,6 +312,15 @@ def portfolio_summary(as_of: date) -> dict:
 
     engine, settings = warehouse(), get_settings()
     return summarize(engine, get_broker(settings, engine), settings, as_of)
+
+
+def cockpit() -> dict:
+    """The Airflow UI's mltrade page: latest plan, risk, orders, positions, P&L, kill switch."""
+    from pipelines.cockpit import snapshot
+    from pipelines.execution.brokers import get_broker
+
+    engine, settings = warehouse(), get_settings()
+    return _plain(snapshot(engine, settings, get_broker(settings, engine)))
 
 
 REBALANCE_STEPS = (

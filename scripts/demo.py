@@ -1,7 +1,9 @@
 """The demo: the whole pipeline through Airflow on the offline sample data.
 
-Runs each DAG with ``dag.test()`` (one process, SQLite Airflow metadata under
-``$MLTRADE_HOME/airflow``): market data over the sample's whole range in one run (a range
+Runs each DAG with ``dag.test()`` (one process) against the Airflow metadata database that
+``make airflow`` serves (database ``airflow`` on the warehouse's server: see
+``scripts/airflow_env.py``), so the Airflow UI shows the demo's runs, task logs and asset
+events afterwards: market data over the sample's whole range in one run (a range
 backfill from the trigger form, not one run per day), features, training, then the pre-market
 rebalance for the last sessions, and prints a summary. Running it again changes no data.
 """
@@ -25,6 +27,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(ROOT / "dags"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 SAMPLE_START, SAMPLE_END = date(2009, 8, 21), date(2010, 8, 20)
 TRAIN_AS_OF = date(2010, 8, 9)
@@ -113,26 +116,40 @@ def run() -> dict:
 
     t0 = _step("warehouse: start PostgreSQL and apply migrations")
     upgrade(get_engine())
-    _step("airflow: prepare the metadata database (SQLite)")
-    from airflow.utils.db import upgradedb
+    _step("airflow: prepare the metadata database")
+    from airflow.utils.db import initdb
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    upgradedb()
+    initdb()  # creates the schema from the models the first time; a no-op when current
+
+    from demo_task_logs import task_log_files
 
     dags, seconds = {}, {}  # one DAG object per id, reused across its runs; its last run's time
-    for step in STEPS:
-        t_step = _step(step.message)
-        if step.dag_id not in dags:
-            dags[step.dag_id] = getattr(importlib.import_module(step.dag_id), step.dag_id)()
-        _run(dags[step.dag_id], step.conf)
-        seconds[step.dag_id] = time.monotonic() - t_step
+    with task_log_files():  # the UI shows each task's log, as for a scheduled run
+        for step in STEPS:
+            t_step = _step(step.message)
+            if step.dag_id not in dags:
+                dags[step.dag_id] = getattr(importlib.import_module(step.dag_id), step.dag_id)()
+            _run(dags[step.dag_id], step.conf)
+            seconds[step.dag_id] = time.monotonic() - t_step
     summary = jobs.demo_summary(SAMPLE_END)
     summary["backtest"] = _latest_backtest(seconds["backtest"])
     summary["seconds"] = round(time.monotonic() - t0, 1)
     return summary
 
 
+def use_shared_airflow() -> None:
+    """Point this process's Airflow at ``make airflow``'s metadata database (and settings).
+
+    Called before Airflow is imported; a variable already set in the environment wins.
+    """
+    from airflow_env import airflow_env
+
+    os.environ.update(airflow_env())
+
+
 def main() -> None:
+    use_shared_airflow()
     try:
         summary = run()
     except DemoFailed as exc:

@@ -2,7 +2,8 @@
 # Installs the system services the observability tests run for real (Debian packages):
 # prometheus (with promtool), prometheus-pushgateway and prometheus-alertmanager (amtool), and
 # prometheus-statsd-exporter where the package index has it (Debian 12 "bookworm" does not: then
-# the statsd-exporter tests skip, saying so).
+# the statsd-exporter tests skip, saying so); and chromium, the browser the browser tier
+# (tests/browser, Playwright) drives: Playwright never downloads one.
 # Idempotent: does nothing when the binaries are already there. Needs root or sudo and the Debian registry; without them it
 # says so and exits 0, and the tests that need the binaries skip with a message naming them.
 set -uo pipefail
@@ -12,6 +13,7 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # Optional: installed only when the package index has it (a missing package would fail the
 # whole apt-get install below).
 if ! command -v prometheus-statsd-exporter >/dev/null 2>&1 \

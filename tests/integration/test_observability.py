@@ -306,14 +306,16 @@ def test_the_airflow_plugin_loads_and_its_listener_counts_task_instances(
     assert [m.__name__ for m in plugin.listeners] == ["mltrade_listener"]
     links = {v["name"]: v["href"] for v in plugin.external_views}
     assert links == {"MLflow": "http://mlflow.example:5000",
-                     "Grafana": "http://grafana.example:3000/dashboards/f/mltrade"}
+                     "Grafana": "http://grafana.example:3000/dashboards/f/mltrade",
+                     "mltrade cockpit": "/mltrade/"}
+    assert [a["url_prefix"] for a in plugin.fastapi_apps] == ["/mltrade"]
     # What the REST API (/api/v2/plugins, read by the UI's navigation) serves for it.
     from airflow.api_fastapi.core_api.datamodels.plugins import PluginResponse
 
     (info,) = [i for i in plugins_manager.get_plugin_info() if i["name"] == "mltrade"]
     served = PluginResponse.model_validate(info)
     assert {(v.name, v.destination) for v in served.external_views} == {
-        ("MLflow", "nav"), ("Grafana", "nav")}
+        ("MLflow", "nav"), ("Grafana", "nav"), ("mltrade cockpit", "nav")}
     assert served.listeners == ["mltrade_listener"]
 
     def count(task_id: str, state: str) -> float:

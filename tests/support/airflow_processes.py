@@ -31,8 +31,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The simple auth manager's user in the tests (``make airflow`` generates its password once).
+USER, PASSWORD = "admin", "mltrade-test-password"
+
+
 def base_env(home: Path, port: int) -> dict[str, str]:
-    """The environment of an Airflow whose home, DAGs, API port and ports are this test's own."""
+    """The environment of an Airflow whose home, DAGs, API port and ports are this test's own.
+
+    Authentication is on, as in ``make airflow``: user ``admin`` with the password in
+    ``home``'s passwords file (written here; ``RestApi`` logs in with it).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
     return {
         **os.environ,  # WAREHOUSE_URL (the session's database) and MLTRADE_HOME from conftest
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -40,7 +51,11 @@ def base_env(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         # 8793/8794 may be taken by another Airflow on this machine.
@@ -51,15 +66,31 @@ def base_env(home: Path, port: int) -> dict[str, str]:
 
 
 class RestApi:
-    """A tiny client of Airflow's public REST API (the all-admins middleware authenticates)."""
+    """A tiny client of Airflow's public REST API, logged in as the test user (a JWT from
+    ``/auth/token``, fetched on first use); ``anonymous=True`` sends no credentials."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, anonymous: bool = False) -> None:
         self.base = f"http://localhost:{port}"
+        self.anonymous = anonymous
+        self._token: str | None = None
+
+    def token(self) -> str:
+        if self._token is None:
+            req = urllib.request.Request(
+                f"{self.base}/auth/token", method="POST",
+                data=json.dumps({"username": USER, "password": PASSWORD}).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                self._token = json.loads(resp.read())["access_token"]
+        return self._token
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if not self.anonymous and path.startswith(("/api/", "/ui/")):
+            headers["Authorization"] = f"Bearer {self.token()}"
         req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, json.loads(resp.read() or b"null")

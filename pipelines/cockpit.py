@@ -1,0 +1,118 @@
+"""What the Airflow UI's mltrade page shows: the latest plan, its risk report, its orders, the
+positions and P&L, and the kill switch.
+
+"Today's plan" is the newest plan of ``STRATEGY`` in the warehouse (offline, the sample's last
+traded session). Weights are fractions of equity; money is US dollars; P&L is equity minus the
+initial capital, valued at the newest close.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from pipelines.approval import plan_summary
+from pipelines.config import Settings
+from pipelines.execution.brokers.base import Broker
+from pipelines.execution.reconcile import portfolio_summary
+from pipelines.risk.kill_switch import kill_switch_status
+from pipelines.risk.report import plan_risk
+
+
+def _latest_plan(conn: sa.Connection, strategy: str) -> dict | None:
+    row = conn.execute(
+        sa.text(
+            "SELECT session_date, plan_version, status FROM plans WHERE strategy = :s "
+            "ORDER BY session_date DESC, plan_version DESC LIMIT 1"
+        ),
+        {"s": strategy},
+    ).first()
+    if row is None:
+        return None
+    return {
+        "strategy": strategy,
+        "session_date": row.session_date.isoformat(),
+        "plan_version": int(row.plan_version),
+        "status": row.status,
+    }
+
+
+def _orders(conn: sa.Connection, strategy: str, day: str) -> list[dict]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT client_order_id, symbol, side, qty, status FROM orders "
+            "WHERE strategy = :s AND session_date = :d ORDER BY symbol, side"
+        ),
+        {"s": strategy, "d": date.fromisoformat(day)},
+    ).all()
+    return [
+        {
+            "client_order_id": r.client_order_id,
+            "symbol": r.symbol,
+            "side": r.side,
+            "qty": float(r.qty),
+            "status": r.status,
+        }
+        for r in rows
+    ]
+
+
+def _positions(conn: sa.Connection, broker: str) -> list[dict]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT symbol, qty, avg_price FROM positions WHERE broker = :b AND qty <> 0 "
+            "ORDER BY symbol"
+        ),
+        {"b": broker},
+    ).all()
+    return [{"symbol": r.symbol, "qty": float(r.qty), "avg_price": r.avg_price} for r in rows]
+
+
+def _newest_close(conn: sa.Connection) -> date | None:
+    return conn.execute(sa.text("SELECT max(ts)::date FROM bars")).scalar()
+
+
+def links(settings: Settings) -> dict[str, str]:
+    """The MLflow and Grafana addresses to link to (empty when not configured)."""
+    mlflow = settings.mlflow_ui_url or (
+        settings.mlflow_tracking_uri
+        if settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+        else ""
+    )
+    grafana = (
+        settings.grafana_url.rstrip("/") + "/dashboards/f/mltrade" if settings.grafana_url else ""
+    )
+    return {"mlflow": mlflow, "grafana": grafana}
+
+
+def snapshot(engine: sa.Engine, settings: Settings, broker: Broker) -> dict:
+    """Everything the cockpit page shows, as plain data."""
+    with engine.connect() as conn:
+        plan = _latest_plan(conn, settings.strategy)
+        orders = _orders(conn, settings.strategy, plan["session_date"]) if plan else []
+        positions = _positions(conn, broker.name)
+        newest = _newest_close(conn)
+    enabled, reason, since = kill_switch_status(engine)
+    summary = plan_summary(engine, plan) if plan else None
+    risk = (
+        plan_risk(engine, settings.strategy, date.fromisoformat(plan["session_date"]))
+        if plan
+        else None
+    )
+    return {
+        "plan": plan,
+        "summary": summary,
+        "risk": risk,
+        "orders": orders,
+        "positions": positions,
+        "portfolio": portfolio_summary(engine, broker, settings, newest) if newest else None,
+        "kill_switch": {
+            "enabled": enabled,
+            "reason": reason,
+            "since": since.isoformat() if since else None,
+        },
+        "links": links(settings),
+        "trading_mode": settings.trading_mode,
+        "broker": broker.name,
+    }
