@@ -313,7 +313,7 @@ def promote_model(as_of: date | None, version: str | None = None) -> dict:
 
     settings = get_settings()
     if version is not None:
-        promote(settings, settings.model_name, version)
+        promote(settings, settings.model_name, version, warehouse(), "manual")
         return {"champion": version, "promoted": True, "reason": "manual"}
     return gated_promotion(warehouse(), settings, as_of or latest_bar_date())
 
@@ -323,7 +323,7 @@ def rollback_model() -> dict:
     """@champion back to @previous_champion."""
     from pipelines.models.promotion import rollback
 
-    return rollback(get_settings())
+    return rollback(get_settings(), warehouse())
 
 
 def evaluate_models(

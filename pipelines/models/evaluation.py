@@ -236,10 +236,14 @@ def markdown(table: pd.DataFrame) -> str:
 def evaluate_and_log(
     engine: sa.Engine, settings: Settings, spec: EvaluationWindow, run_id: str
 ) -> dict[str, object]:
-    """Evaluate every model kind on ``spec``'s window; log metrics and the table to MLflow."""
+    """Evaluate every model kind on ``spec``'s window; log metrics and the table to MLflow
+    (experiment ``mltrade-evaluation``; the run starts when the evaluation did)."""
+    import time
+
     from pipelines.models import registry
     from pipelines.models.training import KINDS
 
+    started = time.time()
     table, details = evaluate(engine, KINDS, spec)
     metrics = {
         f"{model}.{column}": float(value)
@@ -252,6 +256,8 @@ def evaluate_and_log(
         details,
         {"run_id": run_id, "feature_set_version": FEATURE_SET.key},
         {"evaluation.md": markdown(table), "evaluation.csv": table.to_csv()},
+        started_at=started,
+        table=table,
     )
     return {
         **details,

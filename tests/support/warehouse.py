@@ -11,6 +11,7 @@ DATA_TABLES = (
     "pipeline_runs", "sim_broker_orders", "corporate_actions", "minute_bars", "universe",
     "plan_stress", "backtest_runs", "backtest_equity", "backtest_weights", "backtest_trades",
     "backtest_events", "dead_letter_orders", "reconciliations",
+    "champion_changes",
 )
 
 
