@@ -50,9 +50,9 @@ EXPERIMENTS = {
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MODEL_DESCRIPTION = (
     "Expected next-session simple return of each stock from the price-based feature set "
-    "(mltrade). Aliases: @champion trades, @challenger is the newest trained version awaiting "
-    "the promotion gate, @previous_champion is kept for rollback. Setting @champion here "
-    "promotes by hand; the next rebalance uses it and records the change."
+    "(mltrade). Aliases: `@champion` trades, `@challenger` is the newest trained version "
+    "awaiting the promotion gate, `@previous_champion` is kept for rollback. Setting "
+    "`@champion` here promotes by hand; the next rebalance uses it and records the change."
 )
 
 

@@ -91,7 +91,7 @@ def mlflow_ui(store) -> Iterator[str]:  # noqa: ANN001
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 600  # a guard, not a speed check
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
@@ -128,34 +128,39 @@ def test_the_mlflow_ui_shows_runs_aliases_and_a_whole_tearsheet(store, mlflow_ui
     with _playwright()() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
+        # Generous: on a loaded 2-core machine the UI's bundle alone can take a minute. A
+        # guard against hanging, not a speed assertion.
+        page.set_default_timeout(300_000)
         try:
             # 1. The training experiment, by the link MLFLOW_UI_URL gives: the runs view.
-            page.goto(registry.experiment_url(settings, registry.TRAINING))
-            page.get_by_text(run_name).first.wait_for(timeout=60_000)
+            page.goto(registry.experiment_url(settings, registry.TRAINING),
+                      wait_until="domcontentloaded")
+            page.get_by_text(run_name).first.wait_for()
             assert "/runs" in page.url and "workflowType=machine_learning" in page.url
             page.screenshot(path=ARTIFACTS / "experiment-runs.png")
 
             # 2. The registered model: each alias on its own version.
-            page.goto(f"{mlflow_ui}/#/models/{first.name}")
-            page.get_by_text("@ champion").or_(page.get_by_text("champion")).first.wait_for(
-                timeout=60_000)
-            rows = {
-                version: page.locator("tr", has=page.get_by_role(
-                    "link", name=f"Version {version}", exact=True)).first.inner_text()
-                for version in (first.version, second.version)
-            }
-            assert "champion" in rows[first.version] and "challenger" not in rows[first.version]
-            assert "challenger" in rows[second.version] and "champion" not in rows[
-                second.version].replace("previous_champion", "")
+            page.goto(f"{mlflow_ui}/#/models/{first.name}", wait_until="domcontentloaded")
+            aliases = {}
+            for version in (first.version, second.version):
+                row = page.get_by_role("row").filter(
+                    has=page.get_by_role("link", name=f"Version {version}", exact=True))
+                tags = row.locator("[role=status][title]")
+                tags.first.wait_for()
+                titles = tags.evaluate_all("t => t.map(e => e.title)")  # version tags too
+                aliases[version] = sorted(set(titles) & {"champion", "challenger",
+                                                         "previous_champion"})
+            assert aliases == {first.version: ["champion"], second.version: ["challenger"]}
             page.screenshot(path=ARTIFACTS / "model-aliases.png")
 
             # 3. The backtest's tearsheet in MLflow's artifact preview: every plot loads.
             run_id = backtest["mlflow_run_id"]
-            page.goto(f"{mlflow_ui}/#/experiments/{backtests}/runs/{run_id}/artifacts/index.html")
+            page.goto(f"{mlflow_ui}/#/experiments/{backtests}/runs/{run_id}/artifacts/index.html",
+                      wait_until="domcontentloaded")
             frame = page.frame_locator("iframe").first
-            frame.locator("h1").wait_for(timeout=60_000)
+            frame.locator("h1").wait_for()
             images = frame.locator("img")
-            images.last.wait_for(timeout=30_000)
+            images.nth(PLOTS - 1).wait_for()
             assert images.count() == PLOTS
             sizes = images.evaluate_all(
                 "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
