@@ -125,7 +125,8 @@ def build_features(start: date | None, end: date | None, run_id: str) -> dict:
 
 @observed("train")
 def train_model(as_of: date, run_id: str) -> dict:
-    """Train on the window ending at ``as_of``; register it (@challenger, @champion if first)."""
+    """Train on the window ending at ``as_of``; register it (@champion if first, else
+    @challenger)."""
     from pipelines.models.training import train
 
     ref = train(warehouse(), get_settings(), as_of, run_id)
