@@ -12,6 +12,7 @@ never downloads a browser.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def mlflow_ui(store) -> Iterator[str]:  # noqa: ANN001
         [str(Path(sys.executable).parent / "mlflow"), "ui", "--host", "127.0.0.1", "--port",
          str(port), "--workers", "1", "--backend-store-uri", settings.mlflow_uri],
         stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its job runners (huey) are stopped with it, as a group
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -106,11 +108,11 @@ def mlflow_ui(store) -> Iterator[str]:  # noqa: ANN001
             time.sleep(0.5)
         yield base
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=15)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
 
