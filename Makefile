@@ -81,10 +81,17 @@ airflow: install  ## the Airflow UI and scheduler on http://localhost:$(AIRFLOW_
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	$(BIN)/airflow standalone
 
+# The MLflow UI on the store the pipeline writes (MLFLOW_TRACKING_URI, else the SQLite store
+# under MLTRADE_HOME), bound to loopback. MLFLOW_UI_URL's default is this address, so the
+# Airflow UI links here. Open an experiment from the "Model training" side of MLflow's switch
+# (or a link with ?workflowType=machine_learning) to land on its runs: see docs/operations.md.
+MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
-mlflow-ui: install  ## the MLflow UI on the local store, http://localhost:$(MLFLOW_PORT)
-	mkdir -p $(MLTRADE_HOME)/mlflow
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLTRADE_HOME)/mlflow/mlflow.db --port $(MLFLOW_PORT)
+mlflow-ui: install  ## the MLflow UI on the local store, http://127.0.0.1:$(MLFLOW_PORT)
+	mkdir -p $(MLTRADE_HOME)/mlflow/artifacts
+	$(BIN)/mlflow ui --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri "$$($(BIN)/python -c 'from pipelines.config import get_settings; print(get_settings().mlflow_uri)')" \
+		--default-artifact-root $(MLTRADE_HOME)/mlflow/artifacts
 
 # Optional test tier (tests marked `timescaledb`): a third-party WASM build of PostgreSQL 17
 # with TimescaleDB, served over a socket. Pinned, test-only, never shipped; the folder is

@@ -229,7 +229,7 @@ def features(start: DateOpt = None, end: DateOpt = None) -> None:
 
 @app.command()
 def train(as_of: Annotated[str, typer.Option(help="train on data through this date")]) -> None:
-    """Train and register a model (@challenger; @champion if it is the first)."""
+    """Train and register a model (@champion if it is the first, else @challenger)."""
     with console.status("training"):
         _show(jobs.train_model(_date(as_of, "--as-of"), _cli_run_id("train")))
 

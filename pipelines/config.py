@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pipelines.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"  # `make mlflow-ui` (MLFLOW_PORT=5000)
 
 
 class Settings(BaseSettings):
@@ -145,7 +146,9 @@ class Settings(BaseSettings):
     log_file_backups: int = Field(5, ge=0)
     pushgateway_url: str = ""  # empty: batch tasks push no metrics
     grafana_url: str = ""  # for the Airflow UI links; empty: no link
-    mlflow_ui_url: str = ""  # for the Airflow UI links; empty: MLFLOW_TRACKING_URI if http(s)
+    # The Airflow UI's MLflow link: `make mlflow-ui`'s address by default; empty (or unset with
+    # an http(s) MLFLOW_TRACKING_URI): that tracking server.
+    mlflow_ui_url: str = MLFLOW_UI_DEFAULT
     # Order submission (execution/): empty ALPACA_BASE_URL = Alpaca's paper or live endpoint.
     alpaca_base_url: str = ""
     alpaca_timeout_seconds: float = Field(10.0, gt=0)
@@ -204,6 +207,13 @@ class Settings(BaseSettings):
                 "TRADING_MODE=live needs LIVE_TRADING_CONFIRMED=true as well; "
                 "leave TRADING_MODE=paper unless you mean to trade real money"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _mlflow_ui_follows_a_remote_tracking_server(self) -> Settings:
+        remote = self.mlflow_tracking_uri.startswith(("http://", "https://"))
+        if not self.mlflow_ui_url or (remote and "mlflow_ui_url" not in self.model_fields_set):
+            self.mlflow_ui_url = self.mlflow_tracking_uri if remote else MLFLOW_UI_DEFAULT
         return self
 
     @property

@@ -158,7 +158,8 @@ def build_features(start: date | None, end: date | None, run_id: str) -> dict:
 
 @observed("train")
 def train_model(as_of: date, run_id: str) -> dict:
-    """Train on the window ending at ``as_of``; register it (@challenger, @champion if first)."""
+    """Train on the window ending at ``as_of``; register it (@champion if first, else
+    @challenger)."""
     from pipelines.models.training import train
 
     ref = train(warehouse(), get_settings(), as_of, run_id)
@@ -421,7 +422,7 @@ def promote_model(as_of: date | None, version: str | None = None) -> dict:
         from pipelines.models import registry
 
         registry.require_version(settings, settings.model_name, version)  # before any alias
-        promote(settings, settings.model_name, version)
+        promote(settings, settings.model_name, version, warehouse(), "manual")
         return {"champion": version, "promoted": True, "reason": "manual"}
     return gated_promotion(warehouse(), settings, as_of or latest_bar_date())
 
@@ -431,7 +432,7 @@ def rollback_model() -> dict:
     """@champion back to @previous_champion."""
     from pipelines.models.promotion import rollback
 
-    return rollback(get_settings())
+    return rollback(get_settings(), warehouse())
 
 
 def evaluate_models(

@@ -4,6 +4,7 @@ warehouse and MLflow. The CLI, the ``backtest`` DAG and the demo call :func:`run
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -89,6 +90,7 @@ def run_backtest(
     """Run, measure, report and store one backtest; return a JSON-able summary."""
     from pipelines.models import registry
 
+    started = time.time()  # the MLflow run spans the backtest's work, not only its logging
     options = options or BacktestOptions()
     config = options.config(strategy, start, end)
     data = data if data is not None else MarketData.from_warehouse(engine, start, end)
@@ -152,6 +154,8 @@ def run_backtest(
             },
             str(folder),
             {"run_key": key, "strategy": strategy, "run_id": run_id},
+            started_at=started,
+            ended_at=time.time(),
         )
     store.save(
         engine,

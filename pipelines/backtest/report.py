@@ -1,5 +1,9 @@
 """The tearsheet: an HTML page with PNG plots, written under ``$MLTRADE_HOME/reports/``.
 
+The page is self-contained: every plot is embedded as a ``data:image/png;base64`` URI, so it
+renders wherever the one file goes (MLflow's artifact preview shows it in a sandboxed frame
+where relative links break). The PNGs are also written beside it, to open one by one.
+
 Plots (matplotlib, Agg backend, no display needed): equity vs the benchmark, drawdown,
 rolling 63-session Sharpe, monthly returns heatmap, exposure, turnover and the Monte Carlo
 fan. The seed plan's targets are shown beside the measured values: out of sample, after costs.
@@ -7,6 +11,7 @@ fan. The seed plan's targets are shown beside the measured values: out of sample
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from pathlib import Path
@@ -196,7 +201,10 @@ def write(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
         for k, v in params.items()
     )
-    figures = "".join(f'<img src="{images[name]}" alt="{name}">' for name in PLOTS)
+    figures = "".join(
+        f'<img src="{_data_uri(folder / images[name])}" alt="{name}" data-file="{images[name]}">'
+        for name in PLOTS
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
@@ -228,6 +236,11 @@ costs took (see <code>pipelines/backtest/attribution.py</code>).</p>
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _data_uri(png: Path) -> str:
+    """The PNG file as a ``data:`` URI (base64)."""
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
 def _first_of(folds: list, window: int) -> object:

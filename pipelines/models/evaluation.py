@@ -281,10 +281,14 @@ def evaluate_and_log(
     sentiment: bool = False,
 ) -> dict[str, object]:
     """Evaluate every model kind on ``spec``'s window (and, with ``sentiment``, again with the
-    sentiment set); log metrics and the table to MLflow."""
+    sentiment set); log metrics and the table to MLflow (experiment ``mltrade-evaluation``;
+    the run starts when the evaluation did)."""
+    import time
+
     from pipelines.models import registry
     from pipelines.models.training import KINDS
 
+    started = time.time()
     table, details = evaluate(engine, KINDS, spec, sentiment)
     details["sentiment"] = sentiment
     metrics = {
@@ -298,6 +302,8 @@ def evaluate_and_log(
         details,
         {"run_id": run_id, "feature_set_version": FEATURE_SET.key},
         {"evaluation.md": markdown(table), "evaluation.csv": table.to_csv()},
+        started_at=started,
+        table=table,
     )
     return {
         **details,

@@ -11,7 +11,7 @@ from pipelines.config import Settings
 from pipelines.errors import ModelError
 from pipelines.features import FEATURE_SET
 from pipelines.features.store import load_features
-from pipelines.models import CHAMPION, ModelRef, registry
+from pipelines.models import CHAMPION, ModelRef, champions, registry
 from pipelines.runlog import stage_run
 
 _UPSERT = """
@@ -40,6 +40,8 @@ def predict(
     """Predict with the champion from features dated ``as_of``; upsert ``predictions``."""
     ref = champion(settings)
     with stage_run(engine, run_id, "predict", as_of=as_of, model_version=ref.version) as run:
+        # A champion set in the MLflow UI is used as is, and recorded as an external change.
+        champions.observe(engine, settings, ref.name, ref.version, run_id)
         trained_on = registry.version_tags(settings, ref.name, ref.version).get(
             "feature_set_version"
         )

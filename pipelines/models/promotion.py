@@ -54,13 +54,16 @@ def evaluate(
     }
 
 
-def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date) -> dict:
+def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date, run_id: str = "") -> dict:
     """Promote @challenger over @champion if it scores better on the same window."""
     name = settings.model_name
     champion = registry.get_alias_version(settings, name, CHAMPION)
     challenger = registry.get_alias_version(settings, name, CHALLENGER)
-    if challenger is None or champion is None:
-        raise ModelError(f"{name} needs both @champion and @challenger: train a model first")
+    if champion is None:
+        raise ModelError(f"{name} has no @champion: train a model first (`mltrade train`)")
+    if challenger is None:
+        return {"champion": champion, "challenger": None, "promoted": False,
+                "reason": "no @challenger waiting: train a new version first"}
     known = calendar.sessions(as_of - pd.Timedelta(days=10), as_of)[-1]
     end = calendar.previous_session(known)
     days = calendar.sessions(end - pd.Timedelta(days=3 * settings.promotion_window_days), end)
@@ -75,23 +78,24 @@ def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date) -> dict:
     scores = {v: evaluate(engine, settings, v, start, end, known) for v in (champion, challenger)}
     gain = scores[challenger]["rank_ic"] - scores[champion]["rank_ic"]
     promoted = gain >= settings.promotion_min_ic_gain
+    reason = f"rank IC gain {gain:+.4f} vs required {settings.promotion_min_ic_gain:+.4f}"
     if promoted:
-        promote(settings, name, challenger)
+        promote(settings, name, challenger, engine, "gate", run_id, reason)
     return {
         **decision,
         "scores": scores,
         "rank_ic_gain": gain,
         "promoted": promoted,
-        "reason": f"rank IC gain {gain:+.4f} vs required {settings.promotion_min_ic_gain:+.4f}",
+        "reason": reason,
     }
 
 
-def rollback(settings: Settings) -> dict:
-    """Point @champion back at @previous_champion."""
+def rollback(settings: Settings, engine: sa.Engine | None = None, run_id: str = "") -> dict:
+    """Point @champion back at @previous_champion (recorded when an ``engine`` is given)."""
     name = settings.model_name
     previous = registry.get_alias_version(settings, name, PREVIOUS_CHAMPION)
     if previous is None:
         raise ModelError(f"{name} has no @previous_champion to roll back to")
     current = registry.get_alias_version(settings, name, CHAMPION)
-    promote(settings, name, previous)
+    promote(settings, name, previous, engine, "rollback", run_id)
     return {"champion": previous, "previous_champion": current}

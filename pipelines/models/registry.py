@@ -3,19 +3,32 @@
 Aliases, not the deprecated stages: ``challenger`` (newest trained), ``champion`` (used for
 trading), ``previous_champion`` (kept for rollback). Every version carries the tags that make
 it reproducible: feature set and version, data window, code version and a training key.
+
+Runs go to one experiment per purpose (:data:`EXPERIMENTS`: training, evaluation,
+backtests), each tagged ``mlflow.experimentKind=custom_model_development`` (MLflow's
+"machine learning" kind, so the UI lists runs rather than the GenAI overview) and described.
+MLflow 3.17's UI picks its view from a ``workflowType`` URL parameter (or the sidebar toggle
+it remembers) before the tag: :func:`experiment_url` gives links that carry it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow.xgboost
 import numpy as np
 import pandas as pd
 import xgboost
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
@@ -28,7 +41,24 @@ from pipelines.errors import ModelError, RegistryUnavailableError
 from pipelines.models import check_version_format
 from pipelines.monitoring.logging import redact
 
-EXPERIMENT = "mltrade"
+EXPERIMENT = "mltrade"  # the single experiment of stores written before the split below
+TRAINING, EVALUATION, BACKTESTS = "mltrade-training", "mltrade-evaluation", "mltrade-backtests"
+EXPERIMENTS = {
+    TRAINING: "One run per registered model version: parameters, validation metrics, the "
+    "feature window as a dataset, feature importance and validation plots.",
+    EVALUATION: "Walk-forward out-of-sample comparison of every model kind with a zero "
+    "forecast (the GKX table: R², rank IC, decile long-short Sharpe and turnover).",
+    BACKTESTS: "Walk-forward backtests after costs: metrics, Monte Carlo intervals and a "
+    "self-contained HTML tearsheet (index.html).",
+}
+# MLflow's experiment kind for classic model training (the UI's "Machine learning").
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+MODEL_DESCRIPTION = (
+    "Expected next-session simple return of each stock from the price-based feature set "
+    "(mltrade). Aliases: `@champion` trades, `@challenger` is the newest trained version "
+    "awaiting the promotion gate, `@previous_champion` is kept for rollback. Setting "
+    "`@champion` here promotes by hand; the next rebalance uses it and records the change."
+)
 
 
 def _not_found(exc: MlflowException) -> bool:
@@ -41,8 +71,10 @@ def _not_found(exc: MlflowException) -> bool:
     if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
         return True
     message = str(exc.message).lower()
-    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and (
-        "not found" in message or "does not exist" in message
+    return (
+        exc.error_code == "INVALID_PARAMETER_VALUE"
+        and "alias" in message
+        and ("not found" in message or "does not exist" in message)
     )
 
 
@@ -61,16 +93,110 @@ def _reaching(settings: Settings, what: str) -> Iterator[None]:
         ) from exc
 
 
-def _client(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store; create the experiment on first use."""
+def _experiment(client: MlflowClient, settings: Settings, name: str) -> str:
+    """The experiment's id, created (described, tagged) on first use; older ones get the tags."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(
+            name,
+            artifact_location=(settings.mlflow_artifacts / name).as_uri(),
+            tags={**EXPERIMENT_KIND, "mlflow.note.content": EXPERIMENTS.get(name, "")},
+        )
+    if found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+        for key, value in EXPERIMENT_KIND.items():
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return str(found.experiment_id)
+
+
+def _client(settings: Settings, experiment: str = TRAINING) -> MlflowClient:
+    """Point MLflow at the configured store and at ``experiment`` (created on first use)."""
     uri = settings.mlflow_uri
     if uri.startswith("sqlite:///"):
         settings.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifacts.as_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    return MlflowClient(uri)
+    client = MlflowClient(uri)
+    mlflow.set_experiment(experiment_id=_experiment(client, settings, experiment))
+    return client
+
+
+def experiment_url(settings: Settings, experiment: str = TRAINING) -> str:
+    """The MLflow UI's runs view of ``experiment`` (``MLFLOW_UI_URL``), in its ML workflow."""
+    experiment_id = _experiment(_client(settings, experiment), settings, experiment)
+    base = settings.mlflow_ui_url.rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+class WarehouseFeatures(DatasetSource):  # type: ignore[misc]
+    """Where a training set came from: the warehouse's ``features`` table, one feature set
+    version, the session dates ``[start, end]`` (shown as the dataset's source in MLflow)."""
+
+    def __init__(self, feature_set: str, feature_set_version: str, start: str, end: str) -> None:
+        self.spec = {
+            "table": "features",
+            "feature_set": feature_set,
+            "feature_set_version": feature_set_version,
+            "start": start,
+            "end": end,
+        }
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return "warehouse"
+
+    def load(self) -> Any:  # the rows are read by pipelines.features.store, not through MLflow
+        raise TypeError("load the features with pipelines.features.store.load_features")
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return False
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> WarehouseFeatures:
+        raise TypeError("a WarehouseFeatures source is built explicitly")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.spec)
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[Any, Any]) -> WarehouseFeatures:
+        return cls(
+            *(str(source_dict[k]) for k in ("feature_set", "feature_set_version", "start", "end"))
+        )
+
+
+@dataclass
+class TrainingRecord:
+    """What a training run shows besides the model: the data it saw and its diagnostics.
+
+    ``train``/``validation``: the feature rows (with the label column ``target``) of the
+    fitting and validation dates; ``artifacts``: a folder logged as is (tables, plots);
+    ``tables``: frames logged as MLflow tables (``NAME.json``, a grid in the UI);
+    ``started_at``: when the fit began (seconds since the epoch), so the run's duration is
+    the real one.
+    """
+
+    source: WarehouseFeatures
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    artifacts: Path | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    started_at: float | None = None
+    description: str = ""
+
+
+def _log_datasets(record: TrainingRecord) -> None:
+    spec = record.source.spec
+    tags = {k: str(v) for k, v in spec.items()}
+    for context, frame in (("training", record.train), ("validation", record.validation)):
+        if frame.empty:
+            continue
+        name = f"features-{spec['feature_set']}-{spec['feature_set_version']}-{context}"
+        dataset = from_pandas(frame, source=record.source, targets="target", name=name)
+        mlflow.log_input(dataset, context=context, tags=tags)
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
 
 
 def code_version() -> str:
@@ -108,13 +234,15 @@ def log_model(
     params: dict,
     metrics: dict,
     tags: dict[str, str],
+    record: TrainingRecord | None = None,
 ) -> str:
     """Log and register a fitted model (any ``MODEL_KIND``); return its version.
 
     XGBoost uses MLflow's xgboost flavor; the others are served as a pyfunc around the
-    object's own ``predict``.
+    object's own ``predict``. With a ``record`` the run also logs the training and
+    validation datasets, its artifact folder and a description, and starts when the fit did.
     """
-    _client(settings)
+    client = _client(settings, TRAINING)
     tags = _safe_tags({**tags, "model_kind": kind, "code_version": code_version()})
     signature = infer_signature(input_example, model.predict(input_example))
     # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
@@ -124,9 +252,24 @@ def log_model(
         "signature": signature,
         "input_example": input_example,
     }
-    with mlflow.start_run(run_name=f"{model_name}-{kind}-{tags.get('train_end', '')}", tags=tags):
+    run_tags = dict(tags)
+    if record is not None and record.description:
+        run_tags["mlflow.note.content"] = record.description
+    started = client.create_run(
+        _experiment(client, settings, TRAINING),
+        start_time=_ms(record.started_at if record else None),
+        tags=run_tags,
+        run_name=f"{model_name}-{kind}-{tags.get('train_end', '')}",
+    )
+    with mlflow.start_run(run_id=started.info.run_id):
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
+        if record is not None:
+            _log_datasets(record)
+            if record.artifacts is not None:
+                mlflow.log_artifacts(str(record.artifacts))
+            for table_name, table in record.tables.items():
+                mlflow.log_table(table, f"{table_name}.json")
         if kind == "xgboost":
             info = mlflow.xgboost.log_model(
                 model, pip_requirements=[f"xgboost=={xgboost.__version__}"], **common
@@ -137,16 +280,25 @@ def log_model(
                 pip_requirements=[f"mltrade=={pipelines.__version__}"],
                 **common,
             )
-    client = MlflowClient(settings.mlflow_uri)
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, str(value))
+    describe(settings, model_name, version, record.description if record else "")
     return version
 
 
 def _safe_tags(tags: dict[str, Any]) -> dict[str, str]:
     """Tag values through the redaction boundary: MLflow tags leave the process."""
     return {key: redact(value) for key, value in tags.items()}
+
+
+def describe(settings: Settings, model_name: str, version: str, description: str) -> None:
+    """Descriptions shown on the registered model's and the version's pages."""
+    client = _client(settings)
+    if not client.get_registered_model(model_name).description:
+        client.update_registered_model(model_name, description=MODEL_DESCRIPTION)
+    if description:
+        client.update_model_version(model_name, version, description=description)
 
 
 def find_version(settings: Settings, model_name: str, training_key: str) -> str | None:
@@ -210,6 +362,12 @@ def set_alias(settings: Settings, model_name: str, alias: str, version: str) -> 
         _client(settings).set_registered_model_alias(model_name, alias, version)
 
 
+def remove_alias(settings: Settings, model_name: str, alias: str) -> None:
+    """Delete ``alias`` from ``model_name`` (no error when it is not set)."""
+    with contextlib.suppress(MlflowException):
+        _client(settings).delete_registered_model_alias(model_name, alias)
+
+
 def load_model(settings: Settings, model_name: str, version: str) -> Any:
     """A registered version as a pyfunc: ``.predict(features frame) -> expected returns``."""
     with _reaching(settings, f"loading {model_name} version {version}"):
@@ -223,21 +381,31 @@ def log_evaluation(
     params: dict,
     tags: dict[str, str],
     artifacts: dict[str, str],
+    started_at: float | None = None,
+    table: pd.DataFrame | None = None,
 ) -> str:
     """Log an evaluation run: metrics, parameters, and text artifacts (file name -> content).
 
-    Non-finite metrics (e.g. the zero baseline's undefined rank IC) are left out. Returns the
-    MLflow run id.
+    Non-finite metrics (e.g. the zero baseline's undefined rank IC) are left out. ``table``
+    is also logged as an MLflow table (``evaluation.json``, shown as a grid in the UI);
+    ``started_at`` (epoch seconds) is when the evaluation began. Returns the MLflow run id.
     """
-    _client(settings)
+    client = _client(settings, EVALUATION)
     finite = {key: float(value) for key, value in metrics.items() if np.isfinite(value)}
     name = f"evaluate-{params.get('oos_start', '')}-{params.get('oos_end', '')}"
-    safe = _safe_tags({**tags, "code_version": code_version()})
-    with mlflow.start_run(run_name=name, tags=safe) as run:
+    started = client.create_run(
+        _experiment(client, settings, EVALUATION),
+        start_time=_ms(started_at),
+        tags=_safe_tags({**tags, "code_version": code_version()}),
+        run_name=name,
+    )
+    with mlflow.start_run(run_id=started.info.run_id) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(finite)
         for file_name, content in artifacts.items():
             mlflow.log_text(content, file_name)
+        if table is not None:
+            mlflow.log_table(table.reset_index(), "evaluation.json")
     return str(run.info.run_id)
 
 
@@ -248,30 +416,43 @@ def log_backtest(
     metrics: dict[str, float],
     artifacts: str | None,
     tags: dict[str, str],
+    started_at: float | None = None,
+    ended_at: float | None = None,
 ) -> str:
     """Log a backtest as an MLflow run (params, finite metrics, a folder of artifacts).
 
     Returns the MLflow run id; a run already logged with the same ``run_key`` tag is returned
     instead of logging another. Parameters are flattened to strings (MLflow's limit is 6000
-    characters a value); metrics that are NaN or infinite are left out.
+    characters a value); metrics that are NaN or infinite are left out. ``started_at`` and
+    ``ended_at`` (epoch seconds) bound the backtest's own work, so the run's duration in the
+    UI is the backtest's, not the time it took to log it.
     """
-    client = _client(settings)
+    client = _client(settings, BACKTESTS)
+    experiment_id = _experiment(client, settings, BACKTESTS)
     key = tags.get("run_key")
-    if key:  # idempotent: the same backtest is logged once
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        found = experiment and client.search_runs(
-            [experiment.experiment_id], f"tags.run_key = '{key}'", max_results=1
-        )
+    if key:  # idempotent: the same backtest is logged once (before the split: in EXPERIMENT)
+        older = client.get_experiment_by_name(EXPERIMENT)
+        ids = [experiment_id] + ([older.experiment_id] if older else [])
+        found = client.search_runs(ids, f"tags.run_key = '{key}'", max_results=1)
         if found:
             return str(found[0].info.run_id)
     flat = {k: str(v)[:6000] for k, v in params.items()}
     finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
-    with mlflow.start_run(
-        run_name=run_name,
+    run = client.create_run(
+        experiment_id,
+        start_time=_ms(started_at),
         tags=_safe_tags({**tags, "kind": "backtest", "code_version": code_version()}),
-    ) as run:
+        run_name=run_name,
+    )
+    run_id = str(run.info.run_id)
+    with mlflow.start_run(run_id=run_id):
         mlflow.log_params(flat)
         mlflow.log_metrics(finite)
         if artifacts:
             mlflow.log_artifacts(artifacts)
-        return str(run.info.run_id)
+    client.set_terminated(
+        run_id,
+        RunStatus.to_string(RunStatus.FINISHED),
+        end_time=_ms(ended_at if ended_at is not None else time.time()),
+    )
+    return run_id

@@ -3,6 +3,14 @@
 Idempotent: the training key hashes everything a fit depends on (feature set, window, model
 parameters). A version already registered with that key is returned instead of a new one, so
 rerunning a training task registers nothing new.
+
+Aliases: the first model of a name becomes @champion (bootstrap: nothing to compare it with);
+every later new version becomes @challenger and waits for the promotion gate. One version
+carries two roles only when promotion made it so (see :func:`promote`).
+
+The MLflow run shows the data (the feature window as training and validation datasets), the
+validation metrics, an evaluation table, feature importance and validation plots
+(:mod:`pipelines.models.diagnostics`), and the model version gets a description.
 """
 
 from __future__ import annotations
@@ -10,8 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
+import time
 from datetime import date, timedelta
+from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
@@ -24,6 +36,8 @@ from pipelines.models import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     ModelRef,
+    champions,
+    diagnostics,
     forest,
     ipca_returns,
     registry,
@@ -70,9 +84,12 @@ def train(engine: sa.Engine, settings: Settings, as_of: date, run_id: str) -> Mo
         version = registry.find_version(settings, name, key)
         if version is None:
             version = _fit_and_register(engine, settings, name, first, last, known, key)
-            registry.set_alias(settings, name, CHALLENGER, version)
-        if registry.get_alias_version(settings, name, CHAMPION) is None:
-            registry.set_alias(settings, name, CHAMPION, version)  # bootstrap: first model
+            if registry.get_alias_version(settings, name, CHAMPION) is None:
+                registry.set_alias(settings, name, CHAMPION, version)  # bootstrap: first model
+                champions.record(engine, name, version, None, "bootstrap", run_id,
+                                 "first model of this name")
+            else:
+                registry.set_alias(settings, name, CHALLENGER, version)
         run.summary = {"model_name": name, "model_version": version, "training_key": key}
     return ModelRef(name, version)
 
@@ -90,6 +107,7 @@ def _fit_and_register(
             "features (`mltrade features`) first"
         )
     kind = KINDS[settings.model_kind]
+    started = time.time()
     model, metrics = kind.fit(features[usable], labels[usable])
     log.info("trained %s on %s..%s: %s", name, first, last, metrics)
     tags = {
@@ -99,23 +117,75 @@ def _fit_and_register(
         "train_end": str(last),
         "training_key": key,
     }
-    return registry.log_model(
-        settings,
-        name,
-        settings.model_kind,
-        model,
-        features[usable].head(5),
-        kind.PARAMS,
-        metrics,
-        tags,
+    with tempfile.TemporaryDirectory(prefix="mltrade-train-") as folder:
+        record = _record(settings, model, features[usable], labels[usable], first, last, folder)
+        record.started_at = started
+        return registry.log_model(
+            settings,
+            name,
+            settings.model_kind,
+            model,
+            features[usable].head(5),
+            kind.PARAMS,
+            metrics,
+            tags,
+            record,
+        )
+
+
+def _record(
+    settings: Settings,
+    model: object,
+    features: pd.DataFrame,
+    labels: pd.Series,
+    first: date,
+    last: date,
+    folder: str,
+) -> registry.TrainingRecord:
+    """The datasets, diagnostics and description a training run logs beside the model."""
+    held_out = settings.model_kind == "xgboost"  # the others are refitted on every date
+    tables = diagnostics.write(Path(folder), model, features, labels, held_out)
+    frame = features.assign(target=labels.to_numpy()).reset_index()
+    in_val = frame["session_date"].isin(diagnostics.validation_dates(features))
+    source = registry.WarehouseFeatures(FEATURE_SET.name, FEATURE_SET.key, str(first), str(last))
+    description = (
+        f"{settings.model_kind} fitted on feature set {FEATURE_SET.name} "
+        f"{FEATURE_SET.key}, sessions {first} to {last} ({len(features)} stock-days, "
+        f"{features.index.get_level_values('symbol').nunique()} symbols), label: next-session "
+        "simple return. Validation: the last 20% of those dates."
+    )
+    return registry.TrainingRecord(
+        source=source,
+        train=frame[~in_val],
+        validation=frame[in_val],
+        artifacts=Path(folder),
+        tables=tables,
+        description=description,
     )
 
 
-def promote(settings: Settings, model_name: str, version: str) -> None:
-    """Make ``version`` the champion, keeping the one it replaces as previous_champion."""
+def promote(
+    settings: Settings,
+    model_name: str,
+    version: str,
+    engine: sa.Engine | None = None,
+    source: str = "manual",
+    run_id: str = "",
+    reason: str = "",
+) -> None:
+    """Make ``version`` the champion, keeping the one it replaces as previous_champion.
+
+    A @challenger on ``version`` is removed (it has won: no version carries two roles). With
+    an ``engine`` the move is recorded in ``champion_changes`` as ``source``.
+    """
     current = registry.get_alias_version(settings, model_name, CHAMPION)
     if current == version:
         return
     if current is not None:
         registry.set_alias(settings, model_name, PREVIOUS_CHAMPION, current)
     registry.set_alias(settings, model_name, CHAMPION, version)
+    if registry.get_alias_version(settings, model_name, CHALLENGER) == version:
+        registry.remove_alias(settings, model_name, CHALLENGER)
+    if engine is not None:
+        champions.record(engine, model_name, version, current, source, run_id,
+                         reason or f"{source}: v{current} -> v{version}")

@@ -69,7 +69,7 @@ def test_a_manual_run_without_a_date_trains_on_the_newest_bars(
     run = dag.test()
     assert run.state == "success"
     settings = get_settings()
-    version = registry.get_alias_version(settings, settings.model_name, "challenger")
+    version = registry.get_alias_version(settings, settings.model_name, "champion")  # first model
     tags = registry.version_tags(settings, settings.model_name, version)
     # The newest bar is 2010-08-20: the last label is the return into its close.
     assert tags["train_end"] == str(date(2010, 8, 19))

@@ -54,6 +54,9 @@ def test_a_backtest_writes_a_tearsheet_rows_and_one_mlflow_run(warehouse, sample
     assert run.data.metrics["sharpe"] == pytest.approx(result["metrics"]["sharpe"])
     artifacts = {a.path for a in MlflowClient(sample.mlflow_uri).list_artifacts(run.info.run_id)}
     assert {"index.html", "equity.png", "monte_carlo.png"} <= artifacts
+    # Self-contained (MLflow's preview breaks relative links); the run spans the real work.
+    assert "<img src=\"data:image/png;base64," in html and 'src="equity.png"' not in html
+    assert run.info.end_time - run.info.start_time >= sum(result["timings"].values()) * 1000
     # A second configuration over the same period is a second trial: the DSR deflates.
     other = jobs.backtest("mean_reversion", FIRST_SESSION, LAST_SESSION, "test-run-3", OPTIONS)
     assert other["metrics"]["n_trials"] == 2.0

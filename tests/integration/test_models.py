@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import numpy as np
@@ -9,10 +10,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from mlflow import MlflowClient
 from pipelines.config import get_settings
 from pipelines.errors import ModelError
 from pipelines.features.store import build_features
-from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
+from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, champions, registry
 from pipelines.models.inference import predict
 from pipelines.models.promotion import gated_promotion, rollback
 from pipelines.models.training import promote, train
@@ -43,24 +45,81 @@ def _predictions(engine: sa.Engine) -> pd.DataFrame:
         return pd.read_sql(sa.text("SELECT * FROM predictions ORDER BY symbol"), conn)
 
 
-def test_first_model_is_challenger_and_champion_and_retraining_is_a_noop(trained) -> None:
+def test_first_model_is_champion_only_and_retraining_is_a_noop(trained) -> None:
     engine, settings, ref = trained
     assert ref.version == "1"
-    assert registry.get_alias_version(settings, ref.name, CHALLENGER) == "1"
     assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
+    assert registry.get_alias_version(settings, ref.name, CHALLENGER) is None, "one role each"
     tags = registry.version_tags(settings, ref.name, ref.version)
     assert tags["train_end"] == "2010-08-06" and tags["feature_set_version"]
     assert train(engine, settings, AS_OF, "run-2") == ref, "same inputs register nothing new"
+    assert [(c.version, c.previous_version, c.source) for c in
+            champions.history(engine, ref.name)] == [("1", None, "bootstrap")]
+    _the_training_run_shows_its_data_diagnostics_and_descriptions(settings, ref)
 
 
-def test_a_new_window_is_a_challenger_until_promoted(trained) -> None:
+def _the_training_run_shows_its_data_diagnostics_and_descriptions(settings, ref) -> None:
+    client = MlflowClient(settings.mlflow_uri)
+    experiment = client.get_experiment_by_name(registry.TRAINING)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"] == registry.EXPERIMENTS[registry.TRAINING]
+    version = client.get_model_version(ref.name, ref.version)
+    run = client.get_run(version.run_id)
+    assert run.info.experiment_id == experiment.experiment_id
+    assert "2010-08-06" in version.description and "xgboost" in version.description
+    assert client.get_registered_model(ref.name).description == registry.MODEL_DESCRIPTION
+    # The feature window as two datasets whose source names the feature set and the dates.
+    inputs = {
+        {t.key: t.value for t in d.tags}["mlflow.data.context"]: d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "validation"}
+    source = json.loads(inputs["training"].source)
+    assert source["feature_set_version"] == tags_of(settings, ref)["feature_set_version"]
+    assert source["end"] == "2010-08-06" and inputs["training"].source_type == "warehouse"
+    rows = {ctx: int(json.loads(d.profile)["num_rows"]) for ctx, d in inputs.items()}
+    assert rows["training"] + rows["validation"] == int(run.data.metrics["train_rows"]
+                                                        + run.data.metrics["val_rows"])
+    files = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"feature_importance.png", "feature_importance.csv", "feature_importance.json",
+            "validation.png", "validation_scores.json"} <= files
+    importance = pd.read_csv(client.download_artifacts(run.info.run_id,
+                                                       "feature_importance.csv"))
+    assert importance["native"].sum() == pytest.approx(1.0)
+    assert run.info.end_time - run.info.start_time > 0
+
+
+def tags_of(settings, ref) -> dict[str, str]:
+    return registry.version_tags(settings, ref.name, ref.version)
+
+
+def test_a_new_window_is_a_challenger_until_promoted_in_the_ui_or_by_hand(trained) -> None:
     engine, settings, ref = trained
     newer = train(engine, settings, date(2010, 8, 13), "run-3")
     assert newer.version == "2"
     assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
-    promote(settings, ref.name, newer.version)
+    assert registry.get_alias_version(settings, ref.name, CHALLENGER) == "2"
+    # What the MLflow UI does when a user adds @champion to version 2 by hand.
+    MlflowClient(settings.mlflow_uri).set_registered_model_alias(ref.name, CHAMPION, "2")
+    used, _ = predict(engine, settings, AS_OF, "rebalance-1")
+    assert used.version == "2" and set(_predictions(engine)["model_version"]) == {"2"}
+    last = champions.history(engine, ref.name)[-1]
+    assert (last.version, last.previous_version, last.source, last.run_id) == (
+        "2", "1", "external", "rebalance-1")
+    assert registry.get_alias_version(settings, ref.name, PREVIOUS_CHAMPION) == "1"
+    assert registry.get_alias_version(settings, ref.name, CHALLENGER) is None, "it has won"
+    predict(engine, settings, AS_OF, "rebalance-2")
+    assert len(champions.history(engine, ref.name)) == 2, "a rerun records nothing new"
+    # Rolling back from the pipeline undoes the UI's move, and says so.
+    assert rollback(settings, engine, "rollback-1")["champion"] == "1"
+    assert champions.history(engine, ref.name)[-1].source == "rollback"
+    predict(engine, settings, AS_OF, "rebalance-3")
+    assert len(champions.history(engine, ref.name)) == 3, "the pipeline's own move is known"
+    # A manual promotion moves @champion and keeps the one it replaced.
+    promote(settings, ref.name, "2", engine, "manual", "run-4")
     assert registry.get_alias_version(settings, ref.name, CHAMPION) == "2"
     assert registry.get_alias_version(settings, ref.name, PREVIOUS_CHAMPION) == "1"
+    assert champions.history(engine, ref.name)[-1].source == "manual"
 
 
 def test_predictions_are_reproducible_and_rerun_identically(trained) -> None:
@@ -113,7 +172,7 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     get_settings.cache_clear()
     settings = get_settings()
     challenger = train(engine, settings, AS_OF, "run-ipca")
-    decision = gated_promotion(engine, settings, date(2010, 8, 20))
+    decision = gated_promotion(engine, settings, date(2010, 8, 20), "gate-run")
     scores = decision["scores"]
     assert set(scores) == {champion.version, challenger.version}
     assert scores[champion.version]["rows"] == scores[challenger.version]["rows"] > 0
@@ -121,6 +180,8 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     assert decision["promoted"] == (gain >= settings.promotion_min_ic_gain)
     expected = challenger.version if decision["promoted"] else champion.version
     assert registry.get_alias_version(settings, champion.name, CHAMPION) == expected
+    sources = [c.source for c in champions.history(engine, champion.name)]
+    assert sources == (["bootstrap", "gate"] if decision["promoted"] else ["bootstrap"])
 
     promote(settings, champion.name, challenger.version)  # by hand, whatever the gate said
     assert rollback(settings) == {"champion": champion.version,

@@ -45,3 +45,17 @@ def test_defaults_are_offline_and_paper() -> None:
     settings = Settings(_env_file=None)
     assert (settings.data_source, settings.broker, settings.trading_mode) == (
         "sample", "simulated", "paper")
+
+
+def test_mlflow_ui_url_defaults_to_make_mlflow_ui_or_a_remote_tracking_server(monkeypatch) -> None:
+    from pipelines.config import MLFLOW_UI_DEFAULT, Settings
+
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert Settings(_env_file=None).mlflow_ui_url == MLFLOW_UI_DEFAULT == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.internal")
+    assert Settings(_env_file=None).mlflow_ui_url == "https://mlflow.internal"
+    monkeypatch.setenv("MLFLOW_UI_URL", "")  # as .env.example leaves it: not a way to hide it
+    assert Settings(_env_file=None).mlflow_ui_url == "https://mlflow.internal"
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://ui.internal:5000")
+    assert Settings(_env_file=None).mlflow_ui_url == "http://ui.internal:5000"
