@@ -92,7 +92,7 @@ class Rule:
 
 
 def suite_id() -> str:
-    """The suite's name and version as recorded in ``validation_runs.suite``: ``bars_v2``."""
+    """The suite's name and version as recorded in ``validation_runs.suite``: ``bars_v3``."""
     return f"{SUITE_NAME}_v{SUITE_VERSION}"
 
 

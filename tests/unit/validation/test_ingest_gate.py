@@ -64,12 +64,12 @@ def test_run_records_suite_summary_and_builds_data_docs(
     index = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert result.data_docs == str(index) and index.is_file()
     assert "bars_v3" in index.read_text()
-    pages = list((index.parent / "validations" / "bars_v2" / "run-dd").rglob("*.html"))
+    pages = list((index.parent / "validations" / "bars_v3" / "run-dd").rglob("*.html"))
     assert len(pages) == 1 and "[no_unexplained_jump] close within" in pages[0].read_text()
 
     lines = [r.getMessage() for r in caplog.records]
     assert any(
-        "event=validation run_id=run-dd suite=bars_v2 rows=46 valid=44 rejected=2" in line
+        "event=validation run_id=run-dd suite=bars_v3 rows=46 valid=44 rejected=2" in line
         and "no_unexplained_jump:2" in line and "missing_sessions=0" in line
         for line in lines
     )
