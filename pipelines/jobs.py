@@ -77,6 +77,8 @@ def ingest_bars(
         batch_symbols=settings.ingest_batch_symbols,
         on_batch=on_batch,
         data_docs_root=settings.home if settings.validation_data_docs else None,
+        empty_symbol_policy=settings.empty_symbol_policy,
+        actions_on_error=settings.corporate_actions_on_error,
     )
     return _plain(summary)
 

@@ -83,6 +83,9 @@ class FetchResult:
 
     bars: pd.DataFrame
     failures: dict[str, str] = field(default_factory=dict)
+    # Failed symbols whose only problem is that the vendor sent no bar at all (an unknown
+    # symbol, or nothing traded): ingest fails or records them per EMPTY_SYMBOL_POLICY.
+    no_data: set[str] = field(default_factory=set)
 
     def raise_for_failures(self, vendor: str) -> pd.DataFrame:
         """The bars, or :class:`PartialFetchError` (carrying this result) if any symbol failed."""

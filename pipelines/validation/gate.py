@@ -29,7 +29,6 @@ from pipelines import calendar
 from pipelines.errors import ValidationGateError
 from pipelines.sources.base import BAR_COLUMNS
 from pipelines.validation.bars_suite import Limits, rules, suite_id
-from pipelines.validation.vendor import DAILY, MINUTE
 from pipelines.validation.prepare import (
     NUMBER_COLUMNS,
     TEXT_CHECKS,
@@ -37,6 +36,7 @@ from pipelines.validation.prepare import (
     check_schema,
     missing_sessions,
 )
+from pipelines.validation.vendor import DAILY, MINUTE
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage analytics over the network
 log = logging.getLogger(__name__)

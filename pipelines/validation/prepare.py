@@ -312,8 +312,10 @@ def _vendor_checks(
         check["vendor_time_error"] = None
         raw_ts = None
     check["session_error"] = vendor.session_errors(check["session_date"])
-    clock = frame["vendor_clock"] if "vendor_clock" in frame else None
-    check["window_error"] = vendor.window_errors(check["session_date"], check["ts"], start, end, clock)
+    clock = frame.get("vendor_clock")
+    check["window_error"] = vendor.window_errors(
+        check["session_date"], check["ts"], start, end, clock
+    )
     check["bar_time_error"] = (
         vendor.bar_time_errors(started, check["session_date"], timeframe, raw_ts)
         if started is not None
