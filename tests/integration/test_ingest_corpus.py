@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,7 +21,11 @@ import sqlalchemy as sa
 
 from pipelines.errors import DataSourceError
 from pipelines.ingest import ingest
+from pipelines.ratelimit import TokenBucket
+from pipelines.sources.alpaca import AlpacaSource
+from pipelines.sources.retry import RetryPolicy
 from tests.support.alpaca_data_server import AlpacaDataServer, Fault, sample_bars
+from tests.support.warehouse import empty_data_tables
 from tests.unit.sources.alpaca_fixtures import KEY, SECRET, source
 
 SYMBOLS = ["AAPL", "IBM"]
@@ -35,7 +40,7 @@ class Case:
     edit: Callable[[Body], None]  # changes the body's "bars" in place
     quarantined: list[tuple[str, str]] = field(default_factory=list)  # (rule, reason words)
     lost: set[tuple[str, str]] = field(default_factory=set)  # base bars not stored
-    error: str | None = None  # DataSourceError raised by the run, after loading the rest
+    error: tuple[str, str] | None = None  # (symbol, words): the run fails naming it
     policy: str = "fail"  # EMPTY_SYMBOL_POLICY
     symbols: list[str] = field(default_factory=lambda: list(SYMBOLS))
     clock: str | None = None  # the vendor's Date header
@@ -123,15 +128,15 @@ CASES: dict[str, Case] = {
     "volume_key_missing": _bad("IBM", 2, "volume_not_null", "volume is missing", v=_DROP),
     "price_nan_literal": _bad("AAPL", 4, "open_not_null", "open is missing", o=float("nan")),
     "price_infinity_literal": _bad("IBM", 4, "high_positive", "high inf", h=float("inf")),
-    "price_zero": _bad("AAPL", 1, "close_positive", "close 0.0 is not a price", c=0),
-    "price_negative": _bad("IBM", 0, "low_positive", "low -1.0", l=-1),
+    "price_zero": _bad("AAPL", 1, "close_positive", "close 0 is not a price", c=0),
+    "price_negative": _bad("IBM", 0, "low_positive", "low -1 is not a price", l=-1),
     "price_absurd": _bad("IBM", 1, "high_positive", "absurd", h=2e12),
     "high_below_low": _bad(
         "AAPL", 2, "high_ge_low", "< low", h=lambda i: i["l"] - 1, o=lambda i: i["l"] - 1
     ),
     "close_above_high": _bad("IBM", 3, "high_ge_close", "< close", c=lambda i: i["h"] + 1),
     "open_below_low": _bad("AAPL", 3, "open_ge_low", "open", o=lambda i: i["l"] - 1),
-    "volume_negative": _bad("IBM", 4, "volume_non_negative", "volume -5.0", v=-5),
+    "volume_negative": _bad("IBM", 4, "volume_non_negative", "volume -5 is negative", v=-5),
     "zero_volume_price_moved": _bad("AAPL", 4, "zero_volume_no_move", "volume 0 but", v=0),
     "zero_volume_flat_bar_is_fine": _ok(
         v=0, o=lambda i: i["c"], h=lambda i: i["c"], l=lambda i: i["c"], vw=lambda i: i["c"]
@@ -223,19 +228,19 @@ CASES: dict[str, Case] = {
     ),
     # completeness: every requested symbol is accounted for
     "symbol_maps_to_an_empty_list": Case(
-        _map("MSFT", []), error="MSFT: Alpaca returned no bars", symbols=[*SYMBOLS, "MSFT"]
+        _map("MSFT", []), error=("MSFT", "Alpaca returned no bars"), symbols=[*SYMBOLS, "MSFT"]
     ),
     "symbol_maps_to_null": Case(
-        _map("MSFT", None), error="MSFT: Alpaca returned no bars", symbols=[*SYMBOLS, "MSFT"]
+        _map("MSFT", None), error=("MSFT", "Alpaca returned no bars"), symbols=[*SYMBOLS, "MSFT"]
     ),
     "symbol_absent": Case(
-        lambda bars: None, error="MSFT: Alpaca returned no bars", symbols=[*SYMBOLS, "MSFT"]
+        lambda bars: None, error=("MSFT", "Alpaca returned no bars"), symbols=[*SYMBOLS, "MSFT"]
     ),
     "symbol_absent_recorded": Case(lambda bars: None, policy="record", symbols=[*SYMBOLS, "MSFT"]),
     "symbol_maps_to_an_object": Case(
-        _map("AAPL", {"t": "x"}), lost=ALL_AAPL, error="AAPL: Alpaca sent dict"
+        _map("AAPL", {"t": "x"}), lost=ALL_AAPL, error=("AAPL", "Alpaca sent dict")
     ),
-    "unrequested_symbol": Case(_map("MSFT", BASE["IBM"]), error="MSFT.*was not requested"),
+    "unrequested_symbol": Case(_map("MSFT", BASE["IBM"]), error=("MSFT", "was not requested")),
     "all_of_a_symbols_bars_bad": Case(
         _each(*(_set("AAPL", d, c="x") for d in range(5))),
         [("types_ok", "not a number")] * 5,
@@ -255,41 +260,90 @@ def _rows(engine: sa.Engine, sql: str) -> list[Any]:
         return list(conn.execute(sa.text(sql)))
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_vendor_response(name: str, alpaca: AlpacaDataServer, warehouse: sa.Engine) -> None:
-    case = CASES[name]
+def _renamed(i: int, symbol: str) -> str:
+    return f"{symbol}{i}"  # AAPL -> AAPL7: every case has its own symbols
+
+
+def _body(case: Case, i: int) -> Body:
     bars = copy.deepcopy(BASE)
     case.edit(bars)
-    alpaca.faults[:] = [Fault(status=200, body=json.dumps({"bars": bars, "next_page_token": None}))]
-    alpaca.clock = case.clock
-    run = lambda: ingest(  # noqa: E731
-        warehouse, source(alpaca.url), START, END, case.symbols, name, 1.0,
-        empty_symbol_policy=case.policy,
+    return {_renamed(i, s): items for s, items in bars.items()}
+
+
+@dataclass
+class Outcome:
+    stored: set[tuple[str, str, float]]
+    held: list[Any]  # quarantine rows
+    failed: dict[str, str]  # symbol -> reason, from the run's summary
+    error: str
+
+
+def _run(engine: sa.Engine, server: AlpacaDataServer, cases: dict[str, Case], **kw: Any) -> Outcome:
+    """One ingest of every case in ``cases`` (their symbols renamed apart), as one response."""
+    empty_data_tables(engine)
+    body: Body = {}
+    asked: list[str] = []
+    for i, name in enumerate(CASES):
+        if name in cases:
+            body.update(_body(cases[name], i))
+            asked += [_renamed(i, s) for s in cases[name].symbols]
+    server.faults[:] = [Fault(status=200, body=json.dumps({"bars": body}))]
+    vendor = AlpacaSource(
+        KEY, SECRET, url=server.url, retry=RetryPolicy(2, 0.0, 0.0),
+        bucket=TokenBucket(1_000_000), symbols_per_request=10_000,
     )  # fmt: skip
+    error = ""
     try:
-        if case.error:
-            with pytest.raises(DataSourceError, match=case.error):
-                run()
-        else:
-            run()
-    finally:
-        alpaca.clock = None
-    stored = {(r.symbol, r.d, r.close) for r in _rows(warehouse, "SELECT symbol, "
+        ingest(engine, vendor, START, END, asked, "corpus", 1.0, **kw)
+    except DataSourceError as exc:
+        error = str(exc)
+    stored = {(r.symbol, r.d, r.close) for r in _rows(engine, "SELECT symbol, "
               "session_date::text AS d, close FROM bars")}  # fmt: skip
+    held = _rows(engine, "SELECT symbol, expectation, reason, raw FROM quarantine ORDER BY id")
+    (run,) = _rows(engine, "SELECT summary FROM pipeline_runs WHERE run_id = 'corpus'")
+    return Outcome(stored, held, run.summary.get("failed_symbols", {}), error)
+
+
+@pytest.fixture(scope="module")
+def corpus(engine: sa.Engine, alpaca: AlpacaDataServer) -> dict[str, Outcome]:
+    """Outcome per case: the plain cases in one run, a case with its own clock or policy alone."""
+    plain = {n: c for n, c in CASES.items() if c.clock is None and c.policy == "fail"}
+    together = _run(engine, alpaca, plain)
+    out = dict.fromkeys(plain, together)
+    for name, case in CASES.items():
+        if name not in plain:
+            alpaca.clock = case.clock
+            try:
+                out[name] = _run(engine, alpaca, {name: case}, empty_symbol_policy=case.policy)
+            finally:
+                alpaca.clock = None
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_vendor_response(name: str, corpus: dict[str, Outcome]) -> None:
+    case, outcome, i = CASES[name], corpus[name], list(CASES).index(name)
+    mine = {_renamed(i, s) for s in [*SYMBOLS, *case.symbols]}
+    stored = {row for row in outcome.stored if row[0] in mine}
     expected = {
-        (s, d, float(item["c"]))
+        (_renamed(i, s), d, float(item["c"]))
         for s in SYMBOLS
         for d, item in zip(DAYS, BASE[s], strict=True)
         if (s, d) not in case.lost
-    }
-    assert (
-        stored == expected | case.stored_instead
-    )  # no good bar lost or altered, nothing bad stored
-    held = _rows(warehouse, "SELECT expectation, reason, raw FROM quarantine ORDER BY id")
+    } | {(_renamed(i, s), d, c) for s, d, c in case.stored_instead}
+    assert stored == expected  # no good bar lost or altered, nothing bad stored
+    held = [q for q in outcome.held if q.symbol in mine]
     assert sorted(q.expectation for q in held) == sorted(r for r, _ in case.quarantined)
     for rule, words in case.quarantined:
         assert any(q.expectation == rule and words in q.reason for q in held), (rule, words, held)
     assert all("vendor" in q.raw for q in held)  # the vendor's item as sent
+    failed = {s: r for s, r in outcome.failed.items() if s in mine | {f"MSFT{i}"}}
+    if case.error is None:
+        assert not failed
+    else:
+        symbol, words = case.error
+        assert re.search(words, failed[_renamed(i, symbol)]), failed
+        assert _renamed(i, symbol) in outcome.error  # the run failed, naming it
 
 
 def test_the_corpus_has_at_least_50_cases() -> None:
