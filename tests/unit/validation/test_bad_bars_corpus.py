@@ -168,7 +168,7 @@ CASES: dict[str, Case] = {
         "every version is held back",
     ),
     "weekend_session": Case(
-        _moved_to("XOM", "2010-02-12", "2010-02-13"), "nyse_session", "not an NYSE session (a weekend)"
+        _moved_to("XOM", "2010-02-12", "2010-02-13"), "nyse_session", "NYSE session (a weekend)"
     ),
     "holiday_session": Case(
         _moved_to("XOM", "2010-02-16", "2010-02-15"), "nyse_session", "holiday"
