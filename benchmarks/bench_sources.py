@@ -13,8 +13,9 @@ so the figure is the code's, not the limiter's.
 195,000 rows, built from each symbol's daily bar) served by the local server, fetched by the
 source, checked by ``validate_minute_bars`` and upserted into ``minute_bars``
 (``pipelines.ingest_minutes.ingest_minutes``; no daily bars are loaded, so nothing to
-reconcile) in a throwaway database (``WAREHOUSE_URL`` or the embedded PostgreSQL), against the raw COPY of the same rows into the
-same indexed table: seconds end to end, side by side with the load's raw limit.
+reconcile) in a throwaway database (``WAREHOUSE_URL`` or the embedded PostgreSQL), against
+the raw COPY of the same rows into the same indexed table: seconds end to end, side by
+side with the load's raw limit.
 """
 
 from __future__ import annotations
