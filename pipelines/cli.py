@@ -171,18 +171,29 @@ def ingest(
     source: Annotated[
         str | None, typer.Option(help="sample | yahoo | alpaca (overrides DATA_SOURCE)")
     ] = None,
+    timeframe: Annotated[
+        str, typer.Option(help="1day (daily bars) | 1min (minute bars, into minute_bars)")
+    ] = "1day",
 ) -> None:
     """Collect, validate and load daily bars for the sessions from START to END.
 
-    Symbols are loaded in batches of INGEST_BATCH_SYMBOLS, one transaction each.
+    Symbols are loaded in batches of INGEST_BATCH_SYMBOLS, one transaction each. With
+    --timeframe 1min, one-minute bars of each session go into minute_bars (one transaction per
+    session) and are reconciled with the session's daily bar.
     """
     if start is None or end is None:
         raise typer.BadParameter("--start and --end are required")
+    if timeframe.lower() not in ("1day", "1min"):
+        raise typer.BadParameter(f"--timeframe {timeframe!r}: use 1day or 1min")
     first, last = _date(start, "--start"), _date(end, "--end")
     if source:
         os.environ["DATA_SOURCE"] = source
         get_settings.cache_clear()
     wanted = [s.strip().upper() for s in symbols.split(",")] if symbols else None
+    if timeframe.lower() == "1min":
+        with console.status(f"ingest minute bars {first} → {last}"):
+            _show(jobs.ingest_minute_bars(first, last, _cli_run_id("ingest"), wanted))
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())

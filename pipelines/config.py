@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     stale_bar_sessions: int = Field(3, ge=2)  # identical OHLCV on this many sessions: stale
     max_close_jump: float = Field(0.5, gt=0)  # |close/prev close - 1| beyond: quarantined
     validation_data_docs: bool = True  # build GX Data Docs under MLTRADE_HOME/gx on ingest
+    # A requested symbol the vendor sent no bar for: fail the run, or record it and go on.
+    empty_symbol_policy: Literal["fail", "record"] = "fail"
+    # A permanent error of the corporate-actions endpoint: fail, or warn and load bars anyway.
+    corporate_actions_on_error: Literal["fail", "warn"] = "fail"
+    # Daily bar vs the same session rebuilt from its minute bars: relative tolerance.
+    minute_reconcile_tolerance: float = Field(0.002, ge=0)
 
     # Model
     model_name: str = "mltrade-returns"

@@ -64,6 +64,8 @@ def ingest(
     *,
     corporate_actions: pd.DataFrame | None = None,
     data_docs_root: Path | None = None,
+    empty_symbol_policy: str = "fail",
+    actions_on_error: str = "fail",
 ) -> IngestSummary:
     """Load sessions ``[start, end]`` of ``symbols`` (None: the source's universe).
 
@@ -76,14 +78,22 @@ def ingest(
     None, the source's actions are fetched into ``corporate_actions`` first (vendors that have
     them) and the table's rows for these symbols are used. ``data_docs_root``: build GX Data
     Docs under ``<root>/gx`` (see docs/validation.md).
+
+    Completeness: every requested symbol × session ends as a stored bar, a quarantined row or
+    a missing session named in ``validation_runs.summary``. A symbol the vendor sent nothing
+    for fails the run after the others are loaded (``empty_symbol_policy="fail"``) or is
+    recorded in the run's summary (``"record"``). A permanent error of the corporate-actions
+    endpoint fails the run with one line (``actions_on_error="fail"``) or is recorded as a
+    warning and the bars load without actions (``"warn"``).
     """
     with stage_run(engine, run_id, "ingest", source=source.name, start=start, end=end) as run:
         wanted = sorted(set(symbols)) if symbols is not None else source.universe()
         batches = symbol_batches(wanted, batch_symbols)
         with engine.begin() as conn:  # partitions first, in their own short transaction
             ensure_partitions(conn, "bars", start, end)
+        warnings: list[str] = []
         if corporate_actions is None:
-            load_corporate_actions(engine, source, start, end, wanted)
+            warnings += _load_actions(engine, source, start, end, wanted, actions_on_error)
             corporate_actions = read_corporate_actions(engine, start, end, wanted)
         parts = []
         for done, batch in enumerate(batches, start=1):
@@ -98,11 +108,13 @@ def ingest(
                     max_failure_fraction,
                     corporate_actions,
                     data_docs_root,
+                    empty_symbol_policy,
                 )
             )
             if on_batch is not None:
                 on_batch(done, len(batches))
         failed = {s: r for part in parts for s, r in part.failed_symbols.items()}
+        without_data = {s: r for part in parts for s, r in part.without_data.items()}
         summary = IngestSummary(
             source.name,
             start,
@@ -120,8 +132,12 @@ def ingest(
             "batches": len(batches),
             "missing_sessions": sum(p.missing_sessions for p in parts),
             "failed_symbols": failed,
+            "symbols_without_data": without_data,
+            "warnings": warnings,
             "data_docs": summary.data_docs,
         }
+        for line in [*warnings, *(f"{s}: {r}" for s, r in sorted(without_data.items()))]:
+            log.warning("ingest run_id=%s recorded=%s", run_id, line)
         log.info(
             "ingest run_id=%s source=%s batches=%d rows_fetched=%d rows_loaded=%d "
             "rows_quarantined=%d failed_symbols=%d data_docs=%s",
@@ -161,6 +177,25 @@ class _BatchResult:
     missing_sessions: int
     data_docs: str | None
     failed_symbols: dict[str, str]
+    without_data: dict[str, str] = field(default_factory=dict)  # recorded, not failed
+
+
+def _load_actions(
+    engine: sa.Engine,
+    source: MarketDataSource,
+    start: date,
+    end: date,
+    symbols: list[str],
+    on_error: str,
+) -> list[str]:
+    """Fetch and store the source's corporate actions; the warnings to record (``warn``)."""
+    try:
+        load_corporate_actions(engine, source, start, end, symbols)
+    except DataSourceError as exc:
+        if on_error != "warn":
+            raise
+        return [f"corporate actions not loaded ({exc}); bars were checked without them"]
+    return []
 
 
 def _ingest_batch(
@@ -173,12 +208,19 @@ def _ingest_batch(
     max_failure_fraction: float,
     corporate_actions: pd.DataFrame | None,
     data_docs_root: Path | None,
+    empty_symbol_policy: str = "fail",
 ) -> _BatchResult:
     """Fetch, validate and load one batch of symbols; the bars go in one transaction."""
     try:
-        frame, failed = source.fetch_daily_bars(start, end, symbols), {}
+        frame, failed, no_data = source.fetch_daily_bars(start, end, symbols), {}, set()
     except PartialFetchError as exc:  # the good symbols' bars still go through the gate
         frame, failed = exc.result.bars, dict(exc.result.failures)
+        no_data = set(exc.result.no_data)
+    without_data: dict[str, str] = {}
+    if empty_symbol_policy == "record":
+        without_data = {s: failed.pop(s) for s in sorted(no_data & set(failed))}
+    if frame.empty and (failed or without_data):  # nothing came back for this batch
+        return _BatchResult(0, 0, 0, 0, 0, None, failed, without_data)
     result = validate_bars(
         frame,
         corporate_actions,
@@ -187,6 +229,7 @@ def _ingest_batch(
         run_id=run_id,
         data_docs_root=data_docs_root,
         history=_recent_bars(engine, start, symbols),
+        symbols=symbols,
     )
     passed = result.failure_fraction <= max_failure_fraction
     with engine.begin() as conn:
@@ -209,6 +252,7 @@ def _ingest_batch(
         result.summary.get("missing_sessions", {}).get("total", 0),
         result.data_docs,
         failed,
+        without_data,
     )
 
 
@@ -234,18 +278,29 @@ def _json_value(value: object) -> object:
     return value if isinstance(value, int | float | str | bool) else str(value)
 
 
+def _vendor_json(item: object) -> object:
+    """The vendor's item as JSON (it came as JSON: only non-finite floats need text)."""
+    if isinstance(item, dict):
+        return {str(k): _vendor_json(v) for k, v in item.items()}
+    if isinstance(item, list):
+        return [_vendor_json(v) for v in item]
+    return _json_value(item)
+
+
 def _quarantine(conn: sa.Connection, rejected: pd.DataFrame, source: str, run_id: str) -> int:
     """Insert rejected rows; a row already quarantined (same source, raw, rule) is skipped."""
     rows = []
     for record in rejected.to_dict("records"):
-        raw = {c: _json_value(record.get(c)) for c in BAR_COLUMNS}
+        raw: dict[str, object] = {c: _json_value(record.get(c)) for c in BAR_COLUMNS}
+        if "raw" in record:  # what the vendor sent, before any parsing
+            raw["vendor"] = _vendor_json(record["raw"])
         raw_json = json.dumps(raw, sort_keys=True)
         digest = hashlib.sha256(f"{source}|{raw_json}|{record['expectation']}".encode()).hexdigest()
         rows.append(
             {
                 "h": digest,
                 "src": source,
-                "sym": raw["symbol"],
+                "sym": raw["symbol"] if isinstance(raw["symbol"], str) else None,
                 "d": raw["session_date"],
                 "exp": record["expectation"],
                 "reason": record["reason"],

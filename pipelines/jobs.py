@@ -88,8 +88,44 @@ def ingest_bars(
         batch_symbols=settings.ingest_batch_symbols,
         on_batch=on_batch,
         data_docs_root=settings.home if settings.validation_data_docs else None,
+        empty_symbol_policy=settings.empty_symbol_policy,
+        actions_on_error=settings.corporate_actions_on_error,
     )
     return _plain(summary)
+
+
+def ingest_minute_bars(
+    start: date,
+    end: date,
+    run_id: str,
+    symbols: list[str] | None = None,
+    vendor_connection: dict | None = None,
+) -> dict:
+    """Collect, validate and load one-minute bars of each NYSE session in ``[start, end]``.
+
+    One transaction per session; each session's minutes are reconciled with its daily bar
+    (``MINUTE_RECONCILE_TOLERANCE``). Needs a source with minute bars (``alpaca``).
+    """
+    from pipelines.ingest_minutes import ingest_minutes
+    from pipelines.sources import get_source
+
+    settings = get_settings()
+    if settings.data_source == "alpaca" and vendor_connection is not None:
+        from pipelines.sources.alpaca import settings_from_connection
+
+        settings = settings.model_copy(update=settings_from_connection(**vendor_connection))
+    source, engine = get_source(settings), warehouse()
+    wanted = symbols or settings.universe or source.universe()
+    sessions = [
+        _plain(
+            ingest_minutes(
+                engine, source, day, wanted, f"{run_id}:{day.isoformat()}",
+                settings.max_quarantine_fraction, settings.minute_reconcile_tolerance,
+            )
+        )
+        for day in calendar.sessions(start, end)
+    ]  # fmt: skip
+    return {"sessions": sessions}
 
 
 def refresh_universe(run_id: str) -> dict:

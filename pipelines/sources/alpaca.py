@@ -14,9 +14,18 @@ Daily bars (``fetch_daily_bars``) and minute bars (``fetch_minute_bars``) share 
 - Feed: ``ALPACA_DATA_FEED`` (``iex`` on the free plan, ``sip`` with a subscription).
 - **Pagination is ours**: alpaca-py's ``get_stock_bars`` follows ``next_page_token`` in a loop
   with no guard against a repeated token and no hook to throttle each page, so pages are
-  requested one by one through the client's own ``get`` (same auth headers, same error types)
-  and parsed with alpaca-py's ``Bar`` model. Every page takes a token from the rate limiter
-  and is retried on its own; a repeated page token is reported, never looped on.
+  requested one by one through the client's own ``get`` (same auth headers, same error types).
+  Every page takes a token from the rate limiter and is retried on its own; a repeated page
+  token is reported, never looped on.
+- **Raw first**: bars are *not* parsed with alpaca-py's ``Bar`` model. Its pydantic fields
+  repair what the vendor sent before anyone can judge it (``"12.5"`` becomes 12.5, an epoch
+  integer or a naive time becomes a datetime, ``vw``/``n`` are kept but never checked) and one
+  malformed field raises for the whole page; it also costs a model object per bar. Each bar's
+  JSON values go into the frame as sent (:func:`bars_frame`): prices, volume, ``vw`` and ``n``
+  as JSON numbers or whatever else came, ``t`` as its text in ``vendor_ts``, the item itself in
+  ``raw`` and the response's ``Date`` header in ``vendor_clock``; the validation gate judges
+  each row (pipelines/validation/vendor.py) and a bad field quarantines only its row.
+  Corporate actions, a handful per symbol and year, are still read with alpaca-py's models.
 - **Retries**: alpaca-py retries 429/504 itself (3 times, 3 s apart) and sets no HTTP timeout.
   Its data client has no constructor argument for either, so :class:`_BoundedClient` switches
   its retries off and gives its session a timeout; :class:`~pipelines.sources.retry.RetryPolicy`
@@ -34,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from datetime import date, datetime
 from functools import partial
 from typing import Any
@@ -47,7 +55,6 @@ from alpaca.common.rest import RESTClient
 from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.historical.corporate_actions import CorporateActionsClient
-from alpaca.data.models import Bar
 from alpaca.data.models.corporate_actions import (
     CashDividend,
     CorporateActionsSet,
@@ -64,11 +71,13 @@ from pipelines.errors import ConfigurationError, DataSourceError
 from pipelines.ratelimit import TokenBucket, bucket_for
 from pipelines.sources.base import (
     BAR_COLUMNS,
+    VENDOR_COLUMNS,
     FetchResult,
     PartialFetchError,
     empty_bars,
     split_symbols,
 )
+from pipelines.sources.rawtime import vendor_times
 from pipelines.sources.retry import RetryPolicy, TransientSourceError
 
 log = logging.getLogger(__name__)
@@ -86,10 +95,13 @@ class _TimeoutSession(requests.Session):
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
         self.timeout_s = timeout_s
+        self.last_date: str | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(*args, **kwargs)
+        response = super().request(*args, **kwargs)
+        self.last_date = response.headers.get("Date")  # the vendor's clock, for the gate
+        return response
 
 
 class _BoundedClient(StockHistoricalDataClient):
@@ -227,7 +239,7 @@ class AlpacaSource:
         if start > end:
             raise DataSourceError(f"start {start} is after end {end}")
         good, failures = split_symbols(self.universe() if symbols is None else symbols)
-        raw: dict[str, list[Bar]] = {}
+        raw: dict[str, list[tuple[Any, str | None]]] = {}
         chunks = [
             good[i : i + self.symbols_per_request]
             for i in range(0, len(good), self.symbols_per_request)
@@ -251,11 +263,13 @@ class AlpacaSource:
                     f"Alpaca returned no bars from {start} to {end} (feed={self.feed.value}): "
                     "a symbol Alpaca does not know, or one not traded in that interval"
                 )
-        return FetchResult(self._frame(raw, timeframe), failures)
+        no_data = {s for s in good if s not in raw and s in failures and "no bars" in failures[s]}
+        return FetchResult(bars_frame(raw, timeframe), failures, no_data)
 
     def _fetch_chunk(
         self, chunk: list[str], start: date, end: date, timeframe: TimeFrame
-    ) -> tuple[dict[str, list[Bar]], dict[str, str]]:
+    ) -> tuple[dict[str, list[tuple[Any, str | None]]], dict[str, str]]:
+        """Raw items per symbol (each with the ``Date`` header of its page), and failures."""
         request = StockBarsRequest(
             symbol_or_symbols=chunk,
             timeframe=timeframe,
@@ -270,23 +284,29 @@ class AlpacaSource:
         }
         params["limit"] = self.page_limit
         asked = set(chunk)
-        bars: dict[str, list[Bar]] = defaultdict(list)
+        bars: dict[str, list[tuple[Any, str | None]]] = {}
         failures: dict[str, str] = {}
         token: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             what = f"Alpaca bars {chunk[0]}…{chunk[-1]} ({len(chunk)} symbols)"
             page = self.retry.call(partial(self._get_page, params, token), what)
+            clock = getattr(self._client._session, "last_date", None)
             for symbol, items in page["bars"].items():
                 if symbol not in asked:
                     failures[symbol] = (
                         f"Alpaca returned bars for {symbol}, which was not requested; dropped"
                     )
                     continue
-                try:
-                    bars[symbol].extend(Bar(symbol, item) for item in items)
-                except (ValidationError, TypeError, AttributeError) as exc:
-                    failures[symbol] = f"Alpaca sent a malformed bar for {symbol}: {exc}"
+                if items is None or items == []:
+                    continue  # no bars: an empty list is not data (named below if none at all)
+                if not isinstance(items, list):
+                    failures[symbol] = (
+                        f"Alpaca sent {type(items).__name__} for {symbol}'s bars, not a list: "
+                        f"{str(items)[:100]!r}"
+                    )
+                    continue
+                bars.setdefault(symbol, []).extend((item, clock) for item in items)
             token = page.get("next_page_token")
             if not token:
                 break
@@ -379,7 +399,14 @@ class AlpacaSource:
                     self._get_page, params, token, "corporate_actions", self._actions_client,
                     "/corporate-actions",
                 )  # fmt: skip
-                page = self.retry.call(fetch, f"Alpaca corporate actions {chunk[0]}…")
+                try:
+                    page = self.retry.call(fetch, f"Alpaca corporate actions {chunk[0]}…")
+                except _ChunkRejected as exc:  # a permanent 4xx: one line, no traceback
+                    raise DataSourceError(
+                        f"Alpaca refused the corporate-actions request for {chunk[0]}…"
+                        f"{chunk[-1]} (HTTP {exc.status}: {exc}); check ALPACA_DATA_URL and the "
+                        "plan, or set CORPORATE_ACTIONS_ON_ERROR=warn to load bars without them"
+                    ) from exc
                 rows.extend(_action_rows(page["corporate_actions"], set(chunk)))
                 token = page.get("next_page_token")
                 if not token:
@@ -394,29 +421,49 @@ class AlpacaSource:
             drop=True
         )
 
-    @staticmethod
-    def _frame(raw: dict[str, list[Bar]], timeframe: TimeFrame) -> pd.DataFrame:
-        rows = [
-            (b.symbol, b.timestamp, b.open, b.high, b.low, b.close, b.volume)
-            for symbol in sorted(raw)
-            for b in raw[symbol]
-        ]
-        if not rows:
-            return empty_bars()
-        frame = pd.DataFrame(
-            rows, columns=["symbol", "t", "open", "high", "low", "close", "volume"]
-        )
-        stamps = pd.to_datetime(frame["t"], utc=True)
-        frame["session_date"] = stamps.dt.tz_convert(calendar.EXCHANGE_TZ).dt.date
-        if timeframe.unit == TimeFrameUnit.Day:
-            closes = calendar.schedule(min(frame["session_date"]), max(frame["session_date"]))
-            frame["ts"] = frame["session_date"].map(closes["close"])  # NaT off-session: the gate
-        else:
-            frame["ts"] = stamps + _duration(timeframe)
-        for column in ("open", "high", "low", "close", "volume"):
+
+_FIELDS = {"t": "vendor_ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume",
+           "vw": "vwap", "n": "trade_count"}  # fmt: skip
+
+
+def bars_frame(raw: dict[str, list[tuple[Any, str | None]]], timeframe: TimeFrame) -> pd.DataFrame:
+    """The canonical bar frame of raw Alpaca items, values as sent (see the module docstring).
+
+    ``raw``: symbol -> [(item, Date header of its page)]. Numbers stay numbers, anything else
+    (text, null, a missing key) stays what it was for the gate to name. ``ts``/``session_date``
+    are derived only from a well-formed ``t`` (RFC 3339 with offset): daily, the NYSE close of
+    ``t``'s New York date (NaT off-session); minute, ``t`` + the bar's length.
+    """
+    pairs = [(symbol, item, clock) for symbol in sorted(raw) for item, clock in raw[symbol]]
+    if not pairs:
+        return empty_bars().assign(**{c: pd.Series(dtype=object) for c in VENDOR_COLUMNS})
+    items = [p[1] for p in pairs]
+    frame = pd.DataFrame.from_records(
+        [item if isinstance(item, dict) else {} for item in items], columns=list(_FIELDS)
+    ).rename(columns=_FIELDS)
+    for column in ("open", "high", "low", "close", "volume", "vwap", "trade_count"):
+        if pd.api.types.is_integer_dtype(frame[column].dtype):
             frame[column] = frame[column].astype("float64")
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        return frame[list(BAR_COLUMNS)].reset_index(drop=True)
+    frame["symbol"] = [p[0] for p in pairs]
+    frame["raw"] = items
+    frame["vendor_clock"] = pd.to_datetime(
+        pd.Series([p[2] for p in pairs], dtype=object), utc=True, errors="coerce",
+        format="%a, %d %b %Y %H:%M:%S GMT",
+    )  # fmt: skip
+    started, _ = vendor_times(frame["vendor_ts"])
+    days = started.dt.tz_convert(calendar.EXCHANGE_TZ).dt.date
+    frame["session_date"] = days.astype(object).where(started.notna(), None)
+    if timeframe.unit == TimeFrameUnit.Day:
+        known = days[started.notna()]
+        if known.empty:
+            frame["ts"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+        else:
+            closes = calendar.schedule(min(known), max(known))["close"]
+            frame["ts"] = pd.to_datetime(frame["session_date"].map(closes), utc=True)
+    else:
+        frame["ts"] = started + _duration(timeframe)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame[[*BAR_COLUMNS, *VENDOR_COLUMNS]]
 
 
 def _duration(timeframe: TimeFrame) -> pd.Timedelta:

@@ -12,6 +12,7 @@ open .. close  float64                     US dollars, unadjusted, as the vendor
 volume         float64                     shares
 =============  ==========================  ==============================================
 
+A vendor source may add the optional :data:`VENDOR_COLUMNS` (the vendor's raw values).
 Sources do not clean data: the validation gate decides what is loaded and what is quarantined.
 
 **Partial failures.** A vendor source fetches many symbols per batch. When some symbols fail
@@ -37,6 +38,11 @@ from pipelines.errors import DataSourceError
 
 BAR_COLUMNS = ("symbol", "ts", "session_date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
+# Optional columns of a source that keeps what the vendor sent (see
+# pipelines/validation/vendor.py): the raw bar time, VWAP, trade count, the vendor's clock and
+# the vendor's item itself. The gate checks them when present; the warehouse stores none of
+# them in ``bars`` (``raw`` goes with a quarantined row).
+VENDOR_COLUMNS = ("vendor_ts", "vwap", "trade_count", "vendor_clock", "raw")
 
 # Upper-case letters and digits, with "." or "-" or "/" for share classes (BRK.B, BF-B): no
 # quote, semicolon, space or path component ever reaches a vendor URL or a query.
@@ -77,6 +83,9 @@ class FetchResult:
 
     bars: pd.DataFrame
     failures: dict[str, str] = field(default_factory=dict)
+    # Failed symbols whose only problem is that the vendor sent no bar at all (an unknown
+    # symbol, or nothing traded): ingest fails or records them per EMPTY_SYMBOL_POLICY.
+    no_data: set[str] = field(default_factory=set)
 
     def raise_for_failures(self, vendor: str) -> pd.DataFrame:
         """The bars, or :class:`PartialFetchError` (carrying this result) if any symbol failed."""

@@ -203,9 +203,11 @@ def _as_traded(
     if history is None or history.empty:
         return empty_bars(), empty_actions()
     index = pd.DatetimeIndex(history.index)
-    if index.tz is None:
-        index = index.tz_localize(calendar.EXCHANGE_TZ)
-    days = pd.Index(index.tz_convert(calendar.EXCHANGE_TZ).date)
+    # The vendor's time as yfinance gives it: a naive one is kept naive (ISO text without an
+    # offset) for the gate to quarantine, never localized by guess.
+    vendor_ts = [t.isoformat() for t in index]
+    local = index if index.tz is None else index.tz_convert(calendar.EXCHANGE_TZ)
+    days = pd.Index(local.date)
     splits = history.get("Stock Splits", pd.Series(0.0, index=history.index)).fillna(0.0)
     splits = pd.Series(splits.to_numpy(dtype=float), index=days)
     ratio = splits.where(splits > 0, 1.0)
@@ -224,12 +226,17 @@ def _as_traded(
             "volume": history["Volume"].to_numpy(float) / later.to_numpy(),
         }
     )  # fmt: skip
-    window = (frame["session_date"] >= start) & (frame["session_date"] <= end)
-    frame = frame.loc[window].reset_index(drop=True)
+    frame["vendor_ts"] = vendor_ts
+    # Yahoo answers from ``start`` to today: later rows were not asked for and are cut here;
+    # a row before ``start`` (the vendor ignoring the request) goes to the gate's window rule.
+    frame = frame.loc[frame["session_date"] <= end].reset_index(drop=True)
     if frame.empty:
         return empty_bars(), empty_actions()
-    closes = calendar.schedule(start, end)["close"]
+    closes = calendar.schedule(min(frame["session_date"]), end)["close"]
     frame["ts"] = pd.to_datetime(frame["session_date"].map(closes), utc=True)
+    if index.tz is None:  # no session can be trusted from a naive time
+        frame["ts"] = pd.NaT
+    frame["session_date"] = frame["session_date"].astype(object)
     rows = []
     for day in days[(days >= start) & (days <= end)]:
         if splits[day] > 0:
@@ -237,4 +244,4 @@ def _as_traded(
         if dividends[day] > 0:
             rows.append((symbol, day, "dividend", float(dividends[day] * later[day]), "yahoo"))
     actions = pd.DataFrame(rows, columns=list(ACTION_COLUMNS)) if rows else empty_actions()
-    return frame[list(BAR_COLUMNS)], actions
+    return frame[[*BAR_COLUMNS, "vendor_ts"]], actions

@@ -57,7 +57,7 @@ import pandas as pd
 
 Row = Mapping[str, Any]  # one rejected row: raw values, plus computed ones prefixed "_"
 SUITE_NAME = "bars"
-SUITE_VERSION = "2"
+SUITE_VERSION = "3"
 MAX_PRICE = 1e7  # USD; anything above is a unit or parsing error, not a stock price
 MAX_VOLUME = 1e13  # shares; finite and above any real day's volume
 # An upper-case ticker: a letter, then letters/digits, with single '.' or '-' class separators
@@ -92,7 +92,7 @@ class Rule:
 
 
 def suite_id() -> str:
-    """The suite's name and version as recorded in ``validation_runs.suite``: ``bars_v2``."""
+    """The suite's name and version as recorded in ``validation_runs.suite``: ``bars_v3``."""
     return f"{SUITE_NAME}_v{SUITE_VERSION}"
 
 
@@ -162,6 +162,13 @@ def _ts_reason(row: Row) -> str:
     return f"ts {ts} is not the close of session {day} ({close}); a daily bar is stamped at it"
 
 
+def _text_rule(name: str, column: str) -> Rule:
+    """A rule whose check project code computed as a reason text (None = passes)."""
+    return Rule(
+        name, gxe.ExpectColumnValuesToBeNull(column=column), lambda row: str(row[f"_{column}"])
+    )
+
+
 def _stale_reason(row: Row) -> str:
     return (
         f"same OHLCV as the previous session(s) (close {row['close']}, volume {row['volume']}) "
@@ -181,6 +188,19 @@ def describe(name: str, limits: Limits) -> str:
     """What rule ``name`` demands, in words (shown in Data Docs next to the rule's name)."""
     fixed = {
         "types_ok": "every value has its canonical type (numbers, UTC timestamps, dates, text)",
+        "vendor_time_ok": "the vendor's bar time is RFC 3339 text with a UTC offset",
+        "nyse_session": "session_date is an NYSE session (not a weekend or holiday)",
+        "in_window": (
+            "the bar's session is in the requested [start, end] and the bar ended before the "
+            "vendor's own clock"
+        ),
+        "bar_time": (
+            "the vendor stamped the bar at its session's bar time (daily: 00:00 New York; "
+            "minute: a whole minute within regular hours)"
+        ),
+        "vwap_in_range": "vwap, when sent, is within [low, high]",
+        "trade_count_valid": "trade count, when sent, is a whole number >= 0",
+        "zero_volume_no_move": "a bar with volume 0 has open = high = low = close",
         "ts_in_utc": "ts is time-zone aware and in UTC",
         "symbol_well_formed": "symbol is an upper-case ticker without SQL or path characters",
         "ts_at_session_close": "ts is the NYSE close of session_date (which is a session)",
@@ -222,6 +242,7 @@ def rules(limits: Limits | None = None) -> list[Rule]:
             gxe.ExpectColumnValuesToBeNull(column="type_error"),
             lambda row: str(row["_type_error"]),
         ),
+        _text_rule("vendor_time_ok", "vendor_time_error"),
         Rule(
             "ts_in_utc",
             gxe.ExpectColumnValuesToBeInSet(column="ts_zone", value_set=["UTC"]),
@@ -231,8 +252,11 @@ def rules(limits: Limits | None = None) -> list[Rule]:
             ),
         ),
         _not_null("symbol", "no ticker"),
-        _not_null("ts", "no bar time"),
         _not_null("session_date", "no session date"),
+        _text_rule("nyse_session", "session_error"),
+        _text_rule("in_window", "window_error"),
+        _text_rule("bar_time", "bar_time_error"),
+        _not_null("ts", "no bar time"),
         *(_not_null(c, "no value") for c in ("open", "high", "low", "close", "volume")),
         Rule(
             "symbol_well_formed",
@@ -255,6 +279,9 @@ def rules(limits: Limits | None = None) -> list[Rule]:
         _at_least("high", "close"),
         _at_least("open", "low"),
         _at_least("close", "low"),
+        _text_rule("vwap_in_range", "vwap_error"),
+        _text_rule("trade_count_valid", "trade_count_error"),
+        _text_rule("zero_volume_no_move", "zero_volume_error"),
         Rule(
             "exact_copy",
             gxe.ExpectColumnValuesToBeBetween(column="copy_index", max_value=0),
@@ -267,7 +294,7 @@ def rules(limits: Limits | None = None) -> list[Rule]:
             "unique_symbol_ts",
             gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=["symbol", "ts"],
-                row_condition="copy_index==0",
+                row_condition="key_check==1 and copy_index==0",
                 condition_parser="pandas",
             ),
             lambda row: (

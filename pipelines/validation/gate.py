@@ -29,7 +29,14 @@ from pipelines import calendar
 from pipelines.errors import ValidationGateError
 from pipelines.sources.base import BAR_COLUMNS
 from pipelines.validation.bars_suite import Limits, rules, suite_id
-from pipelines.validation.prepare import NUMBER_COLUMNS, check_frame, check_schema, missing_sessions
+from pipelines.validation.prepare import (
+    NUMBER_COLUMNS,
+    TEXT_CHECKS,
+    check_frame,
+    check_schema,
+    missing_sessions,
+)
+from pipelines.validation.vendor import DAILY, MINUTE
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage analytics over the network
 log = logging.getLogger(__name__)
@@ -39,7 +46,9 @@ GX_COLUMNS = (
     *BAR_COLUMNS,
     "type_error",
     "ts_zone",
+    *TEXT_CHECKS,
     "session_close",
+    "key_check",
     "copy_index",
     "stale_repeat",
     "close_jump",
@@ -161,7 +170,10 @@ def _run_suite(
     from great_expectations.core.run_identifier import RunIdentifier
 
     with _project_lock(data_docs_root):
-        batch_definition, suite, checkpoint = _gx(data_docs_root, limits)
+        # A file project is read afresh under the lock: objects cached by this process would
+        # be stale once another process (a concurrent ingest) rewrote the project's stores.
+        build = _gx if data_docs_root is None else _gx.__wrapped__
+        batch_definition, suite, checkpoint = build(data_docs_root, limits)
         if checkpoint is None:
             batch = batch_definition.get_batch(batch_parameters={"dataframe": check})
             validations = [batch.validate(suite, result_format=COMPLETE)]
@@ -210,8 +222,14 @@ def validate_bars(
     limits: Limits | None = None,
     data_docs_root: Path | None = None,
     history: pd.DataFrame | None = None,
+    symbols: list[str] | None = None,
+    timeframe: str = DAILY,
 ) -> ValidationResult:
     """Split a canonical bar frame into rows to load and rows to quarantine.
+
+    ``symbols``: the symbols asked for; the missing-sessions report names every one of them
+    that has a gap, including one with no row at all. ``timeframe``: ``1Day`` or ``1Min``.
+    ``start``/``end`` also bound the window: a row of a session outside it is quarantined.
 
     ``corporate_actions``: optional ``(symbol, ex_date, kind, value)`` frame; a close jump on
     the ex-date of a split is not flagged. ``start``/``end``: the requested sessions, for the
@@ -236,7 +254,9 @@ def validate_bars(
     frame = frame.reset_index(drop=True)
     limits = limits or Limits.from_settings()
     suite_rules = rules(limits)
-    check = check_frame(frame, corporate_actions, limits, history)
+    check = check_frame(
+        frame, corporate_actions, limits, history, start=start, end=end, timeframe=timeframe
+    )
     failing = (
         _run_suite(check[list(GX_COLUMNS)], limits, run_id, data_docs_root) if len(frame) else {}
     )
@@ -248,7 +268,7 @@ def validate_bars(
     rejected = frame.loc[bad].copy()
     rejected["expectation"] = expectation[bad]
     by_name = {rule.name: rule for rule in suite_rules}
-    computed = ["type_error", "ts_zone", "close_jump", "session_date"]
+    computed = ["type_error", "ts_zone", "close_jump", "session_date", *TEXT_CHECKS]
     explain = rejected.join(check.loc[bad, computed].add_prefix("_"))
     rejected["reason"] = [
         by_name[name].reason(row)
@@ -266,13 +286,55 @@ def validate_bars(
             "stale_sessions": limits.stale_sessions,
             "max_close_jump": limits.max_close_jump,
         },
-        "missing_sessions": missing_sessions(check, start, end),
+        "missing_sessions": missing_sessions(check, start, end, symbols=symbols),
     }
     if data_docs_root is not None and len(frame):
         summary["data_docs"] = str(data_docs_index(data_docs_root))
     log.info(summary_line(summary))
     valid = _canonical(frame.loc[~bad], check).reset_index(drop=True)
     return ValidationResult(valid, rejected, summary)
+
+
+MINUTE_LIMITS = Limits(stale_sessions=10**9, max_close_jump=0.5)  # no stale rule on minutes
+
+
+def validate_minute_bars(
+    frame: pd.DataFrame,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+    run_id: str = "adhoc",
+    history: pd.DataFrame | None = None,
+    limits: Limits = MINUTE_LIMITS,
+) -> ValidationResult:
+    """Split a frame of one-minute bars into rows to load and rows to quarantine.
+
+    The one entry point for minute bars, batch or streamed: the same rules as daily ingest
+    (types, the vendor's raw time, NYSE session, window, prices, OHLC consistency, VWAP, trade
+    count, zero volume with a move, exact copies, disagreeing duplicates, jumps) except that a
+    bar's time is its *end* (``ts`` = start + 1 minute, UTC) and must lie in the regular hours
+    of ``session_date``, and identical consecutive minutes are not "stale" (quiet stocks trade
+    flat). ``frame`` is a canonical bar frame (:data:`pipelines.sources.base.BAR_COLUMNS`,
+    optionally the vendor columns); ``history``: the minutes just before, for the jump rule.
+    Returns :class:`ValidationResult`: ``valid`` (canonical dtypes) and ``rejected`` (raw
+    values plus ``expectation`` and ``reason``); ``len(valid) + len(rejected) == len(frame)``.
+    An empty frame is valid (nothing to judge).
+    """
+    if frame.empty:
+        check_schema(frame)
+        return ValidationResult(frame.copy(), frame.assign(expectation=[], reason=[]), {})
+    return validate_bars(
+        frame,
+        None,
+        start=start,
+        end=end,
+        run_id=run_id,
+        limits=limits,
+        history=history,
+        symbols=symbols,
+        timeframe=MINUTE,
+    )
 
 
 def summary_line(summary: dict) -> str:

@@ -26,6 +26,7 @@ import pandas as pd
 from pipelines import calendar
 from pipelines.errors import DataSourceError, ValidationGateError
 from pipelines.sources.base import BAR_COLUMNS, PRICE_COLUMNS
+from pipelines.validation import vendor
 from pipelines.validation.bars_suite import Limits
 
 NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume")
@@ -77,7 +78,7 @@ def _numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
             v, bool | np.bool_
         ):
             return None
-        return f"{name} {v!r} is {type(v).__name__}, not a number: the source's parser is wrong"
+        return f"{name} {v!r} is {type(v).__name__}, not a number (as the vendor sent it)"
 
     errors = raw.map(error).astype("object")
     values = pd.to_numeric(raw.where(errors.isna(), np.nan).astype("object"), errors="coerce")
@@ -198,7 +199,8 @@ def _stale_and_jumps(
     jump = pd.Series(np.nan, index=check.index, dtype="float64")
     values = check[list(OHLCV)]
     plausible = (
-        (check["copy_index"] == 0)
+        (check["key_check"] == 1)
+        & (check["copy_index"] == 0)
         & check["ts"].notna()
         & check["symbol"].notna()
         & np.isfinite(values).all(axis=1)
@@ -251,20 +253,32 @@ def check_frame(
     corporate_actions: pd.DataFrame | None = None,
     limits: Limits | None = None,
     history: pd.DataFrame | None = None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    timeframe: str = vendor.DAILY,
 ) -> pd.DataFrame:
-    """The frame the suite validates (same index as ``frame``); see the module docstring."""
+    """The frame the suite validates (same index as ``frame``); see the module docstring.
+
+    ``start``/``end``: the requested window (rows outside it fail ``in_window``);
+    ``timeframe``: ``1Day`` or ``1Min`` (which bar time a row must carry).
+    """
     limits = limits or Limits()
     symbol, symbol_error = _symbols(frame["symbol"])
     ts, ts_zone, ts_error = _times(frame["ts"])
     session_date, date_error = _session_dates(frame["session_date"])
     check = pd.DataFrame({"symbol": symbol, "ts": ts, "session_date": session_date})
     type_error = symbol_error.combine_first(ts_error).combine_first(date_error)
-    for column in NUMBER_COLUMNS:
-        check[column], error = _numbers(frame[column])
+    for column in (*NUMBER_COLUMNS, *EXTRA_NUMBERS):
+        raw = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+        check[column], error = _numbers(raw.rename(column))
         type_error = type_error.combine_first(error)
     check["type_error"] = type_error.astype("object").where(type_error.notna(), None)
     check["ts_zone"] = ts_zone
-    check["session_close"] = _session_closes(session_date)
+    _vendor_checks(check, frame, start, end, timeframe)
+    closes = _session_closes(session_date)
+    check["session_close"] = closes if timeframe == vendor.DAILY else ts
+    check["key_check"] = _key_check(check)
     check["copy_index"] = _copy_index(check)
     check["stale_repeat"], check["close_jump"] = _stale_and_jumps(
         check, corporate_actions, limits, history
@@ -272,10 +286,63 @@ def check_frame(
     return check
 
 
+EXTRA_NUMBERS = ("vwap", "trade_count")
+TEXT_CHECKS = (
+    "vendor_time_error",
+    "session_error",
+    "window_error",
+    "bar_time_error",
+    "vwap_error",
+    "trade_count_error",
+    "zero_volume_error",
+)
+
+
+def _vendor_checks(
+    check: pd.DataFrame, frame: pd.DataFrame, start: date | None, end: date | None, timeframe: str
+) -> None:
+    """Add the text columns of :mod:`pipelines.validation.vendor`'s checks to ``check``."""
+    if timeframe not in vendor.TIMEFRAMES:
+        raise ValidationGateError(f"timeframe {timeframe!r}: use one of {vendor.TIMEFRAMES}")
+    if "vendor_ts" in frame:
+        started, check["vendor_time_error"] = vendor.vendor_times(frame["vendor_ts"])
+        raw_ts = frame["vendor_ts"]
+    else:  # a frame without the vendor's time: judge the canonical ts
+        started = check["ts"] - pd.Timedelta(minutes=1) if timeframe == vendor.MINUTE else None
+        check["vendor_time_error"] = None
+        raw_ts = None
+    check["session_error"] = vendor.session_errors(check["session_date"])
+    clock = frame.get("vendor_clock")
+    check["window_error"] = vendor.window_errors(
+        check["session_date"], check["ts"], start, end, clock
+    )
+    check["bar_time_error"] = (
+        vendor.bar_time_errors(started, check["session_date"], timeframe, raw_ts)
+        if started is not None
+        else None
+    )
+    check["vwap_error"] = vendor.vwap_errors(check["vwap"], check["low"], check["high"])
+    check["trade_count_error"] = vendor.trade_count_errors(check["trade_count"])
+    check["zero_volume_error"] = vendor.zero_volume_errors(check)
+
+
+def _key_check(check: pd.DataFrame) -> pd.Series:
+    """1 where a row's key (symbol, ts) can be trusted, so it takes part in the duplicate,
+    stale and jump rules; 0 where an earlier rule already refuses the row (a bar moved to a
+    neighbouring day by a wrong offset must not make the true bar of that day a "duplicate")."""
+    clean = check["type_error"].isna() & check["ts_zone"].eq("UTC")
+    for column in TEXT_CHECKS[:4]:
+        clean &= check[column].isna()
+    clean &= check["symbol"].notna() & check["ts"].notna()
+    clean &= check["ts"].eq(check["session_close"])
+    return clean.astype("int64")
+
+
 def _copy_index(check: pd.DataFrame) -> pd.Series:
     """0 for a row, 1, 2, ... for later rows identical to it in every bar column."""
     copy_index = pd.Series(0, index=check.index, dtype="int64")
-    same_key = check.duplicated(["symbol", "ts"], keep=False)  # cheap: usually none
+    trusted = check["key_check"] == 1
+    same_key = check.duplicated(["symbol", "ts"], keep=False) & trusted  # usually none
     if same_key.any():
         keys = check.loc[same_key, list(BAR_COLUMNS)].astype("object")
         keys = keys.where(keys.notna(), None)
@@ -295,26 +362,37 @@ def _session_closes(session_date: pd.Series) -> pd.Series:
 
 
 def missing_sessions(
-    frame: pd.DataFrame, start: date | None = None, end: date | None = None, examples: int = 5
+    frame: pd.DataFrame,
+    start: date | None = None,
+    end: date | None = None,
+    examples: int = 5,
+    symbols: list[str] | None = None,
 ) -> dict:
     """Per symbol, NYSE sessions in ``[start, end]`` with no bar in ``frame`` (a report).
 
-    ``start``/``end`` default to the batch's first and last session dates. Returns
-    ``{"total": n, "by_symbol": {symbol: {"count": k, "first": [ISO dates]}}}``, only symbols
-    with gaps listed. Quarantined bars count as received: they are in ``quarantine``.
+    ``start``/``end`` default to the batch's first and last session dates. ``symbols``: the
+    symbols that were *asked for*; one without any row has every session missing (without it,
+    only symbols present in ``frame`` are judged). Returns ``{"total": n, "by_symbol": {symbol:
+    {"count": k, "first": [ISO dates]}}}``, only symbols with gaps listed. Quarantined bars
+    count as received: they are in ``quarantine``.
     """
     days = frame["session_date"].map(lambda v: v if isinstance(v, date) else None)
     received = frame.assign(session_date=days).dropna(subset=["symbol", "session_date"])
-    if received.empty:
+    if received.empty and (not symbols or start is None or end is None):
         return {"total": 0, "by_symbol": {}}
-    first, last = start or min(received["session_date"]), end or max(received["session_date"])
+    first = start or min(received["session_date"])
+    last = end or max(received["session_date"])
     expected = calendar.sessions(first, last)
+    have_by_symbol: dict[str, set] = {
+        str(symbol): set(got) for symbol, got in received.groupby("symbol")["session_date"]
+    }
+    judged = sorted(set(have_by_symbol) | set(symbols or []))
     by_symbol: dict[str, dict] = {}
-    for symbol, got in received.groupby("symbol", sort=True)["session_date"]:
-        have = set(got)
+    for symbol in judged:
+        have = have_by_symbol.get(symbol, set())
         gaps = [d for d in expected if d not in have]
         if gaps:
-            by_symbol[str(symbol)] = {
+            by_symbol[symbol] = {
                 "count": len(gaps),
                 "first": [d.isoformat() for d in gaps[:examples]],
             }

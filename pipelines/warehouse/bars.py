@@ -51,15 +51,58 @@ def upsert_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
     return conn.exec_driver_sql(_MERGE).rowcount
 
 
-def _any_stored(conn: sa.Connection, rows: pd.DataFrame) -> bool:
-    """Whether ``bars`` holds any bar of these symbols between their first and last ``ts``."""
+_MINUTE_VALUES = ("open", "high", "low", "close", "volume", "source")
+_MINUTE_COLUMNS = ("symbol", "ts", *_MINUTE_VALUES)
+_MINUTE_MERGE = f"""
+INSERT INTO minute_bars ({", ".join(_MINUTE_COLUMNS)})
+SELECT {", ".join(_MINUTE_COLUMNS)} FROM minute_bars_incoming
+ON CONFLICT (symbol, ts) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _MINUTE_VALUES)}, ingested_at = now()
+WHERE ({", ".join(f"minute_bars.{c}" for c in _MINUTE_VALUES)})
+      IS DISTINCT FROM ({", ".join(f"excluded.{c}" for c in _MINUTE_VALUES)})
+"""
+
+
+def upsert_minute_bars(conn: sa.Connection, frame: pd.DataFrame, source: str) -> int:
+    """Merge validated minute bars into ``minute_bars`` (``ts`` = the minute's end, UTC), as
+    :func:`upsert_bars` does for daily bars; return how many rows were inserted or changed."""
+    if frame.empty:
+        return 0
+    rows = frame[["symbol", "ts", "open", "high", "low", "close", "volume"]].assign(source=source)
+    if not _any_stored(conn, rows, "minute_bars"):
+        copy_frame(conn, "minute_bars", rows, _MINUTE_COLUMNS)
+        return len(rows)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS minute_bars_incoming "
+        "(LIKE minute_bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    copy_frame(conn, "minute_bars_incoming", rows, _MINUTE_COLUMNS)
+    return conn.exec_driver_sql(_MINUTE_MERGE).rowcount
+
+
+def daily_from_minutes(engine: sa.Engine, day: date, symbols: list[str]) -> pd.DataFrame:
+    """The ``daily_from_minute`` view's row of each symbol for session ``day`` (its UTC day:
+    a regular NYSE session lies inside one)."""
+    with engine.connect() as conn:
+        return pd.read_sql(
+            sa.text(
+                "SELECT symbol, open, high, low, close, volume, minutes FROM daily_from_minute "
+                "WHERE day = CAST(:day AS timestamptz) AND symbol = ANY(:s) ORDER BY symbol"
+            ),
+            conn,
+            params={"day": f"{day.isoformat()} 00:00:00+00", "s": list(symbols)},
+        )
+
+
+def _any_stored(conn: sa.Connection, rows: pd.DataFrame, table: str = "bars") -> bool:
+    """Whether ``table`` holds any bar of these symbols between their first and last ``ts``."""
     first, last = rows["ts"].min(), rows["ts"].max()
     if pd.isna(first) or pd.isna(last):
         return True  # let the merge path (and its NOT NULL checks) deal with it
     return bool(
         conn.execute(
             sa.text(
-                "SELECT EXISTS (SELECT 1 FROM bars WHERE symbol = ANY(:symbols) "
+                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE symbol = ANY(:symbols) "
                 "AND ts BETWEEN :first AND :last)"
             ),
             {

@@ -8,7 +8,10 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-SCHEDULED = {"market_data", "features", "train", "promote", "premarket_rebalance", "news"}
+SCHEDULED = {
+    "market_data", "market_data_intraday", "features", "train", "promote",
+    "premarket_rebalance", "news",
+}  # fmt: skip
 ON_DEMAND = {"backtest"}  # triggered from the UI's form, never due
 EXPECTED = SCHEDULED | ON_DEMAND
 

@@ -116,6 +116,8 @@ class AlpacaDataServer:
         self.requests: list[dict[str, Any]] = []
         self.reject_symbols: set[str] = set()  # answered 422 when asked for
         self.actions: dict[str, list[dict[str, Any]]] = {}  # "cash_dividends" -> [items]
+        self.actions_fault: Fault | None = None  # answer for every /v1/corporate-actions call
+        self.clock: str | None = None  # the Date header to send (RFC 7231), None: real time
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -209,6 +211,9 @@ class AlpacaDataServer:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return server.clock or super().date_time_string(timestamp)
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 parts = urlsplit(self.path)
                 params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -218,6 +223,10 @@ class AlpacaDataServer:
                         {"path": parts.path, "params": params, "headers": headers}
                     )
                 if parts.path == "/v1/corporate-actions":
+                    if server.actions_fault is not None:
+                        fault = server.actions_fault
+                        self._send(fault.status or 500, fault.headers, fault.body.encode())
+                        return
                     self._send(*server.answer_actions(params))
                     return
                 if parts.path != "/v2/stocks/bars":

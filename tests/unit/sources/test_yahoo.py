@@ -54,6 +54,8 @@ def fake() -> FakeYahoo:
 
 def test_bars_are_as_traded_after_undoing_yahoos_split_adjustment(fake: FakeYahoo) -> None:
     got = yahoo_source(fake).fetch_daily_bars(START, END, ["IBM", "A"])
+    assert got["vendor_ts"].str.endswith("T00:00:00-05:00").any()  # yfinance's time, as given
+    got = got.drop(columns="vendor_ts")
     expected = SampleSource().fetch_daily_bars(START, END, ["A", "IBM"])
     got = got.sort_values(["symbol", "ts"]).reset_index(drop=True)
     expected = expected.sort_values(["symbol", "ts"]).reset_index(drop=True)
@@ -96,3 +98,19 @@ def test_fixture_adjclose_is_what_yfinance_reports(fake: FakeYahoo) -> None:
     )
     sent = fake.charts["IBM"]["chart"]["result"][0]["indicators"]["adjclose"][0]["adjclose"]
     assert history["Adj Close"].tolist() == pytest.approx(sent)
+
+
+def test_yahoo_bars_go_through_the_same_vendor_rules(fake: FakeYahoo) -> None:
+    """Window, session and vendor-time rules judge Yahoo's rows as they do Alpaca's."""
+    from pipelines.validation import validate_bars
+
+    got = yahoo_source(fake).fetch_daily_bars(START, END, ["IBM"])
+    n = len(got)
+    got.loc[0, "vendor_ts"] = got.loc[0, "vendor_ts"][:19]  # naive: no offset
+    got.loc[1, "vendor_ts"] = got.loc[1, "vendor_ts"].replace("T00:00", "T09:30")
+    last = got.loc[n - 2, "session_date"]  # the last row is outside [START, last]
+    result = validate_bars(got, start=START, end=last, symbols=["IBM", "A"])
+    rules = dict(zip(result.rejected.index, result.rejected["expectation"], strict=True))
+    assert rules == {0: "vendor_time_ok", 1: "bar_time", n - 1: "in_window"}
+    assert len(result.valid) == n - 3
+    assert result.summary["missing_sessions"]["by_symbol"]["A"]["count"] > 0  # asked, none sent

@@ -168,10 +168,10 @@ CASES: dict[str, Case] = {
         "every version is held back",
     ),
     "weekend_session": Case(
-        _moved_to("XOM", "2010-02-12", "2010-02-13"), "ts_at_session_close", "weekend"
+        _moved_to("XOM", "2010-02-12", "2010-02-13"), "nyse_session", "NYSE session (a weekend)"
     ),
     "holiday_session": Case(
-        _moved_to("XOM", "2010-02-16", "2010-02-15"), "ts_at_session_close", "holiday"
+        _moved_to("XOM", "2010-02-16", "2010-02-15"), "nyse_session", "holiday"
     ),
     "ts_at_3am": Case(
         _ts("MSFT", "2010-02-16", lambda r: pd.Timestamp("2010-02-16 03:00", tz="UTC")),

@@ -53,7 +53,7 @@ def test_run_records_suite_summary_and_builds_data_docs(
     assert (result.rows_fetched, result.rows_quarantined) == (46, 2)
 
     (suite, summary), = _rows(warehouse, "SELECT suite, summary FROM validation_runs")
-    assert suite == suite_id() == "bars_v2"
+    assert suite == suite_id() == "bars_v3"
     assert summary["failed"]["no_unexplained_jump"] == 2
     assert summary["missing_sessions"] == {"total": 0, "by_symbol": {}}
     quarantined = _rows(warehouse, "SELECT symbol, expectation, raw FROM quarantine ORDER BY 1")
@@ -63,13 +63,13 @@ def test_run_records_suite_summary_and_builds_data_docs(
 
     index = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert result.data_docs == str(index) and index.is_file()
-    assert "bars_v2" in index.read_text()
-    pages = list((index.parent / "validations" / "bars_v2" / "run-dd").rglob("*.html"))
+    assert "bars_v3" in index.read_text()
+    pages = list((index.parent / "validations" / "bars_v3" / "run-dd").rglob("*.html"))
     assert len(pages) == 1 and "[no_unexplained_jump] close within" in pages[0].read_text()
 
     lines = [r.getMessage() for r in caplog.records]
     assert any(
-        "event=validation run_id=run-dd suite=bars_v2 rows=46 valid=44 rejected=2" in line
+        "event=validation run_id=run-dd suite=bars_v3 rows=46 valid=44 rejected=2" in line
         and "no_unexplained_jump:2" in line and "missing_sessions=0" in line
         for line in lines
     )
