@@ -4,8 +4,8 @@ A demo-like store (two trained versions, one backtest) is served by a real `mlfl
 free loopback port. The test opens the training experiment (it must land on the runs view,
 not the GenAI overview), the registered model's page (each alias on its own version), and the
 backtest's tearsheet artifact (all seven plots load: checked on the DOM and on the images'
-natural sizes). Screenshots go to ``$BROWSER_ARTIFACTS`` (default
-``.mltrade/test-artifacts/mlflow-ui/``). Skips, saying why, without Chromium or Playwright;
+natural sizes). Screenshots go to ``mlflow-ui/`` under the tier's screenshot folder
+(:mod:`tests.support.browser`). Skips, saying why, without Chromium or Playwright;
 never downloads a browser.
 """
 
@@ -24,29 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import PROJECT_ROOT, get_settings
+from pipelines.config import get_settings
+from tests.support import browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-ARTIFACTS = Path(
-    os.environ.get("BROWSER_ARTIFACTS", PROJECT_ROOT / ".mltrade" / "test-artifacts")
-) / "mlflow-ui"
+ARTIFACTS = browser.SCREENSHOTS / "mlflow-ui"
 SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T", "PFE", "MRK",
            "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]
 PLOTS = 7  # pipelines.backtest.report.PLOTS
-
-
-def _playwright():  # noqa: ANN202
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: `apt-get install chromium` (scripts/"
-                    "install-test-services.sh) to run the browser tier")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed: `make install` (it is in the dev extra)")
-    return sync_playwright
 
 
 def _free_port() -> int:
@@ -63,7 +49,8 @@ def store(warehouse, load_sample_bars, tmp_path, monkeypatch):  # noqa: ANN201
     from pipelines.models.training import train
     from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION
 
-    _playwright()  # skip before the minute of work when the browser cannot run
+    if reason := browser.skip_reason():  # skip before the minute of work
+        pytest.skip(reason)
     monkeypatch.setenv("MLTRADE_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     port = _free_port()
@@ -127,9 +114,8 @@ def test_the_mlflow_ui_shows_runs_aliases_and_a_whole_tearsheet(store, mlflow_ui
     run_name = client.get_run(training_run).info.run_name
     backtests = client.get_experiment_by_name(registry.BACKTESTS).experiment_id
 
-    with _playwright()() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+    with browser.chromium() as chromium:
+        page = chromium.new_page(viewport=browser.VIEWPORT)  # type: ignore[attr-defined]
         # Generous: on a loaded 2-core machine the UI's bundle alone can take a minute. A
         # guard against hanging, not a speed assertion.
         page.set_default_timeout(300_000)
