@@ -80,7 +80,10 @@ def _run_to_success(api: RestApi, dag_id: str, conf: dict, home: Path, out: Path
 
 
 @pytest.fixture(scope="session")
-def airflow_ui(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
+def airflow_ui(
+    warehouse_url: str, engine: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowUI]:
+    """``engine`` first: it migrates the warehouse the tasks write to."""
     name, url = _metadata_database()
     root = tmp_path_factory.mktemp("airflow-ui")
     home = root / "airflow"
