@@ -25,7 +25,7 @@ MINUTE_BARS = Asset(name="minute_bars", uri="postgres://warehouse:5432/mltrade/p
 
 
 @dag(
-    description="Minute bars after the close: collect, validate, load, reconcile with the daily bar",
+    description="Minute bars after the close: collect, validate, load, check against the daily bar",
     schedule=CronDataIntervalTimetable("45 16 * * 1-5", timezone=EXCHANGE_TZ),
     **DAG_ARGS,
     default_args=DEFAULT_ARGS,

@@ -33,7 +33,7 @@ def _bound(description: str) -> Param:
 
 
 @dag(
-    description="News and social posts: collect, quarantine, score, point-in-time sentiment features",
+    description="News and social posts: collect, quarantine, score, point-in-time sentiment",
     schedule=CronDataIntervalTimetable("30 * * * 1-5", timezone=EXCHANGE_TZ),
     **DAG_ARGS,
     default_args=DEFAULT_ARGS,
