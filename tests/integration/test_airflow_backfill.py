@@ -70,8 +70,8 @@ def test_rest_backfill_loads_the_rows_one_cli_run_loads(
 ) -> None:
     api, env, out, proc = airflow
     proc_home = Path(env["AIRFLOW_HOME"])
-    wait_for("the API server", api.healthy, [(proc, out)], 120)
-    wait_for("market_data to be parsed", lambda: api.parsed("market_data"), [(proc, out)], 120)
+    wait_for("the API server", api.healthy, [(proc, out)], 600)  # a guard, not a speed check
+    wait_for("market_data to be parsed", lambda: api.parsed("market_data"), [(proc, out)], 300)
     assert api.ok("PATCH", "/api/v2/dags/market_data", {"is_paused": False})["is_paused"] is False
 
     body = {"dag_id": "market_data", "from_date": _FROM, "to_date": _TO, "max_active_runs": 5}

@@ -224,13 +224,13 @@ def test_celery_workers_leave_the_warehouse_as_one_process_does(
 
     empty_data_tables(warehouse)
     cluster = celery_airflow
-    wait_for("the API server", cluster.api.healthy, cluster.procs, 180)
+    wait_for("the API server", cluster.api.healthy, cluster.procs, 600)
     for dag_id in {step.dag_id for step in demo.STEPS}:
         wait_for(f"{dag_id} to be parsed", lambda d=dag_id: cluster.api.parsed(d),
                  cluster.procs, 180)
     for name, log in cluster.worker_logs.items():
         wait_for(f"Celery {name} to be ready", lambda p=log: " ready." in p.read_text(),
-                 cluster.procs, 120)
+                 cluster.procs, 300)
 
     runs = [(step.dag_id, _run_to_success(cluster, step.dag_id, step.conf))
             for step in demo.STEPS]
