@@ -64,6 +64,12 @@ def test_the_asset_graph_shows_the_pipeline(page, airflow_ui) -> None:
     assert "predict" in graph.inner_text()
 
 
+def _field(dialog, name: str):  # noqa: ANN001, ANN202  (Playwright Locators)
+    """The form's input for param ``name``: Airflow puts ``element_<name>`` on the input itself,
+    or on the wrapper of a number field."""
+    return dialog.locator(f"input#element_{name}, #element_{name} input").first
+
+
 def test_the_backtest_form_triggers_a_run_with_its_dates(page, airflow_ui) -> None:
     page.goto(f"{airflow_ui.base}/dags/backtest")
     page.get_by_role("button", name=re.compile("^trigger", re.I)).first.click()
@@ -72,10 +78,10 @@ def test_the_backtest_form_triggers_a_run_with_its_dates(page, airflow_ui) -> No
     text = dialog.inner_text()
     assert "start" in text and "end" in text and "n_windows" in text
     assert dialog.get_by_text("This field is required").count() == 2, "start and end"
-    assert dialog.locator("#element_n_windows").input_value() == "4"
+    assert _field(dialog, "n_windows").input_value() == "4"
     screenshot(page, "airflow-backtest-form")
-    dialog.locator("#element_start").fill("2009-08-21")
-    dialog.locator("#element_end").fill("2010-08-20")
+    _field(dialog, "start").fill("2009-08-21")
+    _field(dialog, "end").fill("2010-08-20")
     dialog.get_by_role("button", name="Trigger", exact=True).click()
     dialog.wait_for(state="hidden")
     runs = airflow_ui.api.ok("GET", "/api/v2/dags/backtest/dagRuns?order_by=-run_after")
