@@ -39,7 +39,7 @@ from tests.support.airflow_processes import (
 from tests.support.demo import DEMO, load_demo
 from tests.support.warehouse import DATA_TABLES, empty_data_tables
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WORKERS = ("worker1", "worker2")
