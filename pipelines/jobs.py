@@ -386,8 +386,9 @@ def rebalance(
     from pipelines.runtime import live_ports
     from pipelines.session import champion_predictor, rebalance_session
 
-    ports = live_ports(warehouse(), get_settings(), session_date)
-    require_trading_allowed(ports.store, session_date, ports.broker.name)  # before any write
+    engine, settings = warehouse(), get_settings()
+    require_trading_allowed(engine, session_date, settings.broker)  # before any write
+    ports = live_ports(engine, settings, session_date)  # the broker may write its account
     with plan_lock(ports.store, ports.settings.strategy, session_date, "rebalance"):
         return rebalance_session(
             ports.store,
