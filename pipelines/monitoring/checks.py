@@ -153,7 +153,7 @@ def _writable(path: Path) -> bool:
 
 def check_kill_switch(settings: Settings) -> CheckResult:
     """The persisted kill switch's state (ON is reported, not a failure: it is deliberate)."""
-    from pipelines.risk.kill_switch import kill_switch_status
+    from pipelines.controls import kill_switch_status
     from pipelines.warehouse import embedded
     from pipelines.warehouse.engine import warehouse_url
 
