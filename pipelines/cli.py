@@ -65,7 +65,7 @@ def _preflight(
 
         structlog.contextvars.bind_contextvars(run_id=_cli_run_id(ctx.invoked_subcommand))
     if ctx.invoked_subcommand not in _NO_PREFLIGHT and not ctx.resilient_parsing:
-        from pipelines.monitoring.checks import preflight
+        from pipelines.checks import preflight
 
         preflight()
 
@@ -425,7 +425,7 @@ def metrics_serve(
 @app.command()
 def check() -> None:
     """Check the configuration and reach the warehouse and MLflow; touches no data."""
-    from pipelines.monitoring.checks import run_checks
+    from pipelines.checks import run_checks
 
     results = run_checks()
     for result in results:

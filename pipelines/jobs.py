@@ -555,12 +555,12 @@ def collect_news(
     connections: dict[str, dict | None] | None = None,
 ) -> dict:
     """Collect, check, store and score news published in ``[start, end)``; rebuild the
-    sentiment features of sessions whose cutoff is in the window (pipelines/news/job.py).
+    sentiment features of sessions whose cutoff is in the window (pipelines/ingest_news.py).
 
     ``sources`` default to ``NEWS_SOURCES``; ``connections`` ({source: Airflow connection
     fields}) supply credentials in place of the environment's.
     """
-    from pipelines.news.job import run_news
+    from pipelines.ingest_news import run_news
     from pipelines.news.sources import settings_from_connection
 
     settings = get_settings()

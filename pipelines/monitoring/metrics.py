@@ -556,7 +556,7 @@ def metric_names() -> set[str]:
     }
     names |= {f"mltrade_fill_latency_seconds{s}" for s in ("_bucket", "_sum", "_count")}
     names |= {name for _, name, _ in _PREDICTION_SERIES}
-    from pipelines.streaming.metrics import StreamMetrics  # `mltrade stream`'s own registry
+    from pipelines.monitoring.stream_metrics import StreamMetrics  # `mltrade stream`'s own registry
 
     names |= set(StreamMetrics().registry._names_to_collectors)
     return names

@@ -33,7 +33,7 @@ from alpaca.trading.stream import TradingStream
 
 from pipelines.streaming import events
 from pipelines.streaming.events import MINUTE_NS, Streams
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.publisher import Publisher
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from pipelines.ingest import _quarantine
 from pipelines.streaming import events
 from pipelines.streaming.bus import Bus, Message
 from pipelines.streaming.events import BAR_KINDS, TICK_KINDS, TRADE_UPDATE, Streams
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.redis_bus import BusUnavailable
 from pipelines.streaming.risk import IntradayRisk
 from pipelines.streaming.store import MinuteBarStore

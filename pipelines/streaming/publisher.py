@@ -14,7 +14,7 @@ import threading
 from collections import deque
 
 from pipelines.streaming.bus import Bus
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.redis_bus import BusUnavailable
 
 log = logging.getLogger(__name__)

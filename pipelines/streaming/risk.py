@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.controls import kill_switch_status, set_kill_switch
 from pipelines.risk.pnl import equity_curve
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 
 log = logging.getLogger(__name__)
 

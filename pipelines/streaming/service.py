@@ -24,7 +24,7 @@ from pipelines.config import Settings
 from pipelines.errors import ConfigurationError
 from pipelines.streaming.clients import ClientConfig, MarketDataClient, TradeUpdatesClient
 from pipelines.streaming.events import Streams
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.publisher import Publisher
 from pipelines.streaming.redis_bus import RedisStreamBus

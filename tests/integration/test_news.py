@@ -13,7 +13,7 @@ from pipelines.errors import DataSourceError, MltradeError
 from pipelines.features import sentiment
 from pipelines.features.store import load_feature_set
 from pipelines.news import store
-from pipelines.news.job import run_news
+from pipelines.ingest_news import run_news
 from tests.support import news_servers as ns
 from tests.support.news_servers import NewsServers
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from pipelines.streaming import events
 from pipelines.streaming.events import Streams
-from pipelines.streaming.metrics import StreamMetrics
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.redis_bus import RedisStreamBus
 from tests.support.alpaca_data_server import AlpacaDataServer

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.config import Settings, get_settings
 from pipelines.errors import ConfigurationError
-from pipelines.monitoring.checks import (
+from pipelines.checks import (
     check_mlflow,
     check_warehouse,
     preflight,
