@@ -1,4 +1,4 @@
-"""Start-up checks (`mltrade check`): refuse to start on bad configuration, before any data is touched.
+"""Start-up checks (`mltrade check`): refuse to start on bad configuration.
 
 :func:`preflight` runs the checks that need no network (every setting parses; the settings
 that go together are all there) and raises :class:`ConfigurationError` naming the setting and

@@ -31,9 +31,9 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.live import StockDataStream
 from alpaca.trading.stream import TradingStream
 
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
 from pipelines.streaming.events import MINUTE_NS, Streams
-from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.publisher import Publisher
 
 log = logging.getLogger(__name__)

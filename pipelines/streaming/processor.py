@@ -35,10 +35,10 @@ from alpaca.trading.models import Order
 from pipelines.execution.brokers.alpaca import to_broker_order
 from pipelines.execution.ledger import LedgerError, record_broker_state
 from pipelines.ingest import _quarantine
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
 from pipelines.streaming.bus import Bus, Message
 from pipelines.streaming.events import BAR_KINDS, TICK_KINDS, TRADE_UPDATE, Streams
-from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.redis_bus import BusUnavailable
 from pipelines.streaming.risk import IntradayRisk
 from pipelines.streaming.store import MinuteBarStore

@@ -13,8 +13,8 @@ import logging
 import threading
 from collections import deque
 
-from pipelines.streaming.bus import Bus
 from pipelines.monitoring.stream_metrics import StreamMetrics
+from pipelines.streaming.bus import Bus
 from pipelines.streaming.redis_bus import BusUnavailable
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.controls import kill_switch_status, set_kill_switch
-from pipelines.risk.pnl import equity_curve
 from pipelines.monitoring.stream_metrics import StreamMetrics
+from pipelines.risk.pnl import equity_curve
 
 log = logging.getLogger(__name__)
 

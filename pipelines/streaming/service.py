@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.clients import ClientConfig, MarketDataClient, TradeUpdatesClient
 from pipelines.streaming.events import Streams
-from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.publisher import Publisher
 from pipelines.streaming.redis_bus import RedisStreamBus

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from pipelines.errors import DataSourceError, MltradeError
 from pipelines.features import sentiment
 from pipelines.features.store import load_feature_set
-from pipelines.news import store
 from pipelines.ingest_news import run_news
+from pipelines.news import store
 from tests.support import news_servers as ns
 from tests.support.news_servers import NewsServers
 

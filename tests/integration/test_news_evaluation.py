@@ -13,8 +13,8 @@ from pipelines import calendar
 from pipelines.config import get_settings
 from pipelines.features import sentiment
 from pipelines.features.store import build_features, load_feature_set, load_features
-from pipelines.models import evaluation, forest, ipca_returns
 from pipelines.ingest_news import run_news
+from pipelines.models import evaluation, forest, ipca_returns
 from pipelines.sources.sample import SampleSource
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
 from pipelines.streaming.events import Streams
-from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.redis_bus import RedisStreamBus
 from tests.support.alpaca_data_server import AlpacaDataServer

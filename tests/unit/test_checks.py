@@ -10,9 +10,6 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.config import Settings, get_settings
-from pipelines.errors import ConfigurationError
 from pipelines.checks import (
     check_mlflow,
     check_warehouse,
@@ -20,6 +17,9 @@ from pipelines.checks import (
     run_checks,
     static_problems,
 )
+from pipelines.cli import app
+from pipelines.config import Settings, get_settings
+from pipelines.errors import ConfigurationError
 
 runner = CliRunner()
 
