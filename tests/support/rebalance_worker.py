@@ -11,8 +11,9 @@ Protocol (one JSON object a line on stdin):
 - ``"wait"`` waits for every process forked so far and answers one line:
   ``[{"pid", "exit", "signal"}, ...]``.
 
-The predict step (MLflow inference) is replaced by the predictions the test stored for model
-``m`` version ``1``; every other step is the real job. The environment carries the settings
+The predict step (MLflow inference: ``jobs.predict`` for the DAG's steps,
+``session.champion_predictor`` for ``jobs.rebalance``) is replaced by the predictions the test
+stored for model ``m`` version ``1``; every other step is the real job. The environment carries the settings
 (WAREHOUSE_URL, BROKER=alpaca, ALPACA_BASE_URL and keys, limits).
 """
 
@@ -29,10 +30,17 @@ def _stored_predictions(session_date: date, run_id: str) -> dict:
     return {"model_name": "m", "model_version": "1", "rows": None}
 
 
+def _stored_predictor(settings: Any) -> Any:
+    from pipelines.session import Predicted
+
+    return lambda store, as_of, run_id: Predicted("m", "1", 0)
+
+
 def _run(job: dict) -> Any:
-    from pipelines import jobs
+    from pipelines import jobs, session
 
     jobs.predict = _stored_predictions  # type: ignore[assignment]
+    session.champion_predictor = _stored_predictor  # type: ignore[assignment]
     day = date.fromisoformat(job["session_date"])
     run_id = f"{job['mode']}-{os.getpid()}"
     if job["mode"] == "rebalance":
