@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import typing
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,18 @@ OPERATIONAL = re.compile(
 )
 
 
+def is_secret(annotation: Any) -> bool:
+    """Whether a setting's type is a secret (``SecretStr``, optional or not)."""
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
 def result_settings(settings: Settings) -> dict[str, Any]:
     """The settings a backtest's result depends on (see :data:`OPERATIONAL`), JSON-able."""
     values = settings.model_dump(mode="json")
     return {
         name: values[name]
         for name, info in type(settings).model_fields.items()
-        if not OPERATIONAL.match(name) and info.annotation is not SecretStr
+        if not OPERATIONAL.match(name) and not is_secret(info.annotation)
     }
 
 

@@ -3,12 +3,24 @@ and ``--dry-run`` drops nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
 from tests.reliability.probes import assert_one_line_error, fingerprint, insert_bars
 
 DAYS = ["2008-06-02", "2009-01-05", "2009-08-21", "2010-08-20"]
+
+
+def _announced(text: str, verb: str) -> tuple[int, list[str]]:
+    """``(rows, partitions)`` of the line ``<verb> N partition(s) of bars (R rows): a, b``.
+
+    Earlier tests of the session may have left empty partitions of older years: they are
+    listed too (nothing is lost by dropping them), so only the ones holding rows are fixed."""
+    found = re.search(rf"{verb} \d+ partition\(s\) of bars \((\d+) rows\): ([\w, ]+)", text)
+    assert found, text
+    return int(found[1]), found[2].split(", ")
 
 
 def _bars(engine: sa.Engine) -> int:
@@ -41,7 +53,9 @@ def test_dry_run_says_what_would_go_and_drops_nothing(cli, warehouse, monkeypatc
     before = fingerprint(warehouse)
     outcome = cli("db", "retention", "--as-of", "2010-08-20", "--dry-run")
     assert outcome.code == 0, outcome.err
-    assert "would drop 2 partition(s) of bars (3 rows): bars_y2008, bars_y2009" in outcome.out
+    rows, partitions = _announced(outcome.out, "would drop")
+    assert rows == 3 and {"bars_y2008", "bars_y2009"} <= set(partitions)
+    assert "bars_y2010" not in partitions
     assert fingerprint(warehouse) == before
 
 
@@ -50,8 +64,9 @@ def test_retention_within_the_slack_says_how_much_then_drops(cli, warehouse, mon
     monkeypatch.setenv("BARS_RETENTION_DAYS", "30")
     outcome = cli("db", "retention", "--as-of", "2010-08-27")  # newest bar + 7 days slack
     assert outcome.code == 0, outcome.err
-    said = outcome.out.index("dropping 2 partition(s) of bars (3 rows)")
-    assert said < outcome.out.index('"dropped"')  # announced before the result
+    rows, partitions = _announced(outcome.out, "dropping")
+    assert rows == 3 and {"bars_y2008", "bars_y2009"} <= set(partitions)
+    assert outcome.out.index("dropping") < outcome.out.index('"dropped"')  # announced first
     assert _bars(warehouse) == 1
 
 

@@ -96,12 +96,21 @@ def test_unreachable_mlflow_is_not_reported_as_no_champion(cli, warehouse, mlflo
     assert "train one" not in line
 
 
+@pytest.fixture
+def unused_model_name(monkeypatch) -> None:
+    """A model name no other test registers in the session's store (MODEL_NAME)."""
+    monkeypatch.setenv("MODEL_NAME", "probe-never-registered")
+
+
 @pytest.mark.slow  # the first use of the SQLite store migrates it (~20 s here)
-def test_a_real_store_says_absent_and_promotion_writes_no_alias(cli, settings) -> None:
+def test_a_real_store_says_absent_and_promotion_writes_no_alias(
+    unused_model_name, cli, settings
+) -> None:
     """The local SQLite store: a definite not-found; a bad version moves no alias."""
     from pipelines.models import registry
 
     name = settings.model_name
+    assert name == "probe-never-registered"
     assert registry.get_alias_version(settings, name, "champion") is None
     with pytest.raises(ModelError, match="has no version 7"):
         registry.require_version(settings, name, "7")

@@ -42,10 +42,9 @@ def _insert(conn: sa.Connection, rows: list[dict]) -> None:
 def test_daily_from_minute_and_monthly_partitions(warehouse: sa.Engine) -> None:
     with warehouse.begin() as conn:
         if partitions.backend(conn, "minute_bars") == "partitioned":
-            created = partitions.ensure_partitions(
-                conn, "minute_bars", date(2010, 1, 29), date(2010, 2, 1)
-            )
-            assert created[-2:] == ["minute_bars_m2010_01", "minute_bars_m2010_02"]
+            partitions.ensure_partitions(conn, "minute_bars", date(2010, 1, 29), date(2010, 2, 1))
+            names = {p.name for p in partitions.list_partitions(conn, "minute_bars")}
+            assert {"minute_bars_m2010_01", "minute_bars_m2010_02"} <= names  # some may exist
         _insert(conn, _minutes("2010-01-29", [10.0, 12.0, 11.0]))
         _insert(conn, _minutes("2010-02-01", [20.0, 19.0]))
         if partitions.backend(conn, "minute_bars") == "partitioned":
