@@ -13,8 +13,8 @@ Protocol (one JSON object a line on stdin):
 
 The predict step (MLflow inference: ``jobs.predict`` for the DAG's steps,
 ``session.champion_predictor`` for ``jobs.rebalance``) is replaced by the predictions the test
-stored for model ``m`` version ``1``; every other step is the real job. The environment carries the settings
-(WAREHOUSE_URL, BROKER=alpaca, ALPACA_BASE_URL and keys, limits).
+stored for model ``m`` version ``1``; every other step is the real job. The environment
+carries the settings (WAREHOUSE_URL, BROKER=alpaca, ALPACA_BASE_URL and keys, limits).
 """
 
 from __future__ import annotations
