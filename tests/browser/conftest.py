@@ -3,8 +3,9 @@
 Metadata in a fresh PostgreSQL database on the warehouse's server (psycopg2 driver), simple
 auth manager with a user and password (never all-admins), bound to 127.0.0.1 on a free port.
 Before the tests it runs the demo's first step the way a user would from the UI (unpause
-``market_data``, trigger it with the demo's ``start``/``end`` conf), on three symbols and the
-sample's last month, so the UI has a successful run, task logs and asset events.
+``market_data``, trigger it with the demo's ``start``/``end`` conf), on twelve symbols and the
+sample's year, so the UI has a successful run, task logs and asset events. Every rebalance
+waits for a person (``REBALANCE_APPROVAL=always``); MLflow is a store of this Airflow's own.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from tests.support.airflow_processes import (
 )
 from tests.support.warehouse import drop_database
 
-SYMBOLS = "AAPL,IBM,MSFT"
-HISTORY_CONF = {"start": "2010-08-02", "end": "2010-08-20"}
+SYMBOLS = "AAPL,IBM,MSFT,XOM,JNJ,WMT,KO,PG,GE,T,PFE,MRK"
+HISTORY_CONF = {"start": "2009-08-21", "end": "2010-08-20"}
 _WAIT_S = 300
 
 
@@ -89,7 +90,9 @@ def airflow_ui(
     home = root / "airflow"
     port = free_port()
     env = {**base_env(home, port), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
-           "UNIVERSE": SYMBOLS, "DATA_SOURCE": "sample"}
+           "UNIVERSE": SYMBOLS, "DATA_SOURCE": "sample", "REBALANCE_APPROVAL": "always",
+           "MAX_WEIGHT": "0.15", "MAX_ORDER_NOTIONAL": "200000",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     out = root / "standalone.out"
     try:
         with started([str(BIN / "airflow"), "standalone"], env, out) as proc:

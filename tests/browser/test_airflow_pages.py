@@ -1,5 +1,6 @@
 """The Airflow UI as a user sees it, in Debian's Chromium: log in, see the history run, open
-the asset graph, trigger the backtest with its form, open the cockpit. Screenshots are saved
+the asset graph, trigger the backtest with its form, approve a rebalance waiting in "Required
+actions", open the cockpit. Screenshots are saved
 (tests/support/browser.py) and asserted on through the DOM.
 """
 
@@ -7,12 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
+from urllib.parse import quote
 
 import pytest
 
+from tests.support.airflow_processes import wait_for
 from tests.support.browser import VIEWPORT, chromium, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+TRAIN_AS_OF = date(2010, 8, 9)
+APPROVAL_DAY = "2010-08-11"
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +71,9 @@ def test_the_asset_graph_shows_the_pipeline(page, airflow_ui) -> None:
 
 
 def _field(dialog, name: str):  # noqa: ANN001, ANN202  (Playwright Locators)
-    """The form's input for param ``name``: Airflow puts ``element_<name>`` on the input itself,
-    or on the wrapper of a number field."""
-    return dialog.locator(f"input#element_{name}, #element_{name} input").first
+    """The form's input for param ``name``: named ``element_<name>`` (a text or date field also
+    has it as its id; a number field's id is Chakra's ``number-input:element_<name>:input``)."""
+    return dialog.locator(f'input[name="element_{name}"], input#element_{name}').first
 
 
 def test_the_backtest_form_triggers_a_run_with_its_dates(page, airflow_ui) -> None:
@@ -98,3 +104,56 @@ def test_the_cockpit_shows_plan_risk_orders_pnl_and_kill_switch(page, airflow_ui
         assert frame.locator(section).count() == 1, section
     assert "off" in frame.locator("#kill-switch").inner_text()
     screenshot(page, "airflow-cockpit")
+
+
+@pytest.fixture
+def champion(airflow_ui, monkeypatch) -> None:
+    """Features and a @champion in the Airflow's warehouse and MLflow store (the train DAG's
+    jobs, run here: the UI part is the approval, not the training)."""
+    from pipelines import jobs
+    from pipelines.config import get_settings
+
+    for name in ("UNIVERSE", "DATA_SOURCE", "MAX_WEIGHT", "MLFLOW_TRACKING_URI"):
+        monkeypatch.setenv(name, airflow_ui.env[name])
+    get_settings.cache_clear()
+    jobs.build_features(None, None, "browser-features")
+    jobs.train_model(TRAIN_AS_OF, "browser-train")
+    yield
+    get_settings.cache_clear()
+
+
+def _orders(day: str) -> int:
+    import sqlalchemy as sa
+
+    from pipelines.warehouse import get_engine
+
+    with get_engine().connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM orders WHERE session_date = :d"),
+                            {"d": day}).scalar_one()
+
+
+def test_a_plan_waits_in_required_actions_and_approve_sends_it(page, airflow_ui, champion):
+    api, dag = airflow_ui.api, "premarket_rebalance"
+    api.ok("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
+    run = api.ok("POST", f"/api/v2/dags/{dag}/dagRuns",
+                 {"logical_date": None, "conf": {"session_date": APPROVAL_DAY}})
+    run_id = run["dag_run_id"]
+    waiting = f"/api/v2/dags/{dag}/dagRuns/{quote(run_id)}/hitlDetails?response_received=false"
+    wait_for("the rebalance to ask for approval",
+             lambda: api.ok("GET", waiting)["total_entries"], [], 300, poll_s=2)
+    assert _orders(APPROVAL_DAY) == 0, "nothing is sent before a person approves"
+
+    page.goto(f"{airflow_ui.base}/dags/{dag}/runs/{run_id}/tasks/approval/required_actions")
+    page.get_by_text("turnover").first.wait_for()
+    body = page.locator("body").inner_text()
+    for shown in ("VaR", "REBALANCE_APPROVAL=always"):
+        assert shown in body, f"the approval page does not show {shown!r}"
+    screenshot(page, "airflow-approval")
+    page.get_by_role("button", name="Approve", exact=True).click()
+
+    def finished() -> str | None:
+        state = api.ok("GET", f"/api/v2/dags/{dag}/dagRuns/{quote(run_id)}")["state"]
+        return state if state in ("success", "failed") else None
+
+    assert wait_for("the approved run to finish", finished, [], 300, poll_s=2) == "success"
+    assert _orders(APPROVAL_DAY) > 0, "the approved plan's orders were sent"

@@ -160,5 +160,3 @@ def test_the_mlflow_ui_shows_runs_aliases_and_a_whole_tearsheet(store, mlflow_ui
             page.screenshot(path=ARTIFACTS / "failure.png")
             (ARTIFACTS / "failure.html").write_text(page.content())
             raise
-        finally:
-            browser.close()
