@@ -83,11 +83,12 @@ def minutes() -> None:
     from pipelines.warehouse import embedded
     from pipelines.warehouse.engine import copy_frame, create_engine
     from pipelines.warehouse.migrate import upgrade
-    from tests.integration.test_ingest_minutes import DAY, minutes_of
+    from tests.integration.test_ingest_minutes import DAY
+    from tests.support.alpaca_data_server import minute_bars
 
     symbols = SampleSource().universe()[:500]
     daily = sample_bars(symbols, DAY, DAY)
-    series = {s: minutes_of(daily[s][0]) for s in daily}
+    series = {s: minute_bars(daily[s][0], DAY) for s in daily}
     url, admin = _database()
     engine = create_engine(url, get_settings())
     try:

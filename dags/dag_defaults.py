@@ -6,6 +6,8 @@ Cheap to import: no database, connection or network access at parse time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 from airflow.sdk import Asset, Param
@@ -87,6 +89,20 @@ def skip_outside_offline_data(day: date) -> None:
             f"offline: the sample data covers {FIRST_SESSION}..{LAST_SESSION} and this run is "
             f"for {day}; trigger the DAG with dates in that range (README: the Airflow UI)"
         )
+
+
+@contextmanager
+def configuration_errors_fail_fast() -> Iterator[None]:
+    """A :class:`~pipelines.errors.ConfigurationError` inside fails the task at once (a retry
+    cannot fix a setting), its message the last line of the task log."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.errors import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 # The Airflow connection holding Alpaca's market-data keys (docs/sources.md).

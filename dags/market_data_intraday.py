@@ -4,6 +4,10 @@ Each run loads the minute bars of the sessions that closed in its data interval 
 ``minute_bars`` through the same gate as daily bars, then reconciles each session's minutes
 with its daily bar (``MINUTE_RECONCILE_TOLERANCE``, recorded in ``validation_runs``). It runs
 after ``market_data`` (16:30) so the daily bar it reconciles with is usually loaded.
+
+Minute bars come from Alpaca only (``DATA_SOURCE=alpaca``, keys in the ``alpaca_data``
+connection or the settings): the offline ``sample`` data is daily, so under it a run for one
+of its sessions fails at once, without retries, saying so in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dag_defaults import (
     DAG_ARGS,
     DEFAULT_ARGS,
     EXCHANGE_TZ,
+    configuration_errors_fail_fast,
     connection_fields,
     date_param,
     sessions_of_interval,
@@ -47,7 +52,8 @@ def market_data_intraday():
         if span is None:
             raise AirflowSkipException("no NYSE session closed in this data interval")
         vendor = connection_fields(ALPACA_DATA_CONN)
-        return jobs.ingest_minute_bars(span[0], span[1], run_id, vendor_connection=vendor)
+        with configuration_errors_fail_fast():  # e.g. the sample source: nothing to retry
+            return jobs.ingest_minute_bars(span[0], span[1], run_id, vendor_connection=vendor)
 
     ingest_minutes()
 

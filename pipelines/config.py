@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     alpaca_data_url: str = ""  # empty = Alpaca's data API; set for a proxy or a test server
     alpaca_requests_per_minute: float = Field(200.0, gt=0)
     yahoo_requests_per_minute: float = Field(60.0, gt=0)
+    yahoo_data_url: str = ""  # empty = Yahoo's own hosts; set for a proxy or a test server
     source_timeout_s: float = Field(30.0, gt=0)
     source_retry_attempts: int = Field(5, ge=1, le=20)
     source_retry_initial_wait_s: float = Field(1.0, ge=0)

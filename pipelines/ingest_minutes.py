@@ -59,8 +59,9 @@ def ingest_minutes(
     fetch = getattr(source, "fetch_minute_bars", None)
     if fetch is None:
         raise ConfigurationError(
-            f"DATA_SOURCE={source.name} has no minute bars; use DATA_SOURCE=alpaca for "
-            "`mltrade ingest --timeframe 1min`"
+            f"DATA_SOURCE={source.name} has no minute bars (only Alpaca has them: the sample "
+            "data is daily); set DATA_SOURCE=alpaca with ALPACA_API_KEY/ALPACA_SECRET_KEY or "
+            "the alpaca_data Airflow connection (docs/sources.md)"
         )
     with stage_run(engine, run_id, "ingest_minutes", source=source.name, session=session) as run:
         try:

@@ -3,7 +3,7 @@ reconciled with the daily bar of the same session."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -13,36 +13,22 @@ import sqlalchemy as sa
 from pipelines.ingest import ingest
 from pipelines.ingest_minutes import ingest_minutes
 from pipelines.validation import validate_minute_bars
-from tests.support.alpaca_data_server import AlpacaDataServer, sample_bars
+from tests.support.alpaca_data_server import (
+    HIGH_MINUTE,
+    AlpacaDataServer,
+    minute_bars,
+    sample_bars,
+)
 from tests.unit.sources.alpaca_fixtures import KEY, SECRET, source
 
 DAY = date(2010, 1, 4)  # open 14:30 UTC, close 21:00 UTC
 SYMBOLS = ["AAPL", "IBM"]
 
 
-def minutes_of(bar: dict[str, Any]) -> list[dict[str, Any]]:
-    """390 one-minute bars whose aggregate is exactly the daily ``bar`` (volume floored)."""
-    o, h, low, c = bar["o"], bar["h"], bar["l"], bar["c"]
-    first = datetime(2010, 1, 4, 14, 30, tzinfo=UTC)
-    out = []
-    for k in range(390):
-        lo_, hi_, op = c, c, c
-        if k == 0:
-            op, lo_, hi_ = o, min(o, c), max(o, c)
-        if k == 100:
-            hi_ = h
-        if k == 200:
-            lo_ = low
-        t = (first + timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.append({"t": t, "o": op, "h": hi_, "l": lo_, "c": c, "v": bar["v"] // 390,
-                    "n": 3, "vw": c})  # fmt: skip
-    return out
-
-
 @pytest.fixture
 def alpaca() -> Any:
     daily = sample_bars(SYMBOLS, DAY, DAY)
-    minutes = {s: minutes_of(daily[s][0]) for s in SYMBOLS}
+    minutes = {s: minute_bars(daily[s][0], DAY) for s in SYMBOLS}
     with AlpacaDataServer({"1Day": daily, "1Min": minutes}, KEY, SECRET) as server:
         yield server
 
@@ -79,7 +65,7 @@ def test_a_minute_series_that_disagrees_with_the_daily_bar_is_reported(
     vendor = source(alpaca.url)
     vendor.page_limit = 10_000
     ingest(warehouse, vendor, DAY, DAY, SYMBOLS, "daily", 0.05)
-    top = alpaca.bars["1Min"]["IBM"][100]
+    top = alpaca.bars["1Min"]["IBM"][HIGH_MINUTE]
     top["h"] = round(top["h"] * 1.01, 2)  # a high 1 % above the daily high
     summary = ingest_minutes(warehouse, vendor, DAY, SYMBOLS, "min-3", 0.05, tolerance=0.002)
     assert list(summary.reconciliation["mismatches"]) == ["IBM"]

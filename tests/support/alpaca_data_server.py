@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +81,35 @@ def sample_bars(symbols: list[str], start: date, end: date) -> dict[str, list[di
     from pipelines.sources.sample import SampleSource
 
     return _to_alpaca(SampleSource().fetch_daily_bars(start, end, symbols))
+
+
+HIGH_MINUTE, LOW_MINUTE = 100, 200  # the minutes that reach the day's high and low
+
+
+def minute_bars(bar: dict[str, Any], day: date) -> list[dict[str, Any]]:
+    """One-minute bars of session ``day`` (Alpaca's JSON, ``t`` = the minute's start) whose
+    aggregate is exactly the daily ``bar`` (its volume floored to a multiple of the minutes):
+    the first minute opens at the day's open, minute ``HIGH_MINUTE`` reaches its high,
+    ``LOW_MINUTE`` its low, every minute closes at its close."""
+    from pipelines import calendar
+
+    hours = calendar.schedule(day, day)
+    first = hours["open"][day].to_pydatetime().astimezone(ZoneInfo("UTC"))
+    count = int((hours["close"][day] - hours["open"][day]).total_seconds() // 60)
+    o, h, low, c = bar["o"], bar["h"], bar["l"], bar["c"]
+    out = []
+    for k in range(count):
+        lo_, hi_, op = c, c, c
+        if k == 0:
+            op, lo_, hi_ = o, min(o, c), max(o, c)
+        if k == HIGH_MINUTE:
+            hi_ = h
+        if k == LOW_MINUTE:
+            lo_ = low
+        t = (first + timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append({"t": t, "o": op, "h": hi_, "l": lo_, "c": c, "v": bar["v"] // count,
+                    "n": 3, "vw": c})  # fmt: skip
+    return out
 
 
 class _Server(ThreadingHTTPServer):

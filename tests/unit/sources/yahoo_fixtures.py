@@ -1,5 +1,8 @@
 """A fake Yahoo Finance for yfinance: a ``requests.Session`` with ``requests-mock`` mounted.
 
+(The chart JSON, :class:`Chart`, is shared with the local server of the integration tests,
+``tests/support/yahoo_chart_server.py``.)
+
 It answers the URLs yfinance 1.7 calls for ``Ticker.history`` (``fc.yahoo.com`` for the
 cookie, ``/v1/test/getcrumb``, ``/v8/finance/chart/{symbol}?range=1d`` for the time zone and
 ``/v8/finance/chart/{symbol}?period1=…`` for the data) with chart JSON built from the real
@@ -12,105 +15,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 import requests_mock
 
-from pipelines import calendar
-from pipelines.sources.sample import SampleSource
+from tests.support.yahoo_chart_server import NOT_FOUND, Chart
 
-NOT_FOUND = {
-    "chart": {
-        "result": None,
-        "error": {"code": "Not Found", "description": "No data found, symbol may be delisted"},
-    }
-}
-
-
-@dataclass
-class Chart:
-    """One symbol's series: sample bars of ``[start, end]`` plus events (as traded)."""
-
-    symbol: str
-    start: date
-    end: date
-    splits: dict[date, float] = field(default_factory=dict)  # new shares per old
-    dividends: dict[date, float] = field(default_factory=dict)  # USD per share, as paid
-
-    def json(self) -> dict[str, Any]:
-        bars = SampleSource().fetch_daily_bars(self.start, self.end, [self.symbol])
-        opens = calendar.schedule(self.start, self.end)["open"]
-        days = list(bars["session_date"])
-
-        def later(day: date) -> float:  # splits strictly after ``day``
-            ratio = 1.0
-            for split_day, r in self.splits.items():
-                if split_day > day:
-                    ratio *= r
-            return ratio
-
-        quote = {
-            c: [float(v) / later(d) for v, d in zip(bars[c], days, strict=True)]
-            for c in ("open", "high", "low", "close")
-        }
-        quote["volume"] = [int(v * later(d)) for v, d in zip(bars["volume"], days, strict=True)]
-        # CRSP-style adjclose, computed the plain way: walk back from the last bar.
-        adj, factor = [0.0] * len(days), 1.0
-        for i in range(len(days) - 1, -1, -1):
-            adj[i] = quote["close"][i] * factor
-            if days[i] in self.dividends and i > 0:
-                cash = self.dividends[days[i]] / later(days[i])
-                factor *= 1 - cash / quote["close"][i - 1]
-        stamps = {d: int(opens[d].timestamp()) for d in days}
-        events = {
-            "dividends": {
-                str(stamps[d]): {"amount": a / later(d), "date": stamps[d]}
-                for d, a in self.dividends.items()
-            },
-            "splits": {
-                str(stamps[d]): {
-                    "date": stamps[d],
-                    "numerator": r,
-                    "denominator": 1.0,
-                    "splitRatio": f"{r:g}:1",
-                }
-                for d, r in self.splits.items()
-            },
-        }
-        meta = {
-            "currency": "USD",
-            "symbol": self.symbol,
-            "exchangeName": "NYQ",
-            "fullExchangeName": "NYSE",
-            "instrumentType": "EQUITY",
-            "firstTradeDate": -252322200,
-            "regularMarketTime": stamps[days[-1]],
-            "hasPrePostMarketData": True,
-            "gmtoffset": -14400,
-            "timezone": "EDT",
-            "exchangeTimezoneName": "America/New_York",
-            "regularMarketPrice": quote["close"][-1],
-            "priceHint": 2,
-            "dataGranularity": "1d",
-            "range": "",
-            "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
-        }
-        return {
-            "chart": {
-                "result": [
-                    {
-                        "meta": meta,
-                        "timestamp": [stamps[d] for d in days],
-                        "events": events,
-                        "indicators": {"quote": [quote], "adjclose": [{"adjclose": adj}]},
-                    }
-                ],
-                "error": None,
-            }
-        }
+__all__ = ["Chart", "FakeYahoo", "YahooFault"]
 
 
 @dataclass
