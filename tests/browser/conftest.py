@@ -101,6 +101,9 @@ def airflow_ui(
             for dag_id in ("market_data", "backtest", "premarket_rebalance"):
                 wait_for(f"{dag_id} to be parsed", lambda d=dag_id: api.parsed(d),
                          [(proc, out)], 180)
+            # As `make airflow` does: the rebalance's broker tasks run in this pool only.
+            api.ok("POST", "/api/v2/pools", {"name": "broker", "slots": 1,
+                                             "description": "one broker call at a time"})
             run_id = _run_to_success(api, "market_data", HISTORY_CONF, home, out)
             yield AirflowUI(api, f"http://localhost:{port}", home, env, out, run_id)
     finally:
