@@ -3,8 +3,8 @@
 Scorers are pure functions of the text, so a batch is reduced to its distinct texts (a wire
 story syndicated by several outlets, a comment posted twice), and when enough remain they are
 split into chunks scored by a pool of processes, one per idle core (lexicon scoring is Python
-code holding the GIL: threads would not help). Idle, because on a busy machine a pool is no
-faster than one process (docs/benchmarks.md, "News scoring and collection").
+code holding the GIL: threads would not help). Idle, because on a busy machine a pool is not
+reliably faster than one process (docs/benchmarks.md, "News scoring and collection").
 
 The pool forks a single-threaded process (the workers inherit the loaded lexicons) and uses
 ``forkserver`` in a process with threads (a fork there can deadlock, e.g. in the stream
