@@ -76,3 +76,26 @@ def test_streamed_news_is_stored_quarantined_deduplicated_and_scored(
     assert items[0].published_at == good["created_at"]
     assert tuple(quarantined) == ("news:alpaca", "news_missing_time")
     assert scores["lm"] == 1.0  # "beats" is positive in the earnings list, nothing negative
+
+
+def test_a_news_entry_keeps_the_article_and_writes_times_as_rfc3339() -> None:
+    import json
+
+    import msgpack
+
+    from pipelines.streaming.events import news_entry
+
+    published = datetime(2024, 3, 4, 14, 30, 5, tzinfo=UTC)
+    article = news_article(9, None, ["AAPL"], "Apple story")
+    article["created_at"] = msgpack.Timestamp.from_datetime(published)
+    article["updated_at"] = "not a time"
+    entry = news_entry(article, received_ns=1)
+    payload = json.loads(entry["d"])
+    assert entry["k"] == "n" and entry["rx"] == "1"
+    assert payload["created_at"] == "2024-03-04T14:30:05Z"
+    assert payload["updated_at"] == "not a time"  # as sent: the news rules judge it
+    assert (payload["id"], payload["symbols"], payload["content"]) == (
+        9,
+        ["AAPL"],
+        "<p>Body of the story.</p>",
+    )
