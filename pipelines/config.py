@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Streaming service, `mltrade stream` (docs/streaming.md). Empty URLs = Alpaca's streams.
     stream_data_url: str = ""  # e.g. ws://127.0.0.1:PORT/v2/iex (the local stream server)
     stream_trading_url: str = ""  # e.g. ws://127.0.0.1:PORT/stream
+    stream_news: bool = False  # also stream Alpaca news into news_items (docs/news.md)
+    stream_news_url: str = ""  # e.g. ws://127.0.0.1:PORT/v1beta1/news
     bus_url: str = "redis://127.0.0.1:6379/0"  # Redis Streams: the event bus
     bus_prefix: str = "mltrade"  # stream names are <prefix>:bars, <prefix>:trade_updates, ...
     bus_maxlen: int = Field(1_000_000, ge=1000)  # entries kept per stream (approximate trim)

@@ -167,19 +167,32 @@ def _one_source(
 def score_window(
     engine: sa.Engine, scorers: Sequence[Scorer], start: datetime, end: datetime
 ) -> dict[str, int]:
-    """Score every item of ``[start, end)`` a scorer has no current score for."""
+    """Score every item of ``[start, end)`` a scorer has no current score for.
+
+    A scorer with a ``max_chars`` attribute is sent only that many characters of each text
+    (the database cuts them). Each scorer gets the window's texts in one call (so it can drop
+    repeated texts and spread the work over processes); the scores are written
+    :data:`SCORE_BATCH` rows a statement.
+    """
     done: dict[str, int] = {}
     for scorer in scorers:
         with engine.connect() as conn:
-            todo = store.unscored(conn, scorer.name, scorer.version, start, end)
-        for i in range(0, len(todo), SCORE_BATCH):
-            batch = todo[i : i + SCORE_BATCH]
-            began = time.perf_counter()
-            scores = scorer.score([t[3] for t in batch])
-            metrics.record_news_scoring(scorer.name, len(batch), time.perf_counter() - began)
-            with engine.begin() as conn:
+            todo = store.unscored(
+                conn, scorer.name, scorer.version, start, end, getattr(scorer, "max_chars", None)
+            )
+        began = time.perf_counter()
+        scores = scorer.score([t[3] for t in todo])
+        if todo:
+            metrics.record_news_scoring(scorer.name, len(todo), time.perf_counter() - began)
+        with engine.begin() as conn:
+            for i in range(0, len(todo), SCORE_BATCH):
+                batch = todo[i : i + SCORE_BATCH]
                 store.write_scores(
-                    conn, scorer.name, scorer.version, [t[:3] for t in batch], scores
+                    conn,
+                    scorer.name,
+                    scorer.version,
+                    [t[:3] for t in batch],
+                    scores[i : i + SCORE_BATCH],
                 )
         done[scorer.name] = len(todo)
     return done

@@ -158,15 +158,26 @@ def quarantine(conn: sa.Connection, rejected: Sequence[Rejected], run_id: str) -
 
 
 def unscored(
-    conn: sa.Connection, scorer: str, version: str, start: datetime, end: datetime
+    conn: sa.Connection,
+    scorer: str,
+    version: str,
+    start: datetime,
+    end: datetime,
+    max_chars: int | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """(source, item_id, content_hash, text) of items published in ``[start, end)`` with no
-    current score from ``scorer`` (none yet, another version, or changed content)."""
+    current score from ``scorer`` (none yet, another version, or changed content); ``text``
+    cut to its first ``max_chars`` characters when given (what the scorer reads)."""
+    text = (
+        "concat_ws(E'\\n\\n', nullif(n.headline, ''), nullif(n.summary, ''), "
+        "nullif(n.body, ''))"
+    )
+    if max_chars is not None:
+        text = f"left({text}, {int(max_chars)})"
     rows = conn.execute(
         sa.text(
-            "SELECT n.source, n.item_id, n.content_hash, "
-            "concat_ws(E'\\n\\n', nullif(n.headline, ''), nullif(n.summary, ''), "
-            "nullif(n.body, '')) FROM news_items n LEFT JOIN news_scores s ON "
+            f"SELECT n.source, n.item_id, n.content_hash, {text} "
+            "FROM news_items n LEFT JOIN news_scores s ON "
             "s.source = n.source AND s.item_id = n.item_id AND s.scorer = :scorer "
             "WHERE n.published_at >= :a AND n.published_at < :b AND (s.score IS NULL "
             "OR s.scorer_version <> :v OR s.content_hash <> n.content_hash) "
@@ -184,20 +195,29 @@ def write_scores(
     keys: Sequence[tuple[str, str, str]],
     scores: Sequence[float],
 ) -> None:
-    """Upsert one score per (source, item_id, content_hash) key."""
+    """Upsert one score per (source, item_id, content_hash) key, in one statement (arrays
+    unnested server-side: one round trip for the batch, not one per row)."""
+    if len(keys) != len(scores):
+        raise ValueError(f"{len(keys)} keys but {len(scores)} scores")
     if not keys:
         return
     conn.execute(
         sa.text(
             "INSERT INTO news_scores (source, item_id, scorer, scorer_version, content_hash, "
-            "score) VALUES (:s, :i, :scorer, :v, :h, :score) ON CONFLICT (source, item_id, "
-            "scorer) DO UPDATE SET scorer_version = EXCLUDED.scorer_version, "
-            "content_hash = EXCLUDED.content_hash, score = EXCLUDED.score"
+            "score) SELECT u.s, u.i, :scorer, :v, u.h, u.x FROM unnest(CAST(:s AS text[]), "
+            "CAST(:i AS text[]), CAST(:h AS text[]), CAST(:x AS double precision[])) "
+            "AS u(s, i, h, x) ON CONFLICT (source, item_id, scorer) DO UPDATE SET "
+            "scorer_version = EXCLUDED.scorer_version, content_hash = EXCLUDED.content_hash, "
+            "score = EXCLUDED.score"
         ),
-        [
-            {"s": s, "i": i, "h": h, "scorer": scorer, "v": version, "score": float(x)}
-            for (s, i, h), x in zip(keys, scores, strict=True)
-        ],
+        {
+            "scorer": scorer,
+            "v": version,
+            "s": [k[0] for k in keys],
+            "i": [k[1] for k in keys],
+            "h": [k[2] for k in keys],
+            "x": [float(x) for x in scores],
+        },
     )
 
 

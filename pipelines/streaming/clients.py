@@ -1,11 +1,12 @@
 """WebSocket clients through alpaca-py: market data and trade updates onto the bus.
 
 :class:`MarketDataClient` runs alpaca-py's ``StockDataStream`` (trades, quotes, minute bars,
-updated bars; ``raw_data`` so no model is built per message) and :class:`TradeUpdatesClient`
-its ``TradingStream`` (``trade_updates``), each in its own thread, both at ``url_override``
-(``STREAM_DATA_URL``, ``STREAM_TRADING_URL``). alpaca-py itself reconnects with exponential
-backoff and jitter (1 s to 30 s) and resubscribes every channel after a reconnect; these
-classes add:
+updated bars; ``raw_data`` so no model is built per message), :class:`TradeUpdatesClient`
+its ``TradingStream`` (``trade_updates``) and :class:`NewsClient` its ``NewsDataStream``
+(articles about the universe), each in its own thread, at ``url_override``
+(``STREAM_DATA_URL``, ``STREAM_TRADING_URL``, ``STREAM_NEWS_URL``). alpaca-py itself
+reconnects with exponential backoff and jitter (1 s to 30 s) and resubscribes every channel
+after a reconnect; these classes add:
 
 - one clear log line per protocol error (:class:`ProtocolErrorLog` reads alpaca-py's log
   records: auth failure, connection limit, invalid subscription, slow client ...) and the
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alpaca.data.enums import DataFeed
-from alpaca.data.live import StockDataStream
+from alpaca.data.live import NewsDataStream, StockDataStream
 from alpaca.trading.stream import TradingStream
 
 from pipelines.monitoring.stream_metrics import StreamMetrics
@@ -131,6 +132,7 @@ class ClientConfig:
     feed: str = "iex"
     trades: bool = True
     quotes: bool = True
+    news_url: str | None = None  # None: Alpaca's own /v1beta1/news
 
 
 Backfill = Callable[[str, datetime, datetime], list[dict[str, Any]]]
@@ -264,3 +266,33 @@ class TradeUpdatesClient(_Threaded):
 
     async def _on_update(self, msg: dict[str, Any]) -> None:
         self.publisher.put(self.streams.trade_updates, events.trade_update_entry(msg["data"]))
+
+
+class NewsClient(_Threaded):
+    """Articles about the universe from ``NewsDataStream`` onto the bus, one entry each.
+
+    alpaca-py calls the handler once per subscribed symbol an article names (an article on
+    AAPL and MSFT arrives twice, as the same message object): the repeat is dropped here.
+    """
+
+    def __init__(
+        self, config: ClientConfig, publisher: Publisher, streams: Streams, metrics: StreamMetrics
+    ) -> None:
+        self.publisher, self.streams = publisher, streams
+        self._last: dict[str, Any] | None = None
+        # NewsDataStream logs through StockDataStream's module logger: its protocol errors
+        # reach the market-data client's ProtocolErrorLog (one line each, stream=data).
+        self._stream = NewsDataStream(
+            config.api_key,
+            config.secret_key,
+            raw_data=True,
+            url_override=config.news_url,
+            websocket_params={"ping_interval": 10, "ping_timeout": 60, "max_queue": 4096},
+        )
+        self._stream.subscribe_news(self._on_news, *config.symbols)
+
+    async def _on_news(self, msg: dict[str, Any]) -> None:
+        if msg is self._last:
+            return
+        self._last = msg
+        self.publisher.put(self.streams.news, events.news_entry(msg))

@@ -1,10 +1,14 @@
 """Events on the bus: how a stream message is written to and read back from a bus entry.
 
 An entry has three fields: ``k`` the kind (``b`` minute bar, ``u`` updated bar, ``t`` trade,
-``q`` quote, ``tu`` trade update), ``d`` the payload (JSON) and ``rx`` when the client received
-it (ns since the epoch, for the end-to-end latency). Bars are Alpaca's: ``t`` the minute's
-*start* (ns since the epoch, UTC), ``o h l c`` USD, ``v`` shares; the warehouse's ``ts`` is
-the minute's end (``t`` + 1 minute), as in batch ingest (pipelines/sources/alpaca.py).
+``q`` quote, ``tu`` trade update, ``n`` news article), ``d`` the payload (JSON) and ``rx``
+when the client received it (ns since the epoch, for the end-to-end latency). Bars are
+Alpaca's: ``t`` the minute's *start* (ns since the epoch, UTC), ``o h l c`` USD, ``v``
+shares; the warehouse's ``ts`` is the minute's end (``t`` + 1 minute), as in batch ingest
+(pipelines/sources/alpaca.py).
+A news payload is Alpaca's article as the stream sent it (``id``, ``headline``, ``summary``,
+``content``, ``author``, ``url``, ``symbols``, ``source``), ``created_at`` and ``updated_at``
+as RFC 3339 text (or as sent when they are not timestamps: the news rules judge them).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -21,6 +26,8 @@ from pipelines.streaming.bus import Message
 BAR_KINDS = frozenset({"b", "u"})
 TICK_KINDS = frozenset({"t", "q"})
 TRADE_UPDATE = "tu"
+NEWS = "n"
+NEWS_FIELDS = ("id", "headline", "summary", "content", "author", "url", "symbols", "source")
 MINUTE_NS = 60_000_000_000
 
 
@@ -43,8 +50,12 @@ class Streams:
         return f"{self.prefix}:trade_updates"
 
     @property
-    def all(self) -> tuple[str, str, str]:
-        return (self.bars, self.ticks, self.trade_updates)
+    def news(self) -> str:
+        return f"{self.prefix}:news"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.bars, self.ticks, self.trade_updates, self.news)
 
     @property
     def group(self) -> str:
@@ -81,6 +92,27 @@ def market_entry(msg: dict[str, Any], received_ns: int | None = None) -> dict[st
 def trade_update_entry(update: dict[str, Any], received_ns: int | None = None) -> dict[str, str]:
     """A bus entry for one raw ``trade_updates`` message's ``data`` (event + order)."""
     return {"k": TRADE_UPDATE, "d": json.dumps(update), "rx": str(received_ns or time.time_ns())}
+
+
+def news_entry(msg: dict[str, Any], received_ns: int | None = None) -> dict[str, str]:
+    """A bus entry for one raw ``T`` = ``n`` news message."""
+    payload: dict[str, Any] = {k: msg.get(k) for k in NEWS_FIELDS}
+    for name in ("created_at", "updated_at"):
+        payload[name] = _rfc3339(msg.get(name))
+    return {
+        "k": NEWS,
+        "d": json.dumps(payload, default=str),
+        "rx": str(received_ns or time.time_ns()),
+    }
+
+
+def _rfc3339(stamp: Any) -> Any:
+    """RFC 3339 UTC text of a msgpack Timestamp or aware datetime; anything else as sent."""
+    if hasattr(stamp, "to_unix_nano"):
+        stamp = pd.Timestamp(stamp.to_unix_nano(), unit="ns", tz="UTC")
+    if isinstance(stamp, datetime) and stamp.tzinfo is not None:
+        return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return stamp
 
 
 def payload_ns(entry: dict[str, str]) -> int:

@@ -14,6 +14,9 @@ Per read (at most ``STREAM_BATCH_SIZE`` entries):
   anything the stream missed.
 - trades and quotes (``t``, ``q``): counted and acknowledged; the book is marked with minute
   closes.
+- news articles (``n``): checked, stored (or quarantined) and scored by
+  :class:`~pipelines.streaming.news.NewsSink`, the batch news stage's rules and store, then
+  acknowledged; without a sink (news not streamed) they are acknowledged unread.
 
 When a bar of a later minute has been committed, the book is marked to market
 (:class:`~pipelines.streaming.risk.IntradayRisk`). Bus outages are retried with backoff; a
@@ -38,7 +41,8 @@ from pipelines.ingest import _quarantine
 from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
 from pipelines.streaming.bus import Bus, Message
-from pipelines.streaming.events import BAR_KINDS, TICK_KINDS, TRADE_UPDATE, Streams
+from pipelines.streaming.events import BAR_KINDS, NEWS, TICK_KINDS, TRADE_UPDATE, Streams
+from pipelines.streaming.news import NewsSink
 from pipelines.streaming.redis_bus import BusUnavailable
 from pipelines.streaming.risk import IntradayRisk
 from pipelines.streaming.store import MinuteBarStore
@@ -69,9 +73,11 @@ class Processor:
         config: ProcessorConfig,
         metrics: StreamMetrics,
         risk: IntradayRisk | None = None,
+        news: NewsSink | None = None,
     ) -> None:
         self.engine, self.bus, self.streams = engine, bus, streams
         self.config, self.metrics, self.risk = config, metrics, risk
+        self.news = news
         self.store = MinuteBarStore()
         self._history = pd.DataFrame()
         self._marked: pd.Timestamp | None = None
@@ -153,7 +159,16 @@ class Processor:
         ticks = [m for k in TICK_KINDS for m in by_kind.get(k, [])]
         if ticks:
             self._done(ticks)
+        if by_kind.get(NEWS):
+            self._news(by_kind[NEWS])
         return len(messages)
+
+    def _news(self, messages: list[Message]) -> None:
+        if self.news is not None:
+            batch = self.news.handle([events.payload(m) for m in messages])
+            if batch.quarantined:
+                self.metrics.quarantined.inc(batch.quarantined)
+        self._done(messages)
 
     def _bars(self, messages: list[Message]) -> None:
         frame = events.bars_frame(messages)

@@ -23,8 +23,14 @@ from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError
 from pipelines.monitoring.stream_metrics import StreamMetrics
-from pipelines.streaming.clients import ClientConfig, MarketDataClient, TradeUpdatesClient
+from pipelines.streaming.clients import (
+    ClientConfig,
+    MarketDataClient,
+    NewsClient,
+    TradeUpdatesClient,
+)
 from pipelines.streaming.events import Streams
+from pipelines.streaming.news import NewsSink
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.publisher import Publisher
 from pipelines.streaming.redis_bus import RedisStreamBus
@@ -44,6 +50,7 @@ def client_config(settings: Settings, symbols: list[str]) -> ClientConfig:
         secret_key=settings.alpaca_secret_key.get_secret_value(),
         data_url=settings.stream_data_url or None,
         trading_url=settings.stream_trading_url or None,
+        news_url=settings.stream_news_url or None,
         symbols=tuple(symbols),
         feed=settings.alpaca_data_feed,
     )
@@ -100,11 +107,12 @@ class StreamService:
         )
         port = settings.stream_metrics_port if metrics_port is None else metrics_port
         self.metrics_port = self.metrics.serve(port, metrics_addr)
-        self.clients: list[MarketDataClient | TradeUpdatesClient] = []
+        self.clients: list[MarketDataClient | TradeUpdatesClient | NewsClient] = []
+        self.symbols = symbols if symbols is not None else list(settings.universe)
         self.publisher: Publisher | None = None
         self.processor: Processor | None = None
         if role in ("all", "clients"):
-            self._clients(symbols if symbols is not None else list(settings.universe))
+            self._clients(self.symbols)
         if role in ("all", "processor"):
             self._processor(consumer or f"{socket.gethostname()}-{role}")
 
@@ -124,6 +132,8 @@ class StreamService:
             self.clients.append(
                 TradeUpdatesClient(config, self.publisher, self.streams, self.metrics)
             )
+        if self.settings.stream_news:
+            self.clients.append(NewsClient(config, self.publisher, self.streams, self.metrics))
 
     def _processor(self, consumer: str) -> None:
         if self.engine is None:
@@ -141,7 +151,21 @@ class StreamService:
             ProcessorConfig(consumer, s.stream_batch_size, s.stream_block_ms, s.bus_claim_idle_ms),
             self.metrics,
             risk,
+            self._news_sink(),
         )
+
+    def _news_sink(self) -> NewsSink | None:
+        """Stores streamed articles when news is streamed (``STREAM_NEWS``); the universe is
+        the stream's symbols, else ``UNIVERSE``, the ``universe`` table or the bars' symbols."""
+        if not self.settings.stream_news:
+            return None
+        assert self.engine is not None
+        from pipelines.ingest_news import universe_symbols
+
+        universe = self.symbols or universe_symbols(self.engine, self.settings)
+        if not universe:
+            raise ConfigurationError("streamed news needs a universe: set UNIVERSE or ingest bars")
+        return NewsSink(self.engine, universe, "stream")
 
     def start_clients(self) -> None:
         if self.publisher is not None:

@@ -15,6 +15,14 @@ Market data (``ws://127.0.0.1:PORT/v2/iex``, as alpaca-py 0.44's ``StockDataStre
 - a client that falls more than ``slow_client_frames`` frames behind gets ``[{"T":"error",
   "code":407,"msg":"slow client"}]`` and is disconnected, as Alpaca does.
 
+News (``ws://127.0.0.1:PORT/v1beta1/news``, ``NewsDataStream``): the same connect, auth, limit
+and framing; ``{"action":"subscribe","news":["*"]}`` (or tickers) answered ``{"T":
+"subscription","news":[…]}``; articles are ``{"T":"n","id","headline","summary","author",
+"created_at","updated_at","url","content","symbols","source"}`` (times msgpack timestamps or
+RFC 3339), sent to a client subscribed to ``*`` or to one of the article's ``symbols``
+(:func:`news_article` builds one; :meth:`AlpacaStreamServer.publish` sends them). The
+connection limit counts each endpoint's connections apart, as Alpaca's does.
+
 Trading (``ws://127.0.0.1:PORT/stream``, ``TradingStream``): JSON ``{"action":"authenticate",
 "data":{"key_id","secret_key"}}`` answered ``{"stream":"authorization","data":{"status":
 "authorized"|"unauthorized","action":"authenticate"}}``; ``{"action":"listen","data":
@@ -51,7 +59,17 @@ from websockets.exceptions import ConnectionClosed
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
-_TYPE_CHANNEL = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars", "d": "dailyBars"}
+NEWS_CHANNELS = ("news",)
+NEWS_PATH = "/v1beta1/news"
+_TYPE_CHANNEL = {
+    "t": "trades",
+    "q": "quotes",
+    "b": "bars",
+    "u": "updatedBars",
+    "d": "dailyBars",
+    "n": "news",
+}
+_TIMES = ("t", "created_at", "updated_at")
 SESSION_MINUTES = 390
 
 
@@ -135,15 +153,36 @@ def rest_minute_bars(messages: Iterable[dict[str, Any]]) -> dict[str, list[dict[
     return out
 
 
+def news_article(
+    i: int, created_at: datetime | None, symbols: list[str], headline: str, **extra: Any
+) -> dict[str, Any]:
+    """A news stream message (``T`` = ``n``) as Alpaca sends it (``created_at`` UTC)."""
+    return {
+        "T": "n",
+        "id": i,
+        "headline": headline,
+        "summary": f"{headline}: what the company said.",
+        "author": "Benzinga Newsdesk",
+        "created_at": created_at,
+        "updated_at": created_at,
+        "url": f"https://www.benzinga.com/news/{i}",
+        "content": "<p>Body of the story.</p>",
+        "symbols": symbols,
+        "source": "benzinga",
+        **extra,
+    }
+
+
 # ----------------------------------------------------------------------------- encoding
 def _wire(message: dict[str, Any], packed: bool) -> dict[str, Any]:
     out = dict(message)
-    stamp = out.get("t")
-    if isinstance(stamp, datetime):
-        if packed:
-            out["t"] = msgpack.Timestamp.from_datetime(stamp)
-        else:
-            out["t"] = stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    for name in _TIMES:
+        stamp = out.get(name)
+        if isinstance(stamp, datetime):
+            if packed:
+                out[name] = msgpack.Timestamp.from_datetime(stamp)
+            else:
+                out[name] = stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return out
 
 
@@ -154,17 +193,22 @@ def _encode(messages: list[dict[str, Any]], packed: bool) -> bytes | str:
 
 # ----------------------------------------------------------------------------- server
 class _Client:
-    def __init__(self, ws: ServerConnection, packed: bool, queue_frames: int) -> None:
-        self.ws, self.packed = ws, packed
-        self.subs: dict[str, set[str]] = {c: set() for c in CHANNELS}
+    def __init__(
+        self, ws: ServerConnection, packed: bool, queue_frames: int, news: bool = False
+    ) -> None:
+        self.ws, self.packed, self.news = ws, packed, news
+        self.channels = NEWS_CHANNELS if news else CHANNELS
+        self.subs: dict[str, set[str]] = {c: set() for c in self.channels}
         self.queue: asyncio.Queue[bytes | str | None] = asyncio.Queue(queue_frames)
         self.authenticated = False
 
     def wants(self, message: dict[str, Any]) -> bool:
         channel = _TYPE_CHANNEL.get(message.get("T", ""))
-        if channel is None:
+        if channel not in self.subs:
             return False
         subs = self.subs[channel]
+        if channel == "news":
+            return "*" in subs or any(s in subs for s in message.get("symbols") or [])
         return "*" in subs or message.get("S") in subs
 
 
@@ -229,6 +273,10 @@ class AlpacaStreamServer:
         return f"ws://127.0.0.1:{self.port}/v2/iex"
 
     @property
+    def news_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{NEWS_PATH}"
+
+    @property
     def trading_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/stream"
 
@@ -249,7 +297,12 @@ class AlpacaStreamServer:
         return int(self._call(self._drop()))
 
     def subscribers(self) -> int:
-        return sum(1 for c in self._clients if any(c.subs.values()))
+        """Market-data connections with a subscription."""
+        return sum(1 for c in self._clients if not c.news and any(c.subs.values()))
+
+    def news_subscribers(self) -> int:
+        """News connections with a subscription."""
+        return sum(1 for c in self._clients if c.news and any(c.subs.values()))
 
     def replay(
         self,
@@ -313,7 +366,7 @@ class AlpacaStreamServer:
             return
         headers = ws.request.headers if ws.request else {}
         packed = "msgpack" in headers.get("Content-Type", "")
-        client = _Client(ws, packed, self.slow_client_frames)
+        client = _Client(ws, packed, self.slow_client_frames, news=path.startswith(NEWS_PATH))
         await ws.send(_encode([{"T": "success", "msg": "connected"}], packed))
         try:
             if not await self._authenticate(client):
@@ -337,7 +390,8 @@ class AlpacaStreamServer:
         if request.get("key") != self.api_key or request.get("secret") != self.secret_key:
             await self._refuse(client, 402, "auth failed")
             return False
-        if sum(1 for c in self._clients if c.authenticated) >= self.max_connections:
+        live = [c for c in self._clients if c.authenticated and c.news == client.news]
+        if len(live) >= self.max_connections:
             await self._refuse(client, 406, "connection limit exceeded")
             return False
         client.authenticated = True
@@ -357,7 +411,7 @@ class AlpacaStreamServer:
             self.errors.append(400)
             await client.queue.put(_encode([_error(400, "invalid syntax")], client.packed))
             return
-        asked = {c: list(request.get(c) or []) for c in CHANNELS if c in request}
+        asked = {c: list(request.get(c) or []) for c in client.channels if c in request}
         if any(not (s == "*" or _SYMBOL.match(str(s))) for v in asked.values() for s in v):
             self.errors.append(410)
             error = _error(410, "invalid subscribe action for this feed")
@@ -368,7 +422,7 @@ class AlpacaStreamServer:
                 client.subs[channel].update(symbols)
             else:
                 client.subs[channel].difference_update(symbols)
-        reply = {"T": "subscription", **{c: sorted(client.subs[c]) for c in CHANNELS}}
+        reply = {"T": "subscription", **{c: sorted(client.subs[c]) for c in client.channels}}
         await client.queue.put(_encode([reply], client.packed))
 
     async def _writer(self, client: _Client) -> None:

@@ -85,7 +85,7 @@ class AlpacaNewsSource:
             while True:
                 page = self.retry.call(partial(self._page, params, token), "Alpaca news page")
                 out.requests += 1
-                out.items += [_item(raw) for raw in page["news"] if isinstance(raw, dict)]
+                out.items += [raw_item(raw) for raw in page["news"] if isinstance(raw, dict)]
                 token = page.get("next_page_token")
                 if not token:
                     break
@@ -134,7 +134,8 @@ def _retry_after(response: requests.Response | None) -> float | None:
     return hint(response)
 
 
-def _item(raw: dict[str, Any]) -> RawItem:
+def raw_item(raw: dict[str, Any]) -> RawItem:
+    """One Alpaca article (REST or stream payload, same fields) as a :class:`RawItem`."""
     symbols = raw.get("symbols") or []
     return RawItem(
         source="alpaca",
