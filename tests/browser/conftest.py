@@ -80,7 +80,7 @@ def _run_to_success(api: RestApi, dag_id: str, conf: dict, home: Path, out: Path
     return run["dag_run_id"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when tests/browser is done: its scheduler polls
 def airflow_ui(
     warehouse_url: str, engine: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowUI]:
