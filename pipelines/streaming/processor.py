@@ -56,6 +56,9 @@ class ProcessorConfig:
     claim_idle_ms: int = 30_000  # other consumers' entries pending longer are taken over
     claim_every_s: float = 5.0
     lag_every_s: float = 1.0
+    # A trade update costs a few ms of ledger SQL: a burst of 1,000 in one transaction would
+    # show none of them until all are done. Commit (and ack) every this many.
+    trade_updates_per_commit: int = 100
 
 
 class Processor:
@@ -149,8 +152,8 @@ class Processor:
         if bars:
             self._bars(sorted(bars, key=_order))
         updates = by_kind.get(TRADE_UPDATE, [])
-        if updates:
-            self._trade_updates(updates)
+        for first in range(0, len(updates), self.config.trade_updates_per_commit):
+            self._trade_updates(updates[first : first + self.config.trade_updates_per_commit])
         ticks = [m for k in TICK_KINDS for m in by_kind.get(k, [])]
         if ticks:
             self._done(ticks)
