@@ -9,9 +9,10 @@ Per read (at most ``STREAM_BATCH_SIZE`` entries):
   them; the upsert makes the second delivery a no-op, so the rows are exactly once.
 - trade updates (``tu``): each order's state goes through the ledger's own
   :func:`~pipelines.execution.ledger.apply_broker_state` (state machine, fills), all the
-  updates of a read in one transaction (a savepoint each), then they are acknowledged. An
-  update older than what the ledger holds (a redelivery after a later one) is refused by the
-  state machine, logged and acknowledged; reconciliation settles anything the stream missed.
+  updates of a read in transactions of up to 100 (a savepoint each), each acknowledged after
+  its commit. An update older than what the ledger holds (a redelivery after a later one) is
+  refused by the state machine, logged and acknowledged; reconciliation settles anything the
+  stream missed.
 - trades and quotes (``t``, ``q``): counted and acknowledged; the book is marked with minute
   closes.
 
