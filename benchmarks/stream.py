@@ -151,6 +151,10 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
     stored = pd.to_datetime(rows["ingested_at"], utc=True).dt.as_unit("ns")
     stored_ns = stored.astype("int64").to_numpy()  # pandas 3 reads microseconds: make them ns
     latency_ms = (stored_ns - sent_ns)[sent_ns > 0] / 1e6
+    # The first seconds include the processor's first batches (lazy imports, calendars):
+    # the steady state is reported apart so a start-up spike cannot pass for the path's p99.
+    sent_some = sent_ns[sent_ns > 0]
+    steady = latency_ms[sent_some >= sent_some.min() + 2_000_000_000] if len(sent_some) else []
     RedisStreamBus(redis_url).delete(*events.Streams(prefix).all)
     return {
         "rate": rate,
@@ -163,6 +167,7 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
         "end_to_end_rate": len(rows) / drained,
         "p50_ms": float(np.percentile(latency_ms, 50)) if len(latency_ms) else float("nan"),
         "p99_ms": float(np.percentile(latency_ms, 99)) if len(latency_ms) else float("nan"),
+        "p99_steady_ms": float(np.percentile(steady, 99)) if len(steady) else float("nan"),
     }
 
 
@@ -272,16 +277,16 @@ def main() -> None:
             rates = [int(r) for r in args.rates.split(",") if r] or [args.rate]
             print(
                 "| offered/s | achieved/s | sent | rows | quarantined | not stored | duplicated "
-                "| p50 | p99 |"
+                "| p50 | p99 | p99 after the first 2 s |"
             )
-            print("|---|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for rate in rates:
                 r = run_rate(rate, args.seconds, args.symbols, redis.url, db_url)
                 print(
                     f"| {r['offered']:,.0f} | {r['end_to_end_rate']:,.0f} | {r['sent']:,} | "
                     f"{r['rows']:,} | {r['quarantined']} | {r['lost']} | {r['duplicated']} | "
                     f"{r['p50_ms']:.1f} ms | "
-                    f"{r['p99_ms']:.1f} ms |",
+                    f"{r['p99_ms']:.1f} ms | {r['p99_steady_ms']:.1f} ms |",
                     flush=True,
                 )
         finally:
