@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/orders.py                  # both parts
     .venv/bin/python benchmarks/orders.py --orders 1000 --concurrency 4 --symbols 500
+    .venv/bin/python benchmarks/orders.py --concurrent 1000    # burst, then fills via the stream
 
 1. ``--orders`` orders through ``send_order`` (ledger ``submitted`` committed, POST through
    alpaca-py, the answer committed) from ``--concurrency`` threads: per-order p50/p99 latency
@@ -11,6 +12,16 @@
    orders: risk model + optimizer (``build_plan``), risk gate, submission, reconciliation.
    Expected returns are written straight into ``predictions`` (model inference is timed by
    the models' benchmarks, not here).
+
+3. ``--concurrent N`` (instead of 1 and 2): N orders released at once from N threads through
+   ``send_order`` (a pool of 20 warehouse connections), each acknowledged: p50/p99 from
+   release to the answer committed in the ledger, duplicates at the broker. Then the venue
+   fills all N at once; each fill comes back as a ``trade_updates`` message from the local
+   stream server through alpaca-py's ``TradingStream`` (``mltrade stream`` in its own
+   process), the Redis bus and the processor into the ledger: per order, the time from the
+   venue's ``filled_at`` to when the ledger's ``filled`` state is first seen committed (the
+   benchmark polls the ledger every 10 ms). The peer of the burst: the same number of bare
+   alpaca-py ``submit_order`` calls released at once against the same server.
 
 The token bucket is set to the local server's own limit, so this measures our code, not
 Alpaca's quota: at Alpaca's ~200 requests/min, N orders need at least N/200 minutes whatever
@@ -26,14 +37,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -89,6 +102,67 @@ def local_alpaca(prices: dict[str, float] | None = None, cash: float = 1e12) -> 
             proc.wait(timeout=30)
 
 
+@contextmanager
+def venue_with_stream(poll_ms: float) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """The local Alpaca server and its stream server in one process of their own: yields
+    (REST URL, trading stream URL, the process, for :func:`_ask`)."""
+    args = [sys.executable, "-m", "tests.support.alpaca_trading_server", "--cash", "1e12"]
+    args += ["--rate-limit", "1000000", "--stream", "--poll-ms", str(poll_ms)]
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        yield proc.stdout.readline().strip(), proc.stdout.readline().strip(), proc
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def _ask(proc: subprocess.Popen[str], command: str) -> Any:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(command + "\n")
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())
+
+
+def _planned(engine: sa.Engine, n: int, strategy: str = "bench") -> list[OrderIntent]:
+    """``n`` buy intents written to the ledger as ``planned`` (one plan)."""
+    intents = [
+        OrderIntent(
+            client_order_id(strategy, DAY, 1, f"S{i:04d}", "buy"),
+            f"S{i:04d}",
+            "buy",
+            Decimal(10),
+            DAY,
+        )
+        for i in range(n)
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
+                "model_version, status, run_id) VALUES (:st, :d, 1, 'm', '1', 'submitted', "
+                "'bench')"
+            ),
+            {"st": strategy, "d": DAY},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, "
+                "symbol, side, qty, status, broker, model_name, model_version) VALUES "
+                "(:c, :st, :d, 1, :s, 'buy', 10, 'planned', 'alpaca', 'm', '1')"
+            ),
+            [{"c": i.client_order_id, "st": strategy, "d": DAY, "s": i.symbol} for i in intents],
+        )
+    return intents
+
+
 def _throwaway_database() -> tuple[str, str]:
     """(sqlalchemy URL of a new database, libpq admin URI to drop it)."""
     base = warehouse_url(get_settings())
@@ -121,33 +195,7 @@ def orders_part(engine: sa.Engine, n: int, concurrency: int) -> None:
     with local_alpaca() as url:
         settings = _settings(url, concurrency)
         broker = AlpacaBroker(settings)
-        intents = [
-            OrderIntent(
-                client_order_id("bench", DAY, 1, f"S{i:04d}", "buy"),
-                f"S{i:04d}",
-                "buy",
-                Decimal(10),
-                DAY,
-            )
-            for i in range(n)
-        ]
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
-                    "model_version, status, run_id) VALUES ('bench', :d, 1, 'm', '1', 'submitted', "
-                    "'bench')"
-                ),
-                {"d": DAY},
-            )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, "
-                    "symbol, side, qty, status, broker, model_name, model_version) VALUES "
-                    "(:c, 'bench', :d, 1, :s, 'buy', 10, 'planned', 'alpaca', 'm', '1')"
-                ),
-                [{"c": i.client_order_id, "d": DAY, "s": i.symbol} for i in intents],
-            )
+        intents = _planned(engine, n)
 
         def timed(intent: OrderIntent) -> float:
             start = time.perf_counter()
@@ -216,6 +264,197 @@ def orders_part(engine: sa.Engine, n: int, concurrency: int) -> None:
             f"raw limit at Alpaca ({ALPACA_PER_MINUTE}/min, 1 request per new order): "
             f"{n / ALPACA_PER_MINUTE:.1f} min for {n} orders"
         )
+
+
+def _stream_service(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = open("/tmp/mltrade-bench-orders-stream.log", "wb")  # noqa: SIM115 (the child's)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "stream", "--role", "all", "--metrics-port", "0"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+
+
+def _wait(what: str, ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _count_status(engine: sa.Engine, status: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM orders WHERE strategy = 'burst' AND status = :s"),
+                {"s": status},
+            ).scalar_one()
+        )
+
+
+def _bare_burst(url: str, n: int) -> list[float]:
+    """The peer: ``n`` bare alpaca-py ``submit_order`` released at once from ``n`` threads."""
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    client = TradingClient(KEY, SECRET, url_override=url)
+    release = threading.Event()
+
+    def bare(i: int) -> float:
+        request = MarketOrderRequest(
+            symbol=f"P{i:04d}",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.OPG,
+            client_order_id=f"peer-{i}",
+        )
+        release.wait()
+        t = time.perf_counter()
+        client.submit_order(request)
+        return time.perf_counter() - t
+
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(bare, i) for i in range(n)]
+        time.sleep(1.0)
+        release.set()
+        return [f.result() for f in futures]
+
+
+def _watch_filled(engine: sa.Engine, n: int, timeout: float) -> dict[str, float]:
+    """client_order_id -> when (epoch s) its 'filled' state was first seen committed, polling
+    the ledger every 10 ms (the commit's time to within a poll)."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while len(seen) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fills in the ledger: {len(seen)}/{n} in {timeout:.0f} s")
+            rows = conn.execute(
+                sa.text(
+                    "SELECT client_order_id FROM orders WHERE strategy = 'burst' "
+                    "AND status = 'filled'"
+                )
+            ).scalars()
+            now = time.time()
+            for coid in rows:
+                seen.setdefault(coid, now)
+            conn.rollback()  # a fresh snapshot for the next poll
+            time.sleep(0.01)
+    return seen
+
+
+def concurrent_part(db_url: str, n: int, poll_ms: float) -> None:
+    """``--concurrent n``: see the module docstring (3)."""
+    from tests.support.redis_server import RedisServer
+
+    settings0 = get_settings().model_copy(update={"warehouse_pool_size": 20})
+    engine = create_engine(db_url, settings0)
+    intents = _planned(engine, n, "burst")
+    redis = RedisServer(fsync="everysec").start()
+    try:
+        with venue_with_stream(poll_ms) as (url, trading_url, venue):
+            settings = _settings(url, n).model_copy(update={"warehouse_pool_size": 20})
+            broker = AlpacaBroker(settings)
+            env = {
+                "WAREHOUSE_URL": db_url,
+                "BUS_URL": redis.url,
+                "BUS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+                "STREAM_DATA_URL": trading_url.replace("/stream", "/v2/iex"),
+                "STREAM_TRADING_URL": trading_url,
+                "ALPACA_API_KEY": KEY,
+                "ALPACA_SECRET_KEY": SECRET,
+                "UNIVERSE": "S0000",
+                "LOG_LEVEL": "WARNING",
+            }
+            service = _stream_service(env)
+            try:
+                _wait("TradingStream to listen", lambda: _ask(venue, "listeners") > 0, 300)
+                release = threading.Event()
+
+                def timed(intent: OrderIntent) -> float:
+                    release.wait()
+                    start = time.perf_counter()
+                    send_order(engine, settings, broker, intent)
+                    return time.perf_counter() - start
+
+                with ThreadPoolExecutor(n) as pool:
+                    futures = [pool.submit(timed, i) for i in intents]
+                    time.sleep(1.0)  # every thread parked on the event
+                    start = time.perf_counter()
+                    release.set()
+                    latencies = [f.result() for f in futures]
+                wall = time.perf_counter() - start
+                with engine.connect() as conn:
+                    ledger = dict(
+                        conn.execute(
+                            sa.text(
+                                "SELECT client_order_id, broker_order_id FROM orders "
+                                "WHERE strategy = 'burst' AND broker_order_id IS NOT NULL"
+                            )
+                        ).all()
+                    )
+                at_broker = [o for o in broker.list_orders() if o.client_order_id in ledger]
+                duplicates = len(at_broker) - len({o.client_order_id for o in at_broker})
+                matched = sum(ledger[o.client_order_id] == o.broker_order_id for o in at_broker)
+                _wait("the 'new' updates", lambda: _count_status(engine, "accepted") == n, 120)
+                filled = _ask(venue, "fill")
+                fill_start = time.perf_counter()
+                seen = _watch_filled(engine, n, 300)
+                fill_wall = time.perf_counter() - fill_start
+                filled_at = _ask(venue, "filled_at")
+                peer = _bare_burst(url, n)  # after the fills: the venue fills every open order
+            finally:
+                service.terminate()
+                service.wait(30)
+        with engine.connect() as conn:
+            sources = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT source, count(*) FROM order_events e JOIN orders o "
+                        "USING (client_order_id) WHERE o.strategy = 'burst' "
+                        "AND e.status = 'filled' GROUP BY source"
+                    )
+                ).all()
+            )
+            fills = conn.execute(
+                sa.text(
+                    "SELECT count(*), count(DISTINCT fill_id), count(DISTINCT client_order_id) "
+                    "FROM fills"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+        redis.cleanup()
+    to_ledger = [
+        at - datetime.fromisoformat(filled_at[coid].replace("Z", "+00:00")).timestamp()
+        for coid, at in seen.items()
+    ]
+    print(f"\n## {n} orders released at once ({n} threads, 20 warehouse connections)")
+    print("| | p50 | p99 | max | wall | per second |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| send_order, release -> ack committed | {_pct(latencies, 50):.0f} ms | "
+        f"{_pct(latencies, 99):.0f} ms | {max(latencies) * 1000:.0f} ms | {wall:.2f} s | "
+        f"{n / wall:.0f} |"
+    )
+    print(
+        f"| alpaca-py submit_order alone, same burst (peer) | {_pct(peer, 50):.0f} ms | "
+        f"{_pct(peer, 99):.0f} ms | {max(peer) * 1000:.0f} ms | | |"
+    )
+    print(
+        f"| fill at the venue -> ledger 'filled' (TradingStream, bus, processor) | "
+        f"{_pct(to_ledger, 50):.0f} ms | {_pct(to_ledger, 99):.0f} ms | "
+        f"{max(to_ledger) * 1000:.0f} ms | {fill_wall:.2f} s | {n / fill_wall:.0f} |"
+    )
+    print(
+        f"acknowledged {len(ledger)}/{n} (broker id in the ledger = the broker's: {matched}); "
+        f"duplicates at the broker {duplicates}; venue filled {filled}; 'filled' events by "
+        f"source {sources}; fills rows {fills[0]}, distinct ids {fills[1]}, orders {fills[2]}"
+    )
 
 
 def rebalance_part(engine: sa.Engine, n_symbols: int) -> None:
@@ -289,11 +528,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--skip-rebalance", action="store_true")
+    parser.add_argument("--concurrent", type=int, default=0, help="burst mode (see above)")
+    parser.add_argument("--poll-ms", type=float, default=2.0, help="venue -> stream poll")
     args = parser.parse_args()
     url, name = _throwaway_database()
     engine = create_engine(url, get_settings())
     try:
         upgrade(engine)
+        if args.concurrent:
+            concurrent_part(url, args.concurrent, args.poll_ms)
+            return
         orders_part(engine, args.orders, args.concurrency)
         with engine.begin() as conn:  # part 2 starts from an empty book
             conn.execute(

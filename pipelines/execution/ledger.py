@@ -143,30 +143,36 @@ def event(
 def record_broker_state(engine: sa.Engine, coid: str, order: BrokerOrder, source: str) -> bool:
     """Move the ledger to what the broker reports (status, id, fills); True if it changed."""
     with engine.begin() as conn:
-        row = conn.execute(
-            sa.text("SELECT status, filled_qty FROM orders WHERE client_order_id = :c FOR UPDATE"),
-            {"c": coid},
-        ).one_or_none()
-        if row is None:
-            raise LedgerError(f"order {coid} is not in the ledger")
-        new_fill = order.filled_qty != Decimal(row.filled_qty)
-        if row.status == order.status and not new_fill:
-            return False
-        detail = {
-            "broker_order_id": order.broker_order_id,
-            "filled_qty": str(order.filled_qty),
-            "broker_status": order.broker_status or order.status,
-        }
-        columns = {
-            "broker_order_id": order.broker_order_id,
-            "filled_qty": order.filled_qty,
-            "filled_avg_price": order.filled_avg_price,
-        }
-        if row.status == order.status:  # more shares filled, same state: record the fill
-            update(conn, coid, None, columns, (source, detail))
-        else:
-            transition(conn, coid, order.status, source, detail, row.status, **columns)
-        _record_fills(conn, coid, order)
+        return apply_broker_state(conn, coid, order, source)
+
+
+def apply_broker_state(conn: sa.Connection, coid: str, order: BrokerOrder, source: str) -> bool:
+    """:func:`record_broker_state` inside the caller's transaction (the stream processor
+    commits a batch of trade updates at once: one WAL flush, not one per update)."""
+    row = conn.execute(
+        sa.text("SELECT status, filled_qty FROM orders WHERE client_order_id = :c FOR UPDATE"),
+        {"c": coid},
+    ).one_or_none()
+    if row is None:
+        raise LedgerError(f"order {coid} is not in the ledger")
+    new_fill = order.filled_qty != Decimal(row.filled_qty)
+    if row.status == order.status and not new_fill:
+        return False
+    detail = {
+        "broker_order_id": order.broker_order_id,
+        "filled_qty": str(order.filled_qty),
+        "broker_status": order.broker_status or order.status,
+    }
+    columns = {
+        "broker_order_id": order.broker_order_id,
+        "filled_qty": order.filled_qty,
+        "filled_avg_price": order.filled_avg_price,
+    }
+    if row.status == order.status:  # more shares filled, same state: record the fill
+        update(conn, coid, None, columns, (source, detail))
+    else:
+        transition(conn, coid, order.status, source, detail, row.status, **columns)
+    _record_fills(conn, coid, order)
     return True
 
 

@@ -29,6 +29,7 @@ TRADE_UPDATE = "tu"
 NEWS = "n"
 NEWS_FIELDS = ("id", "headline", "summary", "content", "author", "url", "symbols", "source")
 MINUTE_NS = 60_000_000_000
+_OHLCV = {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,9 @@ def kind(message: Message) -> str:
 
 def field(message: Message, name: str) -> bytes:
     fields: Any = message.fields
-    value = fields.get(name.encode(), fields.get(name))
+    value = fields.get(name.encode())  # what Redis returns: bytes keys
+    if value is None:
+        value = fields.get(name)
     return value if isinstance(value, bytes) else str(value).encode()
 
 
@@ -142,12 +145,15 @@ def bars_frame(messages: list[Message]) -> pd.DataFrame:
     """Bar entries as a canonical minute-bar frame (symbol, ts = minute end UTC, session_date,
     OHLCV); for one (symbol, minute) the last entry in bus order wins (an updated bar
     replaces the bar it corrects). The bus id of each row's entry is in ``bus_id``."""
-    rows = []
-    for m in messages:
-        p = payload(m)
-        rows.append((p["S"], p["t"] + MINUTE_NS, p["o"], p["h"], p["l"], p["c"], p["v"], m.id))
+    # One JSON array decoded in one call: per-entry json.loads was a tenth of the processor.
+    payloads = json.loads(b"[" + b",".join(field(m, "d") for m in messages) + b"]")
     frame = pd.DataFrame(
-        rows, columns=["symbol", "ts", "open", "high", "low", "close", "volume", "bus_id"]
+        {
+            "symbol": [p["S"] for p in payloads],
+            "ts": [p["t"] + MINUTE_NS for p in payloads],
+            **{c: [p[k] for p in payloads] for c, k in _OHLCV.items()},
+            "bus_id": [m.id for m in messages],
+        }
     )
     frame = frame.drop_duplicates(["symbol", "ts"], keep="last").reset_index(drop=True)
     frame["ts"] = pd.to_datetime(frame["ts"], unit="ns", utc=True)

@@ -8,10 +8,11 @@ Per read (at most ``STREAM_BATCH_SIZE`` entries):
   transaction; after it commits the entries are acknowledged. A crash before the ack redelivers
   them; the upsert makes the second delivery a no-op, so the rows are exactly once.
 - trade updates (``tu``): each order's state goes through the ledger's own
-  :func:`~pipelines.execution.ledger.record_broker_state` (state machine, fills), then the
-  entry is acknowledged. An update older than what the ledger holds (a redelivery after a
-  later one) is refused by the state machine, logged and acknowledged; reconciliation settles
-  anything the stream missed.
+  :func:`~pipelines.execution.ledger.apply_broker_state` (state machine, fills), all the
+  updates of a read in transactions of up to 100 (a savepoint each), each acknowledged after
+  its commit. An update older than what the ledger holds (a redelivery after a later one) is
+  refused by the state machine, logged and acknowledged; reconciliation settles anything the
+  stream missed.
 - trades and quotes (``t``, ``q``): counted and acknowledged; the book is marked with minute
   closes.
 - news articles (``n``): checked, stored (or quarantined) and scored by
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from alpaca.trading.models import Order
 
 from pipelines.execution.brokers.alpaca import to_broker_order
-from pipelines.execution.ledger import LedgerError, record_broker_state
+from pipelines.execution.ledger import LedgerError, apply_broker_state
 from pipelines.ingest import _quarantine
 from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
@@ -60,6 +61,9 @@ class ProcessorConfig:
     claim_idle_ms: int = 30_000  # other consumers' entries pending longer are taken over
     claim_every_s: float = 5.0
     lag_every_s: float = 1.0
+    # A trade update costs a few ms of ledger SQL: a burst of 1,000 in one transaction would
+    # show none of them until all are done. Commit (and ack) every this many.
+    trade_updates_per_commit: int = 100
 
 
 class Processor:
@@ -154,8 +158,9 @@ class Processor:
         bars = [m for k in BAR_KINDS for m in by_kind.get(k, [])]
         if bars:
             self._bars(sorted(bars, key=_order))
-        for m in by_kind.get(TRADE_UPDATE, []):
-            self._trade_update(m)
+        updates = by_kind.get(TRADE_UPDATE, [])
+        for first in range(0, len(updates), self.config.trade_updates_per_commit):
+            self._trade_updates(updates[first : first + self.config.trade_updates_per_commit])
         ticks = [m for k in TICK_KINDS for m in by_kind.get(k, [])]
         if ticks:
             self._done(ticks)
@@ -204,28 +209,40 @@ class Processor:
             self.risk.mark(minute.to_pydatetime())
             self._marked = minute
 
-    def _trade_update(self, message: Message) -> None:
-        update = events.payload(message)
-        order = to_broker_order(Order(**update["order"]))
-        try:
-            record_broker_state(self.engine, order.client_order_id, order, "stream")
-        except LedgerError as exc:
+    def _trade_updates(self, messages: list[Message]) -> None:
+        """Apply trade updates in bus order in ONE transaction (one commit per batch, not per
+        update), each in a savepoint: a refused one rolls back alone; then acknowledge."""
+        refused: list[tuple[str, object, LedgerError]] = []
+        with self.engine.begin() as conn:
+            for message in messages:
+                update = events.payload(message)
+                order = to_broker_order(Order(**update["order"]))
+                try:
+                    with conn.begin_nested():
+                        apply_broker_state(conn, order.client_order_id, order, "stream")
+                except LedgerError as exc:
+                    refused.append((order.client_order_id, update.get("event"), exc))
+        for coid, event, reason in refused:
             log.warning(
                 "event=stream_trade_update_refused client_order_id=%s update=%s reason=%s",
-                order.client_order_id,
-                update.get("event"),
-                exc,
+                coid,
+                event,
+                reason,
             )
-        self._done([message])
+        self._done(messages)
 
     def _done(self, messages: list[Message]) -> None:
         """Acknowledge committed entries and record their latency and count."""
         self.bus.ack(self.streams.group, messages)
         now = time.time_ns()
+        observe = self.metrics.latency.observe
+        counts: dict[bytes, int] = {}
         for m in messages:
-            self.metrics.latency.observe((now - events.received_ns(m)) / 1e9)
-        for k in {events.kind(m) for m in messages}:
-            self.metrics.messages_out.labels(k).inc(sum(1 for m in messages if events.kind(m) == k))
+            observe((now - events.received_ns(m)) / 1e9)
+            k = events.field(m, "k")
+            counts[k] = counts.get(k, 0) + 1
+        for k, n in counts.items():
+            self.metrics.messages_out.labels(k.decode()).inc(n)
 
 
 def _order(message: Message) -> tuple[int, int]:

@@ -103,6 +103,13 @@ ERROR_BODIES: dict[int, Any] = {
 }
 
 
+class _Listener(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops the SYNs of a burst of 1,000 concurrent orders, and
+    # each dropped SYN costs the client a 1 s retransmit: a real gateway queues them.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -150,8 +157,7 @@ class AlpacaTradingServer:
         self._window: deque[float] = deque()
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status answered)
         self.created = Counter[str]()  # client_order_id -> orders created (must stay <= 1)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
+        self._httpd = _Listener(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     # ----------------------------------------------------------------- lifecycle
@@ -666,7 +672,14 @@ def _kill_peer(client_address: tuple[str, int] | Any) -> None:
 
 def main() -> None:
     """Serve in its own process (benchmarks: no GIL shared with the client); prints the URL,
-    stops when stdin closes. ``--prices FILE`` is a JSON object {symbol: price}."""
+    stops when stdin closes. ``--prices FILE`` is a JSON object {symbol: price}.
+
+    ``--stream``: also serve the local Alpaca stream server wired to this venue (every order
+    change becomes a ``trade_updates`` message, polled every ``--poll-ms``); its trading
+    stream URL is printed on a second line. Commands on stdin, one a line, each answered with
+    one line: ``fill`` (fill every open order; prints how many), ``listeners`` (TradingStream
+    clients listening), ``filled_at`` (JSON {client_order_id: filled_at} of filled orders).
+    """
     import argparse
     import sys
 
@@ -675,12 +688,32 @@ def main() -> None:
     parser.add_argument("--prices", help="JSON file {symbol: price}")
     parser.add_argument("--default-price", type=float, default=100.0, help="<= 0: none")
     parser.add_argument("--rate-limit", type=int, default=100_000)
+    parser.add_argument("--stream", action="store_true", help="serve trade_updates too")
+    parser.add_argument("--poll-ms", type=float, default=2.0)
     args = parser.parse_args()
     prices = json.loads(Path(args.prices).read_text()) if args.prices else None
     default = args.default_price if args.default_price > 0 else None
     with AlpacaTradingServer(args.cash, prices, default, args.rate_limit) as server:
         print(server.url, flush=True)
-        sys.stdin.read()
+        if not args.stream:
+            sys.stdin.read()
+            return
+        from tests.support.alpaca_stream_server import AlpacaStreamServer
+
+        with AlpacaStreamServer(trading=server, poll_s=args.poll_ms / 1000) as stream:
+            print(stream.trading_url, flush=True)
+            for line in sys.stdin:
+                print(json.dumps(_command(server, stream, line.strip())), flush=True)
+
+
+def _command(server: AlpacaTradingServer, stream: Any, command: str) -> Any:
+    if command == "fill":
+        return server.fill()
+    if command == "listeners":
+        return stream.trading_listeners()
+    if command == "filled_at":
+        return {o["client_order_id"]: o["filled_at"] for o in server.orders() if o["filled_at"]}
+    return {"error": f"unknown command {command!r}"}
 
 
 if __name__ == "__main__":
