@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -40,8 +41,23 @@ from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, 
 from pipelines.portfolio.sectors import sector_map
 from pipelines.runlog import stage_run
 
-if TYPE_CHECKING:
-    from pipelines.execution.brokers.base import Broker
+
+class AccountView(Protocol):
+    """Cash (USD) and shares held per symbol at one moment (a broker's ``AccountSnapshot``)."""
+
+    @property
+    def cash(self) -> float: ...
+
+    @property
+    def positions(self) -> Mapping[str, Decimal]: ...
+
+
+class Broker(Protocol):
+    """What planning needs of a broker (``pipelines.execution.brokers.base.Broker`` has it):
+    one consistent snapshot, for current weights. Declared here, not imported, so portfolio
+    does not depend on execution, which submits the plans portfolio makes."""
+
+    def get_account_snapshot(self) -> AccountView: ...
 
 log = logging.getLogger(__name__)
 
