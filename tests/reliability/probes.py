@@ -6,23 +6,12 @@ and an md5 of the sorted rows), so a probe can assert that nothing changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from tests.support.cli import CliResult as Outcome
 from tests.support.warehouse import DATA_TABLES
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
 
 
 def fingerprint(engine: sa.Engine) -> dict[str, tuple[int, str | None]]:

@@ -14,6 +14,10 @@ class CliResult:
     out: str
     err: str
 
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> CliResult:
     """Run ``mltrade *argv`` through its error boundary; settings and the engine are re-read
