@@ -1,5 +1,6 @@
 """The strategy suite, by name: ``momentum``, ``mean_reversion``, ``ml_xgboost``,
-``ml_random_forest``, ``ml_ipca`` and ``ensemble`` (momentum + mean reversion + IPCA)."""
+``ml_random_forest``, ``ml_ipca`` and ``ensemble`` (momentum + mean reversion + IPCA), and
+``planted_oracle``, which knows the planted market's premia (the controls' upper bound)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pipelines.backtest.strategies.ensemble import Ensemble
 from pipelines.backtest.strategies.mean_reversion import MeanReversion
 from pipelines.backtest.strategies.ml import MLStrategy
 from pipelines.backtest.strategies.momentum import Momentum
+from pipelines.backtest.strategies.oracle import PlantedOracle
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "momentum": Momentum,
@@ -19,6 +21,7 @@ STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "ml_random_forest": lambda: MLStrategy("random_forest"),
     "ml_ipca": lambda: MLStrategy("ipca"),
     "ensemble": lambda: Ensemble([Momentum(), MeanReversion(), MLStrategy("ipca")]),
+    "planted_oracle": PlantedOracle,
 }
 
 
@@ -38,6 +41,7 @@ __all__ = [
     "MLStrategy",
     "MeanReversion",
     "Momentum",
+    "PlantedOracle",
     "Strategy",
     "TrainingSet",
     "get_strategy",
