@@ -27,7 +27,15 @@ pytestmark = pytest.mark.slow
 
 class Reviewer(threading.Thread):
     """Answers the first pending approval of ``premarket_rebalance`` with ``option``, as the
-    Airflow UI's "Required actions" page does, and keeps the summary it was shown."""
+    Airflow UI's "Required actions" page does, and keeps the summary it was shown.
+
+    It answers once the task has sat in AWAITING_INPUT for :data:`SETTLED` seconds: a person
+    cannot answer within milliseconds, and ``dag.test()`` writes the parked task instance once
+    more just after parking it, which would overwrite an answer given in between (seen under
+    load). If it cannot answer, it fails the run so ``dag.test()`` returns instead of waiting.
+    """
+
+    SETTLED = 2.0  # seconds the parked task instance has not been written to
 
     def __init__(self, option: str) -> None:
         super().__init__(daemon=True)
@@ -40,23 +48,19 @@ class Reviewer(threading.Thread):
             self._answer()
         except BaseException as exc:  # reported by the test, not lost in the thread
             self.error = exc
+            self._fail_the_run()
 
     def _answer(self) -> None:
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
         from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
         from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
         from airflow.models.hitl import HITLDetail
-        from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
-        from airflow.utils.state import TaskInstanceState
 
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with create_session() as session:
-                ti = session.scalars(sa.select(TaskInstance).where(
-                    TaskInstance.dag_id == "premarket_rebalance",
-                    TaskInstance.task_id == "approval",
-                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).first()
+                ti = self._parked(session)
                 if ti is not None:
                     self.body = session.scalars(
                         sa.select(HITLDetail.body).where(HITLDetail.ti_id == ti.id)).one()
@@ -69,6 +73,33 @@ class Reviewer(threading.Thread):
                     return
             time.sleep(0.5)
         raise TimeoutError("premarket_rebalance never asked for approval")
+
+    def _parked(self, session):  # noqa: ANN001, ANN202
+        """The approval task instance once it has settled in AWAITING_INPUT, else None."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils import timezone
+        from airflow.utils.state import TaskInstanceState
+
+        ti = session.scalars(sa.select(TaskInstance).where(
+            TaskInstance.dag_id == "premarket_rebalance",
+            TaskInstance.task_id == "approval",
+            TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).first()
+        if ti is None or ti.updated_at is None:
+            return None
+        if (timezone.utcnow() - ti.updated_at).total_seconds() < self.SETTLED:
+            return None
+        return ti
+
+    @staticmethod
+    def _fail_the_run() -> None:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from airflow.utils.state import DagRunState
+
+        with create_session() as session:
+            session.execute(sa.update(DagRun).where(
+                DagRun.dag_id == "premarket_rebalance", DagRun.state == DagRunState.RUNNING
+            ).values(state=DagRunState.FAILED))
 
 
 def _orders(engine: sa.Engine, day: date) -> int:
