@@ -1,6 +1,7 @@
 """The pre-trade gate: every plan passes it before any order exists.
 
-Checks (limits from settings; losses and exposures are positive fractions of equity):
+Checks (limits: :class:`pipelines.risk.limits.RiskLimits`, from the settings; losses and
+exposures are positive fractions of equity):
 
 * kill switch off;
 * data quality: the latest ingest run that validated the plan's data date (the session before
@@ -57,6 +58,7 @@ from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
 from pipelines.risk import pnl, stress
+from pipelines.risk.limits import RiskLimits
 from pipelines.risk.var import VaRResult, portfolio_var
 from pipelines.warehouse.prices import last_closes
 
@@ -104,11 +106,12 @@ def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Bro
             "replaced it; gate the latest plan (`mltrade rebalance` picks it)"
         )
     previous_scale = float((stored or {}).get("scale", 1.0))
+    limits = RiskLimits.from_settings(settings)
     intents: list[OrderIntent] = []
     try:
         report, checks, intents = _evaluate(engine, settings, plan, broker)
         report.scale = previous_scale
-        if report.breaches and settings.risk_breach_action == "scale":
+        if report.breaches and limits.breach_action == "scale":
             report, intents = _scale(engine, settings, plan, broker, report, checks, intents)
     except PlanConflict:
         raise
@@ -167,7 +170,8 @@ def _evaluate(
     notionals = [float(i.qty) * prices[i.symbol] for i in intents]
     sectors = sector_map(list(weights.index))
     by_sector = weights.groupby(pd.Series({s: sectors.get(s, "") for s in weights.index})).sum()
-    var, worst, missing = _market_risk(engine, settings, plan, weights, as_of)
+    limits = RiskLimits.from_settings(settings)
+    var, worst, missing = _market_risk(engine, limits, plan, weights, as_of)
     initial = _initial_cash(engine, broker, settings)
     loss, drawdown = pnl.daily_loss_and_drawdown(pnl.equity_curve(engine, initial, as_of), initial)
     quality_ok, quality = _data_quality(engine, as_of)
@@ -187,40 +191,40 @@ def _evaluate(
         stress_worst_loss=worst,
     )
     enabled, reason, _ = kill_switch_status(engine)
-    checks = limit_checks(settings, report, enabled, reason, quality_ok, missing)
+    checks = limit_checks(limits, report, enabled, reason, quality_ok, missing)
     report.breaches = [c.message for c in checks if c.breached]
     report.approved = not report.breaches
     return report, checks, intents
 
 
 def limit_checks(
-    settings: Settings,
+    limits: RiskLimits,
     report: RiskReport,
     kill_switch_on: bool = False,
     reason: str | None = None,
     quality_ok: bool = True,
     missing: float = 0.0,
 ) -> list[_Check]:
-    """Every limit checked against ``report``'s figures, no I/O: the gate and the backtest
-    share it. ``missing``: the plan's weight with no full return history."""
-    gross_limit = settings.gross_leverage or 1.0
+    """Every limit checked against ``report``'s figures, no I/O. ``missing``: the plan's
+    weight with no full return history."""
+    gross_limit = limits.gross_leverage
     checks = [
         _Check(kill_switch_on, f"kill switch is on ({reason})"),
         _Check(not quality_ok, f"data quality gate: {report.data_quality}"),
         _Check(missing > TOLERANCE, f"{missing:.4f} of the plan has no full return history"),
         _Check(
-            report.daily_loss > settings.daily_loss_limit,
+            report.daily_loss > limits.daily_loss_limit,
             f"daily loss {report.daily_loss:.2%} above DAILY_LOSS_LIMIT "
-            f"{settings.daily_loss_limit:.2%}",
+            f"{limits.daily_loss_limit:.2%}",
         ),
         _Check(
-            report.drawdown > settings.max_drawdown,
-            f"drawdown {report.drawdown:.2%} above MAX_DRAWDOWN {settings.max_drawdown:.2%}",
+            report.drawdown > limits.max_drawdown,
+            f"drawdown {report.drawdown:.2%} above MAX_DRAWDOWN {limits.max_drawdown:.2%}",
         ),
         _Check(
-            report.max_weight > settings.max_weight + TOLERANCE,
-            f"weight {report.max_weight:.4f} above MAX_WEIGHT {settings.max_weight}",
-            report.max_weight / settings.max_weight,
+            report.max_weight > limits.max_weight + TOLERANCE,
+            f"weight {report.max_weight:.4f} above MAX_WEIGHT {limits.max_weight}",
+            report.max_weight / limits.max_weight,
         ),
         _Check(
             report.gross_exposure > gross_limit + TOLERANCE,
@@ -228,48 +232,42 @@ def limit_checks(
             report.gross_exposure / gross_limit,
         ),
         _Check(
-            report.var > settings.max_var,
-            f"VaR {report.var:.2%} ({report.var_method}) above MAX_VAR {settings.max_var:.2%}",
-            report.var / settings.max_var,
+            report.var > limits.max_var,
+            f"VaR {report.var:.2%} ({report.var_method}) above MAX_VAR {limits.max_var:.2%}",
+            report.var / limits.max_var,
         ),
         _Check(
-            report.max_order_notional > settings.max_order_notional,
+            report.max_order_notional > limits.max_order_notional,
             f"order of {report.max_order_notional:,.0f} USD above MAX_ORDER_NOTIONAL "
-            f"{settings.max_order_notional:,.0f}",
+            f"{limits.max_order_notional:,.0f}",
         ),
         _Check(
-            report.orders > settings.max_orders_per_run,
-            f"{report.orders} orders above MAX_ORDERS_PER_RUN {settings.max_orders_per_run}",
+            report.orders > limits.max_orders_per_run,
+            f"{report.orders} orders above MAX_ORDERS_PER_RUN {limits.max_orders_per_run}",
         ),
     ]
-    if settings.sector_max_weight is not None:
+    if limits.sector_max_weight is not None:
         checks.append(
             _Check(
-                report.max_sector_weight > settings.sector_max_weight + TOLERANCE,
+                report.max_sector_weight > limits.sector_max_weight + TOLERANCE,
                 f"sector weight {report.max_sector_weight:.4f} above SECTOR_MAX_WEIGHT "
-                f"{settings.sector_max_weight}",
-                report.max_sector_weight / settings.sector_max_weight,
+                f"{limits.sector_max_weight}",
+                report.max_sector_weight / limits.sector_max_weight,
             )
         )
     return checks
 
 
-def limit_breaches(
-    settings: Settings, report: RiskReport, kill_switch_on: bool = False, reason: str | None = None
-) -> list[str]:
-    """The messages of the limits ``report`` breaches (see :func:`limit_checks`)."""
-    return [c.message for c in limit_checks(settings, report, kill_switch_on, reason) if c.breached]
-
-
 def _market_risk(
-    engine: sa.Engine, settings: Settings, plan: PlanRef, weights: pd.Series, as_of: date
+    engine: sa.Engine, limits: RiskLimits, plan: PlanRef, weights: pd.Series, as_of: date
 ) -> tuple[VaRResult, float, float]:
     """VaR of the plan, its worst stress loss (stored in plan_stress) and the weight that
     has no full return window. An empty plan (everything to cash) has no market risk."""
     if weights.abs().sum() == 0:
         stress.store(engine, plan, [])
-        zero = VaRResult(settings.var_method, settings.var_confidence, settings.var_horizon_days,
-                         0.0, 0.0)  # fmt: skip
+        zero = VaRResult(
+            limits.var_method, limits.var_confidence, limits.var_horizon_days, 0.0, 0.0
+        )
         return zero, 0.0, 0.0
     returns = trailing_returns(engine, as_of, list(weights.index))
     aligned = weights.reindex(returns.columns).fillna(0.0).to_numpy()
@@ -283,12 +281,12 @@ def _market_risk(
     stress.store(engine, plan, scenarios)
     worst = max((r.loss for r in scenarios if r.loss is not None), default=0.0)
     var = portfolio_var(
-        settings.var_method,
+        limits.var_method,
         aligned,
         returns.to_numpy(),
-        risk if settings.var_method == "monte_carlo" else None,
-        settings.var_confidence,
-        settings.var_horizon_days,
+        risk if limits.var_method == "monte_carlo" else None,
+        limits.var_confidence,
+        limits.var_horizon_days,
     )
     return var, worst, missing
 
