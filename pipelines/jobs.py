@@ -488,7 +488,6 @@ def promote_model(as_of: date | None, version: str | None = None) -> dict:
     settings = get_settings()
     registry = live_registry(settings)
     if version is not None:
-        registry.require_version(settings.model_name, version)  # before any alias
         promote(registry, settings.model_name, version, warehouse(), "manual")
         return {"champion": version, "promoted": True, "reason": "manual"}
     return gated_promotion(warehouse(), registry, settings, as_of or latest_bar_date())

@@ -306,8 +306,10 @@ class MLflowRegistry:
         with _reaching(self.settings, f"loading {ref.name} version {ref.version}"):
             _client(self.settings)
             served = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
-        raw = served.get_raw_model()
-        estimator = raw.model if isinstance(raw, _Predictor) else raw
+        if tags.get("model_kind") == "xgboost":  # logged with the xgboost flavor (register)
+            estimator = served.get_raw_model()
+        else:
+            estimator = served.unwrap_python_model().model
         columns = tuple(served.metadata.get_input_schema().input_names())
         return ReturnModel(ref, tags.get("feature_set_version", ""), columns, estimator)
 

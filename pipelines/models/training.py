@@ -185,8 +185,10 @@ def promote(
     """Make ``version`` the champion, keeping the one it replaces as previous_champion.
 
     A @challenger on ``version`` is removed (it has won: no version carries two roles). With
-    an ``engine`` the move is recorded in ``champion_changes`` as ``source``.
+    an ``engine`` the move is recorded in ``champion_changes`` as ``source``. A version that
+    is not registered raises :class:`ModelError` before any alias moves.
     """
+    registry.require_version(model_name, version)
     current = registry.alias_version(model_name, CHAMPION)
     if current == version:
         return
