@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -23,11 +23,15 @@ from pipelines.warehouse import get_engine
 from pipelines.warehouse.migrate import discover
 from pipelines.warehouse.partitions import drop_expired_partitions as drop_expired
 
+if TYPE_CHECKING:
+    from pipelines.models.return_model import Registry
+
 
 def _champion_version(settings: Any, name: str) -> str | None:
-    from pipelines.models import CHAMPION, registry
+    from pipelines.models import CHAMPION
+    from pipelines.runtime import live_registry
 
-    return registry.get_alias_version(settings, name, CHAMPION)
+    return live_registry(settings).alias_version(name, CHAMPION)
 
 
 metrics.champion_lookup = _champion_version  # the train/promote/rollback gauges read it
@@ -197,8 +201,10 @@ def train_model(as_of: date, run_id: str) -> dict:
     """Train on the window ending at ``as_of``; register it (@champion if first, else
     @challenger)."""
     from pipelines.models.training import train
+    from pipelines.runtime import live_registry
 
-    ref = train(warehouse(), get_settings(), as_of, run_id)
+    settings = get_settings()
+    ref = train(warehouse(), live_registry(settings), settings, as_of, run_id)
     return _plain(ref)
 
 
@@ -210,9 +216,24 @@ def rebalance_inputs(session_date: date) -> date:
 def predict(session_date: date, run_id: str) -> dict:
     """Expected returns from @champion, made at the close before ``session_date``."""
     from pipelines.models.inference import predict as run_predict
+    from pipelines.runtime import live_registry
 
-    ref, rows = run_predict(warehouse(), get_settings(), rebalance_inputs(session_date), run_id)
-    return {"model_name": ref.name, "model_version": ref.version, "rows": rows}
+    settings = get_settings()
+    model, rows = run_predict(
+        warehouse(),
+        live_registry(settings),
+        settings.model_name,
+        rebalance_inputs(session_date),
+        run_id,
+    )
+    return {"model_name": model.ref.name, "model_version": model.ref.version, "rows": rows}
+
+
+def _factor_model(registry: Registry, model_name: str, model_version: str) -> Callable[[], Any]:
+    """The version's IPCA structure for the plan's risk model, loaded only if it asks."""
+    from pipelines.models import ModelRef
+
+    return lambda: registry.load(ModelRef(model_name, model_version)).factor_model
 
 
 def plan(session_date: date, model_name: str, model_version: str, run_id: str) -> dict:
@@ -220,16 +241,25 @@ def plan(session_date: date, model_name: str, model_version: str, run_id: str) -
 
     Guarded (:func:`pipelines.execution.guards.require_trading_allowed`) and under the
     session's plan lock."""
-    from pipelines.execution.brokers import get_broker
     from pipelines.execution.guards import require_trading_allowed
     from pipelines.portfolio.plan_state import plan_lock
     from pipelines.portfolio.planner import build_plan
+    from pipelines.runtime import live_ports
 
     engine, settings = warehouse(), get_settings()
     require_trading_allowed(engine, session_date, settings.broker)
-    broker = get_broker(settings, engine)  # current weights: turnover and minimum trade
+    ports = live_ports(engine, settings, session_date)  # broker: turnover and minimum trade
     with plan_lock(engine, settings.strategy, session_date, "plan"):
-        ref = build_plan(engine, settings, session_date, model_name, model_version, run_id, broker)
+        ref = build_plan(
+            engine,
+            settings,
+            session_date,
+            model_name,
+            model_version,
+            run_id,
+            ports.broker,
+            _factor_model(ports.registry, model_name, model_version),
+        )
     return _plain(ref)
 
 
@@ -237,24 +267,26 @@ def replan(session_date: date, run_id: str) -> dict:
     """A new plan version for ``session_date`` (new client order ids), superseding the latest
     one, which must not have been submitted: the operator's explicit re-plan of a blocked
     session. Predicts with @champion first; gate and submit with ``rebalance`` afterwards."""
-    from pipelines.execution.brokers import get_broker
     from pipelines.execution.guards import require_trading_allowed
     from pipelines.portfolio.plan_state import plan_lock
     from pipelines.portfolio.planner import replan as new_version
+    from pipelines.runtime import live_ports
 
     engine, settings = warehouse(), get_settings()
     require_trading_allowed(engine, session_date, settings.broker)
-    broker = get_broker(settings, engine)
+    ports = live_ports(engine, settings, session_date)
     with plan_lock(engine, settings.strategy, session_date, "re-plan"):
         prediction = predict(session_date, run_id)
+        name, version = prediction["model_name"], prediction["model_version"]
         ref = new_version(
             engine,
             settings,
             session_date,
-            prediction["model_name"],
-            prediction["model_version"],
+            name,
+            version,
             run_id,
-            broker,
+            ports.broker,
+            _factor_model(ports.registry, name, version),
         )
     return _plain(ref)
 
@@ -397,15 +429,13 @@ def rebalance(
             ports.clock,
             session_date,
             run_id,
-            champion_predictor(ports.settings),
+            champion_predictor(ports.registry, ports.settings.model_name),
             on_step,
         )
 
 
 def demo_summary(as_of: date) -> dict:
     """What the demo prints: rows per stage, the champion, the latest plan, orders and P&L."""
-    from pipelines.models import CHAMPION, registry
-
     engine, settings = warehouse(), get_settings()
     with engine.connect() as conn:
         count = {
@@ -427,7 +457,7 @@ def demo_summary(as_of: date) -> dict:
         "rows": count,
         "model": {
             "name": settings.model_name,
-            "champion": registry.get_alias_version(settings, settings.model_name, CHAMPION),
+            "champion": _champion_version(settings, settings.model_name),
         },
         "top_weights": {symbol: float(weight) for symbol, weight in latest},
         "orders_by_status": orders,
@@ -453,23 +483,24 @@ def promote_model(as_of: date | None, version: str | None = None) -> dict:
         check_version_format(version)  # before MLflow is even imported
     from pipelines.models.promotion import gated_promotion
     from pipelines.models.training import promote
+    from pipelines.runtime import live_registry
 
     settings = get_settings()
+    registry = live_registry(settings)
     if version is not None:
-        from pipelines.models import registry
-
-        registry.require_version(settings, settings.model_name, version)  # before any alias
-        promote(settings, settings.model_name, version, warehouse(), "manual")
+        promote(registry, settings.model_name, version, warehouse(), "manual")
         return {"champion": version, "promoted": True, "reason": "manual"}
-    return gated_promotion(warehouse(), settings, as_of or latest_bar_date())
+    return gated_promotion(warehouse(), registry, settings, as_of or latest_bar_date())
 
 
 @observed("rollback")
 def rollback_model() -> dict:
     """@champion back to @previous_champion."""
     from pipelines.models.promotion import rollback
+    from pipelines.runtime import live_registry
 
-    return rollback(get_settings(), warehouse())
+    settings = get_settings()
+    return rollback(live_registry(settings), settings.model_name, warehouse())
 
 
 def evaluate_models(

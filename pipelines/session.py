@@ -31,14 +31,15 @@ from pipelines.execution.brokers.base import Broker
 from pipelines.execution.guards import require_trading_allowed
 from pipelines.execution.orders import submit_plan
 from pipelines.execution.reconcile import reconcile
+from pipelines.models.return_model import Registry
 from pipelines.portfolio.planner import build_plan
 from pipelines.risk.gate import check_plan
 
 
 @dataclass(frozen=True)
 class Predicted:
-    """What a predictor wrote. ``factor_model`` returns the model's fitted IPCA structure when
-    the caller holds the model in memory (the backtest); None: the planner asks the registry."""
+    """What a predictor wrote. ``factor_model`` returns the predicting model's fitted IPCA
+    structure (or None); without it the plan's risk model is Ledoit–Wolf."""
 
     model_name: str
     model_version: str
@@ -109,13 +110,14 @@ def rebalance_session(
     return result
 
 
-def champion_predictor(settings: Settings) -> Predictor:
-    """The live predictor: @champion on the store's features dated ``as_of``."""
+def champion_predictor(registry: Registry, model_name: str) -> Predictor:
+    """The live predictor: ``model_name@champion`` from ``registry`` on the store's features
+    dated ``as_of``; the model it loaded also gives the plan its factor structure."""
 
     def predict(store: sa.Engine, as_of: date, run_id: str) -> Predicted:
         from pipelines.models.inference import predict as run_predict
 
-        ref, rows = run_predict(store, settings, as_of, run_id)
-        return Predicted(ref.name, ref.version, rows)
+        model, rows = run_predict(store, registry, model_name, as_of, run_id)
+        return Predicted(model.ref.name, model.ref.version, rows, lambda: model.factor_model)
 
     return predict

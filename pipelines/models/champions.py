@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from pipelines.config import Settings
-from pipelines.models import CHALLENGER, PREVIOUS_CHAMPION, registry
+from pipelines.models import CHALLENGER, PREVIOUS_CHAMPION
+from pipelines.models.return_model import Registry
 
 log = logging.getLogger(__name__)
 SOURCES = ("bootstrap", "gate", "manual", "rollback", "external")
@@ -83,7 +83,7 @@ def last_recorded(engine: sa.Engine, model_name: str) -> str | None:
 
 
 def observe(
-    engine: sa.Engine, settings: Settings, model_name: str, version: str, run_id: str
+    engine: sa.Engine, registry: Registry, model_name: str, version: str, run_id: str
 ) -> ChampionChange | None:
     """Record ``version`` as an external move if it is not the last recorded champion.
 
@@ -100,10 +100,10 @@ def observe(
             f"@champion moved from v{previous} to v{version} outside the pipeline "
             "(MLflow UI or API); picked up by this run"
         )
-        if registry.get_alias_version(settings, model_name, PREVIOUS_CHAMPION) != previous:
-            registry.set_alias(settings, model_name, PREVIOUS_CHAMPION, previous)
-    if registry.get_alias_version(settings, model_name, CHALLENGER) == version:
-        registry.remove_alias(settings, model_name, CHALLENGER)
+        if registry.alias_version(model_name, PREVIOUS_CHAMPION) != previous:
+            registry.set_alias(model_name, PREVIOUS_CHAMPION, previous)
+    if registry.alias_version(model_name, CHALLENGER) == version:
+        registry.remove_alias(model_name, CHALLENGER)
     change = ChampionChange(model_name, version, previous, "external", reason, run_id)
     record(engine, model_name, version, previous, "external", run_id, reason)
     log.warning("champion change model=%s from=%s to=%s source=external run_id=%s",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import sqlalchemy as sa
 
-from pipelines.config import Settings
 from pipelines.errors import ModelError
 from pipelines.features import FEATURE_SET
 from pipelines.features.store import load_features
-from pipelines.models import CHAMPION, ModelRef, champions, registry
+from pipelines.models import CHAMPION, ModelRef, champions
+from pipelines.models.return_model import Registry, ReturnModel
 from pipelines.runlog import stage_run
 
 _UPSERT = """
@@ -24,37 +23,39 @@ WHERE predictions.expected_return IS DISTINCT FROM excluded.expected_return
 """
 
 
-def champion(settings: Settings) -> ModelRef:
-    version = registry.get_alias_version(settings, settings.model_name, CHAMPION)
+def champion(registry: Registry, model_name: str) -> ModelRef:
+    """The version ``model_name@champion`` points to (:class:`ModelError` when none does)."""
+    version = registry.alias_version(model_name, CHAMPION)
     if version is None:
         raise ModelError(
-            f"model {settings.model_name!r} has no @champion: train one (`mltrade train`) or "
+            f"model {model_name!r} has no @champion: train one (`mltrade train`) or "
             "set the alias in the MLflow UI"
         )
-    return ModelRef(settings.model_name, version)
+    return ModelRef(model_name, version)
 
 
 def predict(
-    engine: sa.Engine, settings: Settings, as_of: date, run_id: str
-) -> tuple[ModelRef, int]:
-    """Predict with the champion from features dated ``as_of``; upsert ``predictions``."""
-    ref = champion(settings)
+    engine: sa.Engine, registry: Registry, model_name: str, as_of: date, run_id: str
+) -> tuple[ReturnModel, int]:
+    """Predict with the champion from features dated ``as_of``; upsert ``predictions``.
+
+    Returns the model used (its factor structure serves the plan's risk model) and the rows
+    written."""
+    ref = champion(registry, model_name)
     with stage_run(engine, run_id, "predict", as_of=as_of, model_version=ref.version) as run:
         # A champion set in the MLflow UI is used as is, and recorded as an external change.
-        champions.observe(engine, settings, ref.name, ref.version, run_id)
-        trained_on = registry.version_tags(settings, ref.name, ref.version).get(
-            "feature_set_version"
-        )
-        if trained_on != FEATURE_SET.key:
+        champions.observe(engine, registry, ref.name, ref.version, run_id)
+        model = registry.load(ref)
+        if model.feature_set_version != FEATURE_SET.key:
             raise ModelError(
-                f"{ref.name} v{ref.version} was trained on feature set {trained_on}, but the "
-                f"store holds {FEATURE_SET.key}: retrain (`mltrade train`) before predicting"
+                f"{ref.name} v{ref.version} was trained on feature set "
+                f"{model.feature_set_version}, but the store holds {FEATURE_SET.key}: retrain "
+                "(`mltrade train`) before predicting"
             )
         features = load_features(engine, as_of, as_of)
         if features.empty:
             raise ModelError(f"no features dated {as_of}: run `mltrade features` first")
-        model = registry.load_model(settings, ref.name, ref.version)
-        expected = np.asarray(model.predict(features), dtype=float)
+        expected = model.predict(features)
         rows = [
             {
                 "m": ref.name,
@@ -65,9 +66,9 @@ def predict(
                 "fsv": FEATURE_SET.key,
                 "run": run_id,
             }
-            for (_, symbol), value in zip(features.index, expected, strict=True)
+            for (_, symbol), value in expected.items()
         ]
         with engine.begin() as conn:
             conn.execute(sa.text(_UPSERT), rows)
         run.summary = {"rows": len(rows), "model_version": ref.version}
-    return ref, len(rows)
+    return model, len(rows)

@@ -18,14 +18,15 @@ from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ModelError
 from pipelines.features.store import forward_returns, load_features
-from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
+from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
+from pipelines.models.return_model import Registry
 from pipelines.models.training import promote
 
 
 def evaluate(
-    engine: sa.Engine, settings: Settings, version: str, start: date, end: date, known: date
+    engine: sa.Engine, registry: Registry, ref: ModelRef, start: date, end: date, known: date
 ) -> dict[str, float]:
-    """Scores of ``version`` on features dated ``[start, end]`` against returns through ``known``.
+    """Scores of ``ref`` on features dated ``[start, end]`` against returns through ``known``.
 
     ``r2_zero``: uncentred R² against a zero forecast (pooled); ``rank_ic``: the mean over
     dates of the cross-sectional Spearman correlation of forecast and realized return.
@@ -35,10 +36,10 @@ def evaluate(
     usable = realized.notna()
     if usable.sum() == 0:
         raise ModelError(f"no realized returns for features {start}..{end}: load newer bars")
-    model = registry.load_model(settings, settings.model_name, version)
+    model = registry.load(ref)
     frame = pd.DataFrame(
         {
-            "forecast": np.asarray(model.predict(features[usable]), dtype=float),
+            "forecast": model.predict(features[usable]).to_numpy(),
             "realized": realized[usable].to_numpy(),
         },
         index=features.index[usable],
@@ -54,11 +55,13 @@ def evaluate(
     }
 
 
-def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date, run_id: str = "") -> dict:
+def gated_promotion(
+    engine: sa.Engine, registry: Registry, settings: Settings, as_of: date, run_id: str = ""
+) -> dict:
     """Promote @challenger over @champion if it scores better on the same window."""
     name = settings.model_name
-    champion = registry.get_alias_version(settings, name, CHAMPION)
-    challenger = registry.get_alias_version(settings, name, CHALLENGER)
+    champion = registry.alias_version(name, CHAMPION)
+    challenger = registry.alias_version(name, CHALLENGER)
     if champion is None:
         raise ModelError(f"{name} has no @champion: train a model first (`mltrade train`)")
     if challenger is None:
@@ -75,12 +78,15 @@ def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date, run_id: 
     }
     if challenger == champion:
         return {**decision, "promoted": False, "reason": "challenger is already champion"}
-    scores = {v: evaluate(engine, settings, v, start, end, known) for v in (champion, challenger)}
+    scores = {
+        v: evaluate(engine, registry, ModelRef(name, v), start, end, known)
+        for v in (champion, challenger)
+    }
     gain = scores[challenger]["rank_ic"] - scores[champion]["rank_ic"]
     promoted = gain >= settings.promotion_min_ic_gain
     reason = f"rank IC gain {gain:+.4f} vs required {settings.promotion_min_ic_gain:+.4f}"
     if promoted:
-        promote(settings, name, challenger, engine, "gate", run_id, reason)
+        promote(registry, name, challenger, engine, "gate", run_id, reason)
     return {
         **decision,
         "scores": scores,
@@ -90,12 +96,14 @@ def gated_promotion(engine: sa.Engine, settings: Settings, as_of: date, run_id: 
     }
 
 
-def rollback(settings: Settings, engine: sa.Engine | None = None, run_id: str = "") -> dict:
-    """Point @champion back at @previous_champion (recorded when an ``engine`` is given)."""
-    name = settings.model_name
-    previous = registry.get_alias_version(settings, name, PREVIOUS_CHAMPION)
+def rollback(
+    registry: Registry, name: str, engine: sa.Engine | None = None, run_id: str = ""
+) -> dict:
+    """Point ``name@champion`` back at @previous_champion (recorded when an ``engine`` is
+    given)."""
+    previous = registry.alias_version(name, PREVIOUS_CHAMPION)
     if previous is None:
         raise ModelError(f"{name} has no @previous_champion to roll back to")
-    current = registry.get_alias_version(settings, name, CHAMPION)
-    promote(settings, name, previous, engine, "rollback", run_id)
+    current = registry.alias_version(name, CHAMPION)
+    promote(registry, name, previous, engine, "rollback", run_id)
     return {"champion": previous, "previous_champion": current}

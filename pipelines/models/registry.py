@@ -9,11 +9,15 @@ backtests), each tagged ``mlflow.experimentKind=custom_model_development`` (MLfl
 "machine learning" kind, so the UI lists runs rather than the GenAI overview) and described.
 MLflow 3.17's UI picks its view from a ``workflowType`` URL parameter (or the sidebar toggle
 it remembers) before the tag: :func:`experiment_url` gives links that carry it.
+
+:class:`MLflowRegistry` is the model registry behind the project's
+:class:`~pipelines.models.return_model.Registry` port (built once, in
+:mod:`pipelines.runtime`); the module functions log runs to the tracking store (evaluations,
+backtests).
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,7 +42,8 @@ import pipelines
 from mlflow import MlflowClient
 from pipelines.config import PROJECT_ROOT, Settings
 from pipelines.errors import ModelError, RegistryUnavailableError
-from pipelines.models import check_version_format
+from pipelines.models import ModelRef, check_version_format
+from pipelines.models.return_model import ReturnModel
 from pipelines.monitoring.logging import redact
 
 EXPERIMENT = "mltrade"  # the single experiment of stores written before the split below
@@ -225,154 +230,175 @@ class _Predictor(PythonModel):  # type: ignore[misc]
         return np.asarray(self.model.predict(model_input), dtype=float)
 
 
-def log_model(
-    settings: Settings,
-    model_name: str,
-    kind: str,
-    model: Any,
-    input_example: Any,
-    params: dict,
-    metrics: dict,
-    tags: dict[str, str],
-    record: TrainingRecord | None = None,
-) -> str:
-    """Log and register a fitted model (any ``MODEL_KIND``); return its version.
-
-    XGBoost uses MLflow's xgboost flavor; the others are served as a pyfunc around the
-    object's own ``predict``. With a ``record`` the run also logs the training and
-    validation datasets, its artifact folder and a description, and starts when the fit did.
-    """
-    client = _client(settings, TRAINING)
-    tags = _safe_tags({**tags, "model_kind": kind, "code_version": code_version()})
-    signature = infer_signature(input_example, model.predict(input_example))
-    # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
-    common = {
-        "name": "model",
-        "registered_model_name": model_name,
-        "signature": signature,
-        "input_example": input_example,
-    }
-    run_tags = dict(tags)
-    if record is not None and record.description:
-        run_tags["mlflow.note.content"] = record.description
-    started = client.create_run(
-        _experiment(client, settings, TRAINING),
-        start_time=_ms(record.started_at if record else None),
-        tags=run_tags,
-        run_name=f"{model_name}-{kind}-{tags.get('train_end', '')}",
-    )
-    with mlflow.start_run(run_id=started.info.run_id):
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        if record is not None:
-            _log_datasets(record)
-            if record.artifacts is not None:
-                mlflow.log_artifacts(str(record.artifacts))
-            for table_name, table in record.tables.items():
-                mlflow.log_table(table, f"{table_name}.json")
-        if kind == "xgboost":
-            info = mlflow.xgboost.log_model(
-                model, pip_requirements=[f"xgboost=={xgboost.__version__}"], **common
-            )
-        else:
-            info = mlflow.pyfunc.log_model(
-                python_model=_Predictor(model),
-                pip_requirements=[f"mltrade=={pipelines.__version__}"],
-                **common,
-            )
-    version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    describe(settings, model_name, version, record.description if record else "")
-    return version
-
-
 def _safe_tags(tags: dict[str, Any]) -> dict[str, str]:
     """Tag values through the redaction boundary: MLflow tags leave the process."""
     return {key: redact(value) for key, value in tags.items()}
 
 
-def describe(settings: Settings, model_name: str, version: str, description: str) -> None:
-    """Descriptions shown on the registered model's and the version's pages."""
-    client = _client(settings)
-    if not client.get_registered_model(model_name).description:
-        client.update_registered_model(model_name, description=MODEL_DESCRIPTION)
-    if description:
-        client.update_model_version(model_name, version, description=description)
+class MLflowRegistry:
+    """The MLflow model registry as a :class:`~pipelines.models.return_model.Registry`, plus
+    what training needs (:meth:`register`, :meth:`find_version`, :meth:`tags`).
 
-
-def find_version(settings: Settings, model_name: str, training_key: str) -> str | None:
-    """The version registered with this training key, if any (MLflow unreachable: an error)."""
-    with _reaching(settings, f"the search for {model_name}'s training key {training_key}"):
-        client = _client(settings)
-        try:
-            found = client.search_model_versions(
-                f"name = '{model_name}' and tags.training_key = '{training_key}'"
-            )
-            versions = [int(v.version) for v in found]
-        except MlflowException as exc:
-            if not _not_found(exc):
-                raise
-            versions = []
-    return str(max(versions)) if versions else None
-
-
-def version_tags(settings: Settings, model_name: str, version: str) -> dict[str, str]:
-    with _reaching(settings, f"reading the tags of {model_name} version {version}"):
-        return dict(_client(settings).get_model_version(model_name, version).tags)
-
-
-def get_alias_version(settings: Settings, model_name: str, alias: str) -> str | None:
-    """The version an alias points to; None only when MLflow says the alias or model does
-    not exist. Any other failure raises :class:`RegistryUnavailableError`: an unreachable
-    registry is not "no champion"."""
-    with _reaching(settings, f"the lookup of {model_name}@{alias}"):
-        client = _client(settings)
-        try:
-            return str(client.get_model_version_by_alias(model_name, alias).version)
-        except MlflowException as exc:
-            if _not_found(exc):
-                return None
-            raise
-
-
-def require_version(settings: Settings, model_name: str, version: str) -> None:
-    """Fail with :class:`ModelError` unless ``version`` of ``model_name`` is registered.
-
-    Called before any alias is written, so a bad version leaves every alias as it was.
+    Every call that fails to reach MLflow raises :class:`RegistryUnavailableError`; only
+    MLflow's own "does not exist" reads as absent. What it returns are project types and
+    plain values: a loaded version is a :class:`ReturnModel` around the fitted estimator.
     """
-    check_version_format(version)
-    with _reaching(settings, f"the check of {model_name} version {version}"):
-        client = _client(settings)
-        try:
-            client.get_model_version(model_name, str(version))
-        except MlflowException as exc:
-            if not _not_found(exc):
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version an alias points to; None only when MLflow says the alias or model does
+        not exist. Any other failure raises :class:`RegistryUnavailableError`: an unreachable
+        registry is not "no champion"."""
+        with _reaching(self.settings, f"the lookup of {name}@{alias}"):
+            client = _client(self.settings)
+            try:
+                return str(client.get_model_version_by_alias(name, alias).version)
+            except MlflowException as exc:
+                if _not_found(exc):
+                    return None
                 raise
-            raise ModelError(
-                f"{model_name} has no version {version}; see the registered versions in the "
-                "MLflow UI, or train one (`mltrade train`)"
-            ) from None
 
+    def require_version(self, name: str, version: str) -> None:
+        """Fail with :class:`ModelError` unless ``version`` of ``name`` is registered.
 
-def set_alias(settings: Settings, model_name: str, alias: str, version: str) -> None:
-    """Point ``alias`` at ``version``, after checking that the version exists."""
-    require_version(settings, model_name, version)
-    with _reaching(settings, f"setting {model_name}@{alias} to version {version}"):
-        _client(settings).set_registered_model_alias(model_name, alias, version)
+        Called before any alias is written, so a bad version leaves every alias as it was.
+        """
+        self.tags(ModelRef(name, version))
 
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version``, after checking that the version exists."""
+        self.require_version(name, version)
+        with _reaching(self.settings, f"setting {name}@{alias} to version {version}"):
+            _client(self.settings).set_registered_model_alias(name, alias, version)
 
-def remove_alias(settings: Settings, model_name: str, alias: str) -> None:
-    """Delete ``alias`` from ``model_name`` (no error when it is not set)."""
-    with contextlib.suppress(MlflowException):
-        _client(settings).delete_registered_model_alias(model_name, alias)
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Delete ``alias`` from ``name`` (no error when it is not set)."""
+        with _reaching(self.settings, f"removing {name}@{alias}"):
+            try:
+                _client(self.settings).delete_registered_model_alias(name, alias)
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
 
+    def tags(self, ref: ModelRef) -> dict[str, str]:
+        """The version's tags (feature set, window, kind, training key, code version);
+        :class:`ModelError` when the version is not registered."""
+        check_version_format(ref.version)
+        with _reaching(self.settings, f"the check of {ref.name} version {ref.version}"):
+            client = _client(self.settings)
+            try:
+                return dict(client.get_model_version(ref.name, str(ref.version)).tags)
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
+        raise ModelError(
+            f"{ref.name} has no version {ref.version}; see the registered versions in the "
+            "MLflow UI, or train one (`mltrade train`)"
+        )
 
-def load_model(settings: Settings, model_name: str, version: str) -> Any:
-    """A registered version as a pyfunc: ``.predict(features frame) -> expected returns``."""
-    with _reaching(settings, f"loading {model_name} version {version}"):
-        _client(settings)
-        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    def load(self, ref: ModelRef) -> ReturnModel:
+        """The registered version as a :class:`ReturnModel`: the fitted estimator (MLflow's
+        xgboost flavor, or the object a pyfunc serves), its input columns from the logged
+        signature, and the feature set version it was trained on."""
+        tags = self.tags(ref)
+        with _reaching(self.settings, f"loading {ref.name} version {ref.version}"):
+            _client(self.settings)
+            served = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
+        if tags.get("model_kind") == "xgboost":  # logged with the xgboost flavor (register)
+            estimator = served.get_raw_model()
+        else:
+            estimator = served.unwrap_python_model().model
+        columns = tuple(served.metadata.get_input_schema().input_names())
+        return ReturnModel(ref, tags.get("feature_set_version", ""), columns, estimator)
+
+    def find_version(self, name: str, training_key: str) -> str | None:
+        """The version registered with this training key, if any (MLflow unreachable: an
+        error, never a reason to train again)."""
+        with _reaching(self.settings, f"the search for {name}'s training key {training_key}"):
+            client = _client(self.settings)
+            try:
+                found = client.search_model_versions(
+                    f"name = '{name}' and tags.training_key = '{training_key}'"
+                )
+                versions = [int(v.version) for v in found]
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
+                versions = []
+        return str(max(versions)) if versions else None
+
+    def register(
+        self,
+        name: str,
+        kind: str,
+        model: Any,
+        input_example: Any,
+        params: dict,
+        metrics: dict,
+        tags: dict[str, str],
+        record: TrainingRecord | None = None,
+    ) -> str:
+        """Log and register a fitted model (any ``MODEL_KIND``); return its version.
+
+        XGBoost uses MLflow's xgboost flavor; the others are served as a pyfunc around the
+        object's own ``predict``. With a ``record`` the run also logs the training and
+        validation datasets, its artifact folder and a description, and starts when the fit
+        did.
+        """
+        settings = self.settings
+        client = _client(settings, TRAINING)
+        tags = _safe_tags({**tags, "model_kind": kind, "code_version": code_version()})
+        signature = infer_signature(input_example, model.predict(input_example))
+        # Explicit requirements: inferring them loads the model in a subprocess (~10 s).
+        common = {
+            "name": "model",
+            "registered_model_name": name,
+            "signature": signature,
+            "input_example": input_example,
+        }
+        run_tags = dict(tags)
+        if record is not None and record.description:
+            run_tags["mlflow.note.content"] = record.description
+        started = client.create_run(
+            _experiment(client, settings, TRAINING),
+            start_time=_ms(record.started_at if record else None),
+            tags=run_tags,
+            run_name=f"{name}-{kind}-{tags.get('train_end', '')}",
+        )
+        with mlflow.start_run(run_id=started.info.run_id):
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            if record is not None:
+                _log_datasets(record)
+                if record.artifacts is not None:
+                    mlflow.log_artifacts(str(record.artifacts))
+                for table_name, table in record.tables.items():
+                    mlflow.log_table(table, f"{table_name}.json")
+            if kind == "xgboost":
+                info = mlflow.xgboost.log_model(
+                    model, pip_requirements=[f"xgboost=={xgboost.__version__}"], **common
+                )
+            else:
+                info = mlflow.pyfunc.log_model(
+                    python_model=_Predictor(model),
+                    pip_requirements=[f"mltrade=={pipelines.__version__}"],
+                    **common,
+                )
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+        self._describe(name, version, record.description if record else "")
+        return version
+
+    def _describe(self, name: str, version: str, description: str) -> None:
+        """Descriptions shown on the registered model's and the version's pages."""
+        client = _client(self.settings)
+        if not client.get_registered_model(name).description:
+            client.update_registered_model(name, description=MODEL_DESCRIPTION)
+        if description:
+            client.update_model_version(name, version, description=description)
 
 
 def log_evaluation(

@@ -40,9 +40,10 @@ from pipelines.models import (
     diagnostics,
     forest,
     ipca_returns,
-    registry,
     trees,
 )
+from pipelines.models.registry import MLflowRegistry, TrainingRecord, WarehouseFeatures
+from pipelines.models.return_model import Registry
 from pipelines.runlog import stage_run
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ def training_window(settings: Settings, as_of: date) -> tuple[date, date, date]:
     return days[0], last, known
 
 
-def train(engine: sa.Engine, settings: Settings, as_of: date, run_id: str) -> ModelRef:
+def train(
+    engine: sa.Engine, registry: MLflowRegistry, settings: Settings, as_of: date, run_id: str
+) -> ModelRef:
     """Train (or find) the model for ``as_of``; new versions become @challenger."""
     first, last, known = training_window(settings, as_of)
     key = hashlib.sha256(
@@ -81,21 +84,27 @@ def train(engine: sa.Engine, settings: Settings, as_of: date, run_id: str) -> Mo
     ).hexdigest()[:16]
     name = settings.model_name
     with stage_run(engine, run_id, "train", as_of=as_of, first=first, last=last) as run:
-        version = registry.find_version(settings, name, key)
+        version = registry.find_version(name, key)
         if version is None:
-            version = _fit_and_register(engine, settings, name, first, last, known, key)
-            if registry.get_alias_version(settings, name, CHAMPION) is None:
-                registry.set_alias(settings, name, CHAMPION, version)  # bootstrap: first model
+            version = _fit_and_register(engine, registry, settings, first, last, known, key)
+            if registry.alias_version(name, CHAMPION) is None:
+                registry.set_alias(name, CHAMPION, version)  # bootstrap: first model
                 champions.record(engine, name, version, None, "bootstrap", run_id,
                                  "first model of this name")
             else:
-                registry.set_alias(settings, name, CHALLENGER, version)
+                registry.set_alias(name, CHALLENGER, version)
         run.summary = {"model_name": name, "model_version": version, "training_key": key}
     return ModelRef(name, version)
 
 
 def _fit_and_register(
-    engine: sa.Engine, settings: Settings, name: str, first: date, last: date, known: date, key: str
+    engine: sa.Engine,
+    registry: MLflowRegistry,
+    settings: Settings,
+    first: date,
+    last: date,
+    known: date,
+    key: str,
 ) -> str:
     features = load_features(engine, first, last)
     labels = forward_returns(engine, first, known).reindex(features.index)
@@ -109,6 +118,7 @@ def _fit_and_register(
     kind = KINDS[settings.model_kind]
     started = time.time()
     model, metrics = kind.fit(features[usable], labels[usable])
+    name = settings.model_name
     log.info("trained %s on %s..%s: %s", name, first, last, metrics)
     tags = {
         "feature_set": FEATURE_SET.name,
@@ -120,8 +130,7 @@ def _fit_and_register(
     with tempfile.TemporaryDirectory(prefix="mltrade-train-") as folder:
         record = _record(settings, model, features[usable], labels[usable], first, last, folder)
         record.started_at = started
-        return registry.log_model(
-            settings,
+        return registry.register(
             name,
             settings.model_kind,
             model,
@@ -141,20 +150,20 @@ def _record(
     first: date,
     last: date,
     folder: str,
-) -> registry.TrainingRecord:
+) -> TrainingRecord:
     """The datasets, diagnostics and description a training run logs beside the model."""
     held_out = settings.model_kind == "xgboost"  # the others are refitted on every date
     tables = diagnostics.write(Path(folder), model, features, labels, held_out)
     frame = features.assign(target=labels.to_numpy()).reset_index()
     in_val = frame["session_date"].isin(diagnostics.validation_dates(features))
-    source = registry.WarehouseFeatures(FEATURE_SET.name, FEATURE_SET.key, str(first), str(last))
+    source = WarehouseFeatures(FEATURE_SET.name, FEATURE_SET.key, str(first), str(last))
     description = (
         f"{settings.model_kind} fitted on feature set {FEATURE_SET.name} "
         f"{FEATURE_SET.key}, sessions {first} to {last} ({len(features)} stock-days, "
         f"{features.index.get_level_values('symbol').nunique()} symbols), label: next-session "
         "simple return. Validation: the last 20% of those dates."
     )
-    return registry.TrainingRecord(
+    return TrainingRecord(
         source=source,
         train=frame[~in_val],
         validation=frame[in_val],
@@ -165,7 +174,7 @@ def _record(
 
 
 def promote(
-    settings: Settings,
+    registry: Registry,
     model_name: str,
     version: str,
     engine: sa.Engine | None = None,
@@ -176,16 +185,18 @@ def promote(
     """Make ``version`` the champion, keeping the one it replaces as previous_champion.
 
     A @challenger on ``version`` is removed (it has won: no version carries two roles). With
-    an ``engine`` the move is recorded in ``champion_changes`` as ``source``.
+    an ``engine`` the move is recorded in ``champion_changes`` as ``source``. A version that
+    is not registered raises :class:`ModelError` before any alias moves.
     """
-    current = registry.get_alias_version(settings, model_name, CHAMPION)
+    registry.require_version(model_name, version)
+    current = registry.alias_version(model_name, CHAMPION)
     if current == version:
         return
     if current is not None:
-        registry.set_alias(settings, model_name, PREVIOUS_CHAMPION, current)
-    registry.set_alias(settings, model_name, CHAMPION, version)
-    if registry.get_alias_version(settings, model_name, CHALLENGER) == version:
-        registry.remove_alias(settings, model_name, CHALLENGER)
+        registry.set_alias(model_name, PREVIOUS_CHAMPION, current)
+    registry.set_alias(model_name, CHAMPION, version)
+    if registry.alias_version(model_name, CHALLENGER) == version:
+        registry.remove_alias(model_name, CHALLENGER)
     if engine is not None:
         champions.record(engine, model_name, version, current, source, run_id,
                          reason or f"{source}: v{current} -> v{version}")

@@ -112,8 +112,8 @@ def build_plan(
     """The plan for ``session_date``: the latest existing one, or a new optimization
     (version 1).
 
-    ``factor_model``: returns the predicting model's fitted IPCA structure (or None) when the
-    caller holds the model (the backtest); by default it is looked up in the registry."""
+    ``factor_model``: returns the predicting model's fitted IPCA structure (or None); without
+    it the risk model is Ledoit–Wolf."""
     existing = latest_plan(engine, settings.strategy, session_date)
     if existing is not None:
         return existing
@@ -138,6 +138,7 @@ def replan(
     model_version: str,
     run_id: str,
     broker: Broker | None = None,
+    factor_model: Callable[[], Any] | None = None,
 ) -> PlanRef:
     """A new version of ``session_date``'s plan, superseding the latest one (see the module
     docstring); version 1 when there is none. Refuses once the latest was submitted."""
@@ -150,7 +151,8 @@ def replan(
                 "the broker, and a new version would trade the session twice; nothing changed"
             )
     return _optimize(
-        engine, settings, session_date, model_name, model_version, run_id, broker, latest
+        engine, settings, session_date, model_name, model_version, run_id, broker, latest,
+        factor_model,
     )
 
 
@@ -244,10 +246,7 @@ def risk_model_for(
     """
     if settings.risk_model != "ledoit_wolf":
         try:
-            if factor_model is not None:
-                fitted = factor_model()
-            else:
-                fitted = _ipca_model(settings, model_name, model_version)
+            fitted = factor_model() if factor_model is not None else None
         except Exception as exc:  # auto falls back; an explicit ipca fails closed below
             if settings.risk_model == "ipca":
                 raise OptimizationError(f"RISK_MODEL=ipca: cannot load the model: {exc}") from exc
@@ -268,18 +267,6 @@ def risk_model_for(
                 "set RISK_MODEL=auto or ledoit_wolf"
             )
     return ledoit_wolf(returns), "ledoit_wolf", None
-
-
-def _ipca_model(settings: Settings, model_name: str, model_version: str):  # noqa: ANN202
-    """The fitted IPCAReturnModel behind a registered version, or None for other kinds."""
-    from pipelines.models import registry
-    from pipelines.models.ipca_returns import IPCAReturnModel
-
-    tags = registry.version_tags(settings, model_name, model_version)
-    if tags.get("model_kind") != "ipca":
-        return None
-    inner = registry.load_model(settings, model_name, model_version).unwrap_python_model().model
-    return inner if isinstance(inner, IPCAReturnModel) else None
 
 
 def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series:

@@ -46,6 +46,7 @@ def store(warehouse, load_sample_bars, tmp_path, monkeypatch):  # noqa: ANN201
     """A demo-like MLflow store: v1 @champion, v2 @challenger, a momentum backtest."""
     from pipelines import jobs
     from pipelines.features.store import build_features
+    from pipelines.models.registry import MLflowRegistry
     from pipelines.models.training import train
     from pipelines.sources.sample import FIRST_SESSION, LAST_SESSION
 
@@ -59,8 +60,9 @@ def store(warehouse, load_sample_bars, tmp_path, monkeypatch):  # noqa: ANN201
     settings = get_settings()
     load_sample_bars(SYMBOLS)
     build_features(warehouse)
-    first = train(warehouse, settings, date(2010, 8, 9), "browser-1")
-    second = train(warehouse, settings, date(2010, 8, 13), "browser-2")
+    registry = MLflowRegistry(settings)
+    first = train(warehouse, registry, settings, date(2010, 8, 9), "browser-1")
+    second = train(warehouse, registry, settings, date(2010, 8, 13), "browser-2")
     backtest = jobs.backtest("momentum", FIRST_SESSION, LAST_SESSION, "browser-3",
                              {"n_windows": 4, "mc_paths": 100, "rebalance_every": 5})
     yield settings, port, (first, second), backtest

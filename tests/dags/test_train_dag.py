@@ -55,7 +55,8 @@ def test_a_manual_run_without_a_date_trains_on_the_newest_bars(
 
     from pipelines.config import get_settings
     from pipelines.features.store import build_features
-    from pipelines.models import registry
+    from pipelines.models import ModelRef
+    from pipelines.models.registry import MLflowRegistry
 
     monkeypatch.setenv("MLTRADE_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -69,8 +70,9 @@ def test_a_manual_run_without_a_date_trains_on_the_newest_bars(
     run = dag.test()
     assert run.state == "success"
     settings = get_settings()
-    version = registry.get_alias_version(settings, settings.model_name, "champion")  # first model
-    tags = registry.version_tags(settings, settings.model_name, version)
+    registry = MLflowRegistry(settings)
+    version = registry.alias_version(settings.model_name, "champion")  # the first model
+    tags = registry.tags(ModelRef(settings.model_name, version))
     # The newest bar is 2010-08-20: the last label is the return into its close.
     assert tags["train_end"] == str(date(2010, 8, 19))
     get_settings.cache_clear()

@@ -16,6 +16,7 @@ import pytest
 from pipelines import calendar, jobs
 from pipelines.backtest.engine import ledger_snapshot, replay_sessions
 from pipelines.execution.brokers.simulated import SimulatedBroker
+from pipelines.runtime import live_registry
 from pipelines.session import champion_predictor
 from pipelines.sources.sample import FIRST_SESSION, SampleSource
 from pipelines.warehouse.bars import read_closes
@@ -53,9 +54,8 @@ def test_the_backtest_replays_the_live_rebalance_exactly(
     orders, fills, positions = ledger_snapshot(warehouse)
     assert len(fills) > 0 and len(positions) > 0  # something traded: the test can fail
 
-    replayed = replay_sessions(
-        settings, warehouse, SESSIONS, champion_predictor(settings), symbols, FIRST_SESSION
-    )
+    predictor = champion_predictor(live_registry(settings), settings.model_name)
+    replayed = replay_sessions(settings, warehouse, SESSIONS, predictor, symbols, FIRST_SESSION)
     assert replayed.events == []
     pd.testing.assert_frame_equal(replayed.orders, orders)
     pd.testing.assert_frame_equal(replayed.fills, fills)

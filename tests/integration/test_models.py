@@ -13,10 +13,12 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 from pipelines.config import get_settings
 from pipelines.errors import ModelError
-from pipelines.features.store import build_features
+from pipelines.features.store import build_features, load_features
 from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, champions, registry
 from pipelines.models.inference import predict
 from pipelines.models.promotion import gated_promotion, rollback
+from pipelines.models.registry import MLflowRegistry
+from pipelines.models.return_model import ReturnModel
 from pipelines.models.training import promote, train
 
 pytestmark = pytest.mark.slow
@@ -35,7 +37,7 @@ def trained(warehouse, load_sample_bars, tmp_path, monkeypatch):
     settings = get_settings()
     load_sample_bars(SYMBOLS)
     build_features(warehouse)
-    ref = train(warehouse, settings, AS_OF, "run-1")
+    ref = train(warehouse, MLflowRegistry(settings), settings, AS_OF, "run-1")
     yield warehouse, settings, ref
     get_settings.cache_clear()
 
@@ -47,12 +49,13 @@ def _predictions(engine: sa.Engine) -> pd.DataFrame:
 
 def test_first_model_is_champion_only_and_retraining_is_a_noop(trained) -> None:
     engine, settings, ref = trained
+    reg = MLflowRegistry(settings)
     assert ref.version == "1"
-    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
-    assert registry.get_alias_version(settings, ref.name, CHALLENGER) is None, "one role each"
-    tags = registry.version_tags(settings, ref.name, ref.version)
+    assert reg.alias_version(ref.name, CHAMPION) == "1"
+    assert reg.alias_version(ref.name, CHALLENGER) is None, "one role each"
+    tags = reg.tags(ref)
     assert tags["train_end"] == "2010-08-06" and tags["feature_set_version"]
-    assert train(engine, settings, AS_OF, "run-2") == ref, "same inputs register nothing new"
+    assert train(engine, reg, settings, AS_OF, "run-2") == ref, "same inputs register nothing"
     assert [(c.version, c.previous_version, c.source) for c in
             champions.history(engine, ref.name)] == [("1", None, "bootstrap")]
     _the_training_run_shows_its_data_diagnostics_and_descriptions(settings, ref)
@@ -90,60 +93,85 @@ def _the_training_run_shows_its_data_diagnostics_and_descriptions(settings, ref)
 
 
 def tags_of(settings, ref) -> dict[str, str]:
-    return registry.version_tags(settings, ref.name, ref.version)
+    return MLflowRegistry(settings).tags(ref)
 
 
 def test_a_new_window_is_a_challenger_until_promoted_in_the_ui_or_by_hand(trained) -> None:
     engine, settings, ref = trained
-    newer = train(engine, settings, date(2010, 8, 13), "run-3")
+    reg = MLflowRegistry(settings)
+    newer = train(engine, reg, settings, date(2010, 8, 13), "run-3")
     assert newer.version == "2"
-    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "1"
-    assert registry.get_alias_version(settings, ref.name, CHALLENGER) == "2"
+    assert reg.alias_version(ref.name, CHAMPION) == "1"
+    assert reg.alias_version(ref.name, CHALLENGER) == "2"
     # What the MLflow UI does when a user adds @champion to version 2 by hand.
     MlflowClient(settings.mlflow_uri).set_registered_model_alias(ref.name, CHAMPION, "2")
-    used, _ = predict(engine, settings, AS_OF, "rebalance-1")
-    assert used.version == "2" and set(_predictions(engine)["model_version"]) == {"2"}
+    used, _ = predict(engine, reg, ref.name, AS_OF, "rebalance-1")
+    assert used.ref.version == "2" and set(_predictions(engine)["model_version"]) == {"2"}
     last = champions.history(engine, ref.name)[-1]
     assert (last.version, last.previous_version, last.source, last.run_id) == (
         "2", "1", "external", "rebalance-1")
-    assert registry.get_alias_version(settings, ref.name, PREVIOUS_CHAMPION) == "1"
-    assert registry.get_alias_version(settings, ref.name, CHALLENGER) is None, "it has won"
-    predict(engine, settings, AS_OF, "rebalance-2")
+    assert reg.alias_version(ref.name, PREVIOUS_CHAMPION) == "1"
+    assert reg.alias_version(ref.name, CHALLENGER) is None, "it has won"
+    predict(engine, reg, ref.name, AS_OF, "rebalance-2")
     assert len(champions.history(engine, ref.name)) == 2, "a rerun records nothing new"
     # Rolling back from the pipeline undoes the UI's move, and says so.
-    assert rollback(settings, engine, "rollback-1")["champion"] == "1"
+    assert rollback(reg, ref.name, engine, "rollback-1")["champion"] == "1"
     assert champions.history(engine, ref.name)[-1].source == "rollback"
-    predict(engine, settings, AS_OF, "rebalance-3")
+    predict(engine, reg, ref.name, AS_OF, "rebalance-3")
     assert len(champions.history(engine, ref.name)) == 3, "the pipeline's own move is known"
     # A manual promotion moves @champion and keeps the one it replaced.
-    promote(settings, ref.name, "2", engine, "manual", "run-4")
-    assert registry.get_alias_version(settings, ref.name, CHAMPION) == "2"
-    assert registry.get_alias_version(settings, ref.name, PREVIOUS_CHAMPION) == "1"
+    promote(reg, ref.name, "2", engine, "manual", "run-4")
+    assert reg.alias_version(ref.name, CHAMPION) == "2"
+    assert reg.alias_version(ref.name, PREVIOUS_CHAMPION) == "1"
     assert champions.history(engine, ref.name)[-1].source == "manual"
 
 
 def test_predictions_are_reproducible_and_rerun_identically(trained) -> None:
     engine, settings, ref = trained
-    champion, rows = predict(engine, settings, AS_OF, "run-1")
-    assert champion == ref and rows == len(SYMBOLS)
+    reg = MLflowRegistry(settings)
+    champion, rows = predict(engine, reg, ref.name, AS_OF, "run-1")
+    assert champion.ref == ref and rows == len(SYMBOLS)
     first = _predictions(engine)
-    predict(engine, settings, AS_OF, "run-2")
+    predict(engine, reg, ref.name, AS_OF, "run-2")
     pd.testing.assert_frame_equal(_predictions(engine), first)
     assert first["expected_return"].std() > 0, "the model separates stocks"
+    assert champion.factor_model is None, "trees have no factor structure"
+    _only_project_types_leave(reg, ref, engine)
+
+
+def _only_project_types_leave(reg: MLflowRegistry, ref, engine: sa.Engine) -> None:
+    """``load`` gives a ReturnModel around the fitted estimator (no pyfunc, no MLflow
+    object), and it predicts exactly what the logged MLflow model serves."""
+    import mlflow
+
+    model = reg.load(ref)
+    assert type(model) is ReturnModel and model.ref == ref
+    assert type(model.estimator).__name__ in {
+        "XGBRegressor", "RandomForestRegressor", "IPCAReturnModel"}
+    for value in vars(model).values():
+        assert not type(value).__module__.startswith("mlflow"), type(value)
+    features = load_features(engine, AS_OF, AS_OF)
+    expected = model.predict(features.iloc[:, ::-1])  # column order is the model's business
+    assert isinstance(expected, pd.Series) and expected.index.equals(features.index)
+    served = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
+    np.testing.assert_array_equal(expected.to_numpy(),
+                                  np.asarray(served.predict(features), dtype=float))
 
 
 def test_inference_refuses_a_feature_set_mismatch(trained) -> None:
     engine, settings, ref = trained
+    reg = MLflowRegistry(settings)
     registry._client(settings).set_model_version_tag(ref.name, ref.version,
                                                      "feature_set_version", "0.stale")
     with pytest.raises(ModelError, match="retrain"):
-        predict(engine, settings, AS_OF, "run-1")
+        predict(engine, reg, ref.name, AS_OF, "run-1")
 
 
 def test_no_features_for_the_date_is_a_clear_error(trained) -> None:
-    engine, settings, _ = trained
+    engine, settings, ref = trained
+    reg = MLflowRegistry(settings)
     with pytest.raises(ModelError, match="no features dated 2010-08-18"):
-        predict(engine, settings, date(2010, 8, 18), "run-1")
+        predict(engine, reg, ref.name, date(2010, 8, 18), "run-1")
 
 
 def test_an_ipca_model_trains_registers_and_predicts(trained, monkeypatch) -> None:
@@ -151,12 +179,15 @@ def test_an_ipca_model_trains_registers_and_predicts(trained, monkeypatch) -> No
     monkeypatch.setenv("MODEL_KIND", "ipca")
     get_settings.cache_clear()
     settings = get_settings()
-    ref = train(engine, settings, AS_OF, "run-ipca")
+    reg = MLflowRegistry(settings)
+    ref = train(engine, reg, settings, AS_OF, "run-ipca")
     assert ref.version != xgb_ref.version, "another kind is another training key"
-    assert registry.version_tags(settings, ref.name, ref.version)["model_kind"] == "ipca"
-    promote(settings, ref.name, ref.version)
-    champion, rows = predict(engine, settings, AS_OF, "run-ipca")
-    assert champion == ref and rows == len(SYMBOLS)
+    assert reg.tags(ref)["model_kind"] == "ipca"
+    promote(reg, ref.name, ref.version)
+    champion, rows = predict(engine, reg, ref.name, AS_OF, "run-ipca")
+    assert champion.ref == ref and rows == len(SYMBOLS)
+    assert champion.factor_model is champion.estimator, "IPCA gives the planner its factors"
+    _only_project_types_leave(reg, ref, engine)
     with engine.connect() as conn:
         values = conn.execute(sa.text(
             "SELECT expected_return FROM predictions WHERE model_version = :v"),
@@ -171,33 +202,35 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     monkeypatch.setenv("MODEL_KIND", "ipca")
     get_settings.cache_clear()
     settings = get_settings()
-    challenger = train(engine, settings, AS_OF, "run-ipca")
-    decision = gated_promotion(engine, settings, date(2010, 8, 20), "gate-run")
+    reg = MLflowRegistry(settings)
+    challenger = train(engine, reg, settings, AS_OF, "run-ipca")
+    decision = gated_promotion(engine, reg, settings, date(2010, 8, 20), "gate-run")
     scores = decision["scores"]
     assert set(scores) == {champion.version, challenger.version}
     assert scores[champion.version]["rows"] == scores[challenger.version]["rows"] > 0
     gain = scores[challenger.version]["rank_ic"] - scores[champion.version]["rank_ic"]
     assert decision["promoted"] == (gain >= settings.promotion_min_ic_gain)
     expected = challenger.version if decision["promoted"] else champion.version
-    assert registry.get_alias_version(settings, champion.name, CHAMPION) == expected
+    assert reg.alias_version(champion.name, CHAMPION) == expected
     sources = [c.source for c in champions.history(engine, champion.name)]
     assert sources == (["bootstrap", "gate"] if decision["promoted"] else ["bootstrap"])
 
-    promote(settings, champion.name, challenger.version)  # by hand, whatever the gate said
-    assert rollback(settings) == {"champion": champion.version,
-                                  "previous_champion": challenger.version}
-    assert registry.get_alias_version(settings, champion.name, CHAMPION) == champion.version
+    promote(reg, champion.name, challenger.version)  # by hand, whatever the gate said
+    assert rollback(reg, champion.name) == {"champion": champion.version,
+                                            "previous_champion": challenger.version}
+    assert reg.alias_version(champion.name, CHAMPION) == champion.version
 
 
 def test_predictions_are_point_in_time(trained) -> None:
-    engine, settings, _ = trained
-    predict(engine, settings, AS_OF, "full")
+    engine, settings, ref = trained
+    reg = MLflowRegistry(settings)
+    predict(engine, reg, ref.name, AS_OF, "full")
     full = _predictions(engine)
     with engine.begin() as conn:  # forget everything after AS_OF, then rebuild and predict
         conn.execute(sa.text("DELETE FROM bars WHERE session_date > :d"), {"d": AS_OF})
         conn.execute(sa.text("DELETE FROM predictions"))
     build_features(engine)
-    predict(engine, settings, AS_OF, "full")
+    predict(engine, reg, ref.name, AS_OF, "full")
     pd.testing.assert_frame_equal(_predictions(engine), full)
 
 
@@ -206,16 +239,18 @@ def test_a_random_forest_trains_reproducibly_and_predicts(trained, monkeypatch) 
     monkeypatch.setenv("MODEL_KIND", "random_forest")
     get_settings.cache_clear()
     settings = get_settings()
-    ref = train(engine, settings, AS_OF, "run-rf")
-    tags = registry.version_tags(settings, ref.name, ref.version)
+    reg = MLflowRegistry(settings)
+    ref = train(engine, reg, settings, AS_OF, "run-rf")
+    tags = reg.tags(ref)
     assert ref.version != xgb_ref.version and tags["model_kind"] == "random_forest"
-    promote(settings, ref.name, ref.version)
-    _, rows = predict(engine, settings, AS_OF, "run-rf")
+    promote(reg, ref.name, ref.version)
+    _, rows = predict(engine, reg, ref.name, AS_OF, "run-rf")
     first = _predictions(engine)
     assert rows == len(SYMBOLS)
+    _only_project_types_leave(reg, ref, engine)
     # Refit from scratch with the same seed: the same forecasts (to rounding: parallel
     # prediction sums the trees in whatever order the threads finish).
-    from pipelines.features.store import forward_returns, load_features
+    from pipelines.features.store import forward_returns
     from pipelines.models import forest
     from pipelines.models.training import training_window
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pipelines.config import get_settings
 from pipelines.features.store import build_features
 from pipelines.models.inference import predict
+from pipelines.models.registry import MLflowRegistry
 from pipelines.models.training import promote, train
 from pipelines.portfolio.planner import build_plan, risk_model_for, target_weights
 from pipelines.portfolio.risk_model import trailing_returns
@@ -35,20 +36,25 @@ def test_an_ipca_champion_gives_an_ipca_risk_model_and_factor_bounds_hold(
     )
     load_sample_bars(SYMBOLS)
     build_features(warehouse)
-    ref = train(warehouse, settings, AS_OF, "run-ipca")
-    promote(settings, ref.name, ref.version)
-    predict(warehouse, settings, AS_OF, "run-ipca")
+    registry = MLflowRegistry(settings)
+    ref = train(warehouse, registry, settings, AS_OF, "run-ipca")
+    promote(registry, ref.name, ref.version)
+    model, _ = predict(warehouse, registry, ref.name, AS_OF, "run-ipca")
+
+    def factors():  # noqa: ANN202 - what the champion predictor hands the planner
+        return model.factor_model
 
     returns = trailing_returns(warehouse, AS_OF, SYMBOLS)
     risk, kind, loadings = risk_model_for(warehouse, settings, ref.name, ref.version, AS_OF,
-                                          returns)  # fmt: skip
+                                          returns, factors)  # fmt: skip
     assert kind == "ipca" and loadings is not None
     assert risk.loadings.shape == (3, len(risk.symbols))  # K = 3 rows, not the T = 120 window
     # the factor part is β Σ_f βᵀ: the implied loadings reproduce it
     factor_part = risk.loadings.T @ risk.loadings
     assert np.linalg.matrix_rank(factor_part, tol=1e-14) <= 3
 
-    plan = build_plan(warehouse, settings, DAY, ref.name, ref.version, "run-plan")
+    plan = build_plan(warehouse, settings, DAY, ref.name, ref.version, "run-plan",
+                      factor_model=factors)  # fmt: skip
     weights = target_weights(warehouse, plan).reindex(risk.symbols).fillna(0.0)
     assert np.all(np.abs(loadings.T @ weights.to_numpy()) <= 0.5 + 1e-6)
     with warehouse.connect() as conn:

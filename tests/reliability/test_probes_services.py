@@ -61,20 +61,20 @@ def mlflow_closed(monkeypatch) -> str:
 
 def test_alias_lookup_on_a_503_is_unavailable_not_absent(settings, mlflow_503) -> None:
     from pipelines.config import get_settings
-    from pipelines.models import registry
+    from pipelines.models.registry import MLflowRegistry
 
     get_settings.cache_clear()
     with pytest.raises(RegistryUnavailableError, match="MLflow at http://127.0.0.1"):
-        registry.get_alias_version(get_settings(), "mltrade-returns", "champion")
+        MLflowRegistry(get_settings()).alias_version("mltrade-returns", "champion")
 
 
 def test_training_key_search_on_a_503_is_an_error_not_a_retrain(settings, mlflow_503) -> None:
     from pipelines.config import get_settings
-    from pipelines.models import registry
+    from pipelines.models.registry import MLflowRegistry
 
     get_settings.cache_clear()
     with pytest.raises(RegistryUnavailableError, match="training key"):
-        registry.find_version(get_settings(), "mltrade-returns", "abc123")
+        MLflowRegistry(get_settings()).find_version("mltrade-returns", "abc123")
 
 
 @pytest.mark.parametrize(
@@ -107,16 +107,17 @@ def test_a_real_store_says_absent_and_promotion_writes_no_alias(
     unused_model_name, cli, settings
 ) -> None:
     """The local SQLite store: a definite not-found; a bad version moves no alias."""
-    from pipelines.models import registry
+    from pipelines.models.registry import MLflowRegistry
 
+    registry = MLflowRegistry(settings)
     name = settings.model_name
     assert name == "probe-never-registered"
-    assert registry.get_alias_version(settings, name, "champion") is None
+    assert registry.alias_version(name, "champion") is None
     with pytest.raises(ModelError, match="has no version 7"):
-        registry.require_version(settings, name, "7")
+        registry.require_version(name, "7")
     assert_one_line_error(cli("models", "promote", "--version", "7"), 1, "has no version 7")
-    assert registry.get_alias_version(settings, name, "previous_champion") is None
-    assert registry.get_alias_version(settings, name, "champion") is None
+    assert registry.alias_version(name, "previous_champion") is None
+    assert registry.alias_version(name, "champion") is None
     assert_one_line_error(cli("models", "rollback"), 1, "no @previous_champion")
 
 

@@ -30,7 +30,7 @@ def _stored_predictions(session_date: date, run_id: str) -> dict:
     return {"model_name": "m", "model_version": "1", "rows": None}
 
 
-def _stored_predictor(settings: Any) -> Any:
+def _stored_predictor(*_: Any) -> Any:
     from pipelines.session import Predicted
 
     return lambda store, as_of, run_id: Predicted("m", "1", 0)
