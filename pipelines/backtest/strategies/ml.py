@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipelines.backtest.data import MarketData
 from pipelines.backtest.strategies.base import Strategy, TrainingSet, features_at
 from pipelines.errors import ModelError
+from pipelines.features import FEATURE_SET
+from pipelines.models import ModelRef
+from pipelines.models.return_model import ReturnModel
 
 MIN_TRAINING_ROWS = 1_000  # as the live training refuses fewer
 
@@ -29,8 +31,8 @@ class MLStrategy(Strategy):
         self.kind = kind
         self.name = f"ml_{kind}"
         self._module = KINDS[kind]
-        self.model: Any = None
-        self.columns: list[str] = []
+        self.model: ReturnModel | None = None
+        self.fits = 0
 
     def fit(self, train: TrainingSet) -> dict[str, float]:
         usable = train.labels.notna()
@@ -39,8 +41,10 @@ class MLStrategy(Strategy):
                 f"only {int(usable.sum())} labelled rows to train {self.kind} (need "
                 f"{MIN_TRAINING_ROWS}): widen the training window or the universe"
             )
-        self.columns = list(train.features.columns)
-        self.model, metrics = self._module.fit(train.features[usable], train.labels[usable])
+        estimator, metrics = self._module.fit(train.features[usable], train.labels[usable])
+        self.fits += 1
+        ref = ModelRef(f"backtest-{self.name}", str(self.fits))
+        self.model = ReturnModel(ref, FEATURE_SET.key, tuple(train.features.columns), estimator)
         return {k: float(v) for k, v in metrics.items()}
 
     def expected_returns(self, data: MarketData, as_of: date) -> pd.Series:
@@ -49,13 +53,10 @@ class MLStrategy(Strategy):
         rows = features_at(data, as_of)
         if rows.empty:
             return pd.Series(dtype=float)
-        predicted = np.asarray(self.model.predict(rows[self.columns]), dtype=float)
-        return pd.Series(predicted, index=rows.index)
+        return self.model.predict(rows).rename(None)
 
     def factor_model(self) -> Any:
-        from pipelines.models.ipca_returns import IPCAReturnModel
-
-        return self.model if isinstance(self.model, IPCAReturnModel) else None
+        return None if self.model is None else self.model.factor_model
 
     def params(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, **dict(self._module.PARAMS)}
