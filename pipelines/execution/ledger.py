@@ -318,6 +318,11 @@ def _refusal(held: _Held | None, coid: str, order: BrokerOrder) -> str | None:
     price = order.filled_avg_price
     if order.filled_qty > 0 and price is not None and not (math.isfinite(price) and price > 0):
         return f"order {coid}: average fill price {price} is not a price"
+    if order.status != held.status and not can_move(held.status, order.status):
+        return (
+            f"order {coid}: {held.status} -> {order.status} is not an allowed transition; "
+            "the ledger and the broker disagree, check the order at the broker"
+        )
     if order.filled_qty < held.filled_qty:
         return (
             f"order {coid}: filled quantity {held.filled_qty} -> {order.filled_qty} would go "
@@ -325,11 +330,6 @@ def _refusal(held: _Held | None, coid: str, order: BrokerOrder) -> str | None:
         )
     if order.filled_qty > held.qty:
         return f"order {coid}: filled quantity {order.filled_qty} exceeds the {held.qty} ordered"
-    if order.status != held.status and not can_move(held.status, order.status):
-        return (
-            f"order {coid}: {held.status} -> {order.status} is not an allowed transition; "
-            "the ledger and the broker disagree, check the order at the broker"
-        )
     return None
 
 
