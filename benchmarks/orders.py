@@ -347,6 +347,26 @@ def _watch_filled(engine: sa.Engine, n: int, timeout: float) -> dict[str, float]
     return seen
 
 
+def _fills_received(redis_url: str, prefix: str) -> dict[str, float]:
+    """client_order_id -> when (epoch s) the TradingStream client received its fill (the
+    ``rx`` stamp of its bus entry)."""
+    import redis
+
+    from pipelines.streaming import events
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries = client.xrange(events.Streams(prefix).trade_updates)
+    finally:
+        client.close()
+    out = {}
+    for _, fields in entries:
+        update = json.loads(fields[b"d"])
+        if update.get("event") == "fill":
+            out[update["order"]["client_order_id"]] = int(fields[b"rx"]) / 1e9
+    return out
+
+
 def concurrent_part(db_url: str, n: int, poll_ms: float) -> None:
     """``--concurrent n``: see the module docstring (3)."""
     from tests.support.redis_server import RedisServer
@@ -406,6 +426,7 @@ def concurrent_part(db_url: str, n: int, poll_ms: float) -> None:
                 seen = _watch_filled(engine, n, 300)
                 fill_wall = time.perf_counter() - fill_start
                 filled_at = _ask(venue, "filled_at")
+                received = _fills_received(redis.url, env["BUS_PREFIX"])
                 peer = _bare_burst(url, n)  # after the fills: the venue fills every open order
             finally:
                 service.terminate()
@@ -429,10 +450,13 @@ def concurrent_part(db_url: str, n: int, poll_ms: float) -> None:
     finally:
         engine.dispose()
         redis.cleanup()
-    to_ledger = [
-        at - datetime.fromisoformat(filled_at[coid].replace("Z", "+00:00")).timestamp()
-        for coid, at in seen.items()
-    ]
+    filled_s = {
+        coid: datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+        for coid, at in filled_at.items()
+    }
+    to_ledger = [at - filled_s[coid] for coid, at in seen.items()]
+    to_client = [received[coid] - filled_s[coid] for coid in seen if coid in received]
+    client_to_ledger = [at - received[coid] for coid, at in seen.items() if coid in received]
     print(f"\n## {n} orders released at once ({n} threads, 20 warehouse connections)")
     print("| | p50 | p99 | max | wall | per second |")
     print("|---|---|---|---|---|---|")
@@ -450,6 +474,14 @@ def concurrent_part(db_url: str, n: int, poll_ms: float) -> None:
         f"{_pct(to_ledger, 50):.0f} ms | {_pct(to_ledger, 99):.0f} ms | "
         f"{max(to_ledger) * 1000:.0f} ms | {fill_wall:.2f} s | {n / fill_wall:.0f} |"
     )
+    for label, part in (
+        ("  of which fill at the venue -> TradingStream client received it", to_client),
+        ("  of which client received -> ledger 'filled' (bus, processor)", client_to_ledger),
+    ):
+        print(
+            f"| {label} | {_pct(part, 50):.0f} ms | {_pct(part, 99):.0f} ms | "
+            f"{max(part) * 1000:.0f} ms | | |"
+        )
     print(
         f"acknowledged {len(ledger)}/{n} (broker id in the ledger = the broker's: {matched}); "
         f"duplicates at the broker {duplicates}; venue filled {filled}; 'filled' events by "

@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/stream.py --bus-only --seconds 10         # the bus alone
     .venv/bin/python benchmarks/stream.py --stage clients --seconds 10    # server -> bus only
     .venv/bin/python benchmarks/stream.py --stage processor --seconds 10  # bus -> rows only
+    .venv/bin/python benchmarks/stream.py --first-batches   # a fresh processor, cold vs warm
 
 Three processes, as deployed: this one (the stream server, pacing bars in 10 ms ticks and
 recording when each left), ``mltrade stream --role clients`` (StockDataStream -> XADD) and
@@ -19,7 +20,10 @@ XADD of the same entries from one Python producer, the raw limit of the bus path
 ``--stage``: one stage alone at full speed, to find which one caps the chain: ``clients``
 (the server sends every bar at once; entries/s until all are on the bus) or ``processor``
 (the entries are put on the bus first; rows/s until all are committed, one
-``mltrade stream --role processor``).
+``mltrade stream --role processor``). ``--first-batches``: a fresh processor's first reads
+of 1,000 bars each, without and with its warm-up (each in a new interpreter). The rate runs
+start sending once the processor has joined its group (after its warm-up), as a deployed
+processor is up before the market opens.
 
 A private ``redis-server`` (AOF, ``appendfsync everysec`` as in docker-compose) and a throwaway
 database on the project's PostgreSQL, both removed at the end.
@@ -39,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import redis
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +90,19 @@ def _count(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM minute_bars")).scalar_one())
 
 
+def _reading(redis_url: str, prefix: str) -> bool:
+    """Whether the processor has joined its group (it does so after warming up): a deployed
+    processor is up long before the market opens, so the run starts when it reads."""
+    streams = events.Streams(prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return bool(client.xinfo_consumers(streams.bars, streams.group))
+    except redis.ResponseError:  # no stream or group yet
+        return False
+    finally:
+        client.close()
+
+
 def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: str) -> dict:
     engine = create_engine(db_url, get_settings())
     with engine.begin() as conn:
@@ -108,7 +126,7 @@ def run_rate(rate: int, seconds: float, n_symbols: int, redis_url: str, db_url: 
         }
         processes = [_service("processor", env), _service("clients", env)]
         try:
-            while not server.subscribers():
+            while not server.subscribers() or not _reading(redis_url, prefix):
                 time.sleep(0.1)
             time.sleep(1.0)
             start, tick, i = time.perf_counter(), 0.01, 0
@@ -229,6 +247,54 @@ def stage(which: str, n: int, n_symbols: int, redis_url: str, db_url: str) -> tu
         engine.dispose()
 
 
+def first_batches(redis_url: str, db_url: str, batches: int = 4, size: int = 1000) -> None:
+    """The processor's first ``batches`` reads of ``size`` bars, in a fresh interpreter each,
+    without and with :meth:`Processor.warm_up` (side by side)."""
+    messages = bars(batches * size * 2, 500)
+    print("| processor | warm-up | " + " | ".join(f"batch {i + 1}" for i in range(batches)) + " |")
+    print("|---|---|" + "---|" * batches)
+    for n, mode in enumerate(("cold", "warm")):
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        bus = RedisStreamBus(redis_url, maxlen=10_000_000)
+        part = messages[n * batches * size : (n + 1) * batches * size]
+        bus.publish(events.Streams(prefix).bars, [events.market_entry(m) for m in part])
+        child = subprocess.run(
+            [sys.executable, __file__, "--first-batch-child", mode, "--redis", redis_url]
+            + ["--db", db_url, "--prefix", prefix, "--batch", str(size)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        print(child.stdout.strip(), flush=True)
+        bus.delete(*events.Streams(prefix).all)
+
+
+def _first_batch_child(mode: str, redis_url: str, db_url: str, prefix: str, size: int) -> None:
+    """One fresh processor: its warm-up (if ``mode`` is warm) and each read until drained."""
+    from pipelines.monitoring.stream_metrics import StreamMetrics
+    from pipelines.streaming.processor import Processor, ProcessorConfig
+    from pipelines.streaming.risk import IntradayRisk, RiskLimits
+
+    settings = get_settings()
+    engine = create_engine(db_url, settings)
+    streams, bus = events.Streams(prefix), RedisStreamBus(redis_url)
+    metrics = StreamMetrics()
+    limits = RiskLimits(settings.initial_capital, settings.daily_loss_limit, settings.max_drawdown)
+    risk = IntradayRisk(engine, limits, metrics)
+    processor = Processor(engine, bus, streams, ProcessorConfig("first"), metrics, risk)
+    warm = processor.warm_up() * 1000 if mode == "warm" else 0.0
+    bus.ensure_group(list(streams.all), streams.group)
+    times = []
+    while batch := bus.read(list(streams.all), streams.group, "first", size, 5):
+        start = time.perf_counter()
+        processor.handle(batch)
+        times.append((time.perf_counter() - start) * 1000)
+    cells = " | ".join(f"{t:,.0f} ms" for t in times)
+    print(f"| {mode} | {warm:,.0f} ms | {cells} |")
+    engine.dispose()
+
+
 def bus_only(redis_url: str, n: int, n_symbols: int) -> float:
     entries = [events.market_entry(m) for m in bars(n, n_symbols)]
     bus = RedisStreamBus(redis_url, maxlen=10_000_000)
@@ -249,12 +315,21 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--bus-only", action="store_true")
     parser.add_argument("--stage", choices=["clients", "processor"], default="")
+    parser.add_argument("--first-batches", action="store_true", help="cold vs warm processor")
+    parser.add_argument("--first-batch-child", choices=["cold", "warm"], help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    redis = RedisServer(fsync="everysec").start()
+    if args.first_batch_child:
+        _first_batch_child(args.first_batch_child, args.redis, args.db, args.prefix, args.batch)
+        return
+    private_redis = RedisServer(fsync="everysec").start()
     try:
         if args.bus_only:
             n = int(50_000 * args.seconds)
-            rate = bus_only(redis.url, n, args.symbols)
+            rate = bus_only(private_redis.url, n, args.symbols)
             print(f"bus only: {n} entries XADDed at {rate:,.0f}/s (goal 50,000/s)")
             return
         base = warehouse_url(get_settings())
@@ -266,10 +341,12 @@ def main() -> None:
         upgrade(engine)
         engine.dispose()
         try:
+            if args.first_batches:
+                first_batches(private_redis.url, db_url)
+                return
             if args.stage:
-                n, seconds = stage(
-                    args.stage, int(args.rate * args.seconds), args.symbols, redis.url, db_url
-                )
+                n = int(args.rate * args.seconds)
+                n, seconds = stage(args.stage, n, args.symbols, private_redis.url, db_url)
                 print(
                     f"{args.stage} alone: {n:,} entries in {seconds:.1f} s = {n / seconds:,.0f}/s"
                 )
@@ -281,7 +358,7 @@ def main() -> None:
             )
             print("|---|---|---|---|---|---|---|---|---|---|")
             for rate in rates:
-                r = run_rate(rate, args.seconds, args.symbols, redis.url, db_url)
+                r = run_rate(rate, args.seconds, args.symbols, private_redis.url, db_url)
                 print(
                     f"| {r['offered']:,.0f} | {r['end_to_end_rate']:,.0f} | {r['sent']:,} | "
                     f"{r['rows']:,} | {r['quarantined']} | {r['lost']} | {r['duplicated']} | "
@@ -292,7 +369,7 @@ def main() -> None:
         finally:
             drop_database(embedded.admin_uri(admin), name)
     finally:
-        redis.cleanup()
+        private_redis.cleanup()
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ Per read (at most ``STREAM_BATCH_SIZE`` entries):
   upserted into ``minute_bars`` and rejected ones inserted into ``quarantine`` in ONE
   transaction; after it commits the entries are acknowledged. A crash before the ack redelivers
   them; the upsert makes the second delivery a no-op, so the rows are exactly once.
-- trade updates (``tu``): each order's state goes through the ledger's own
-  :func:`~pipelines.execution.ledger.apply_broker_state` (state machine, fills), all the
-  updates of a read in transactions of up to 100 (a savepoint each), each acknowledged after
-  its commit. An update older than what the ledger holds (a redelivery after a later one) is
-  refused by the state machine, logged and acknowledged; reconciliation settles anything the
-  stream missed.
+- trade updates (``tu``): the updates of a read go, in bus order, through the ledger's own
+  set-based :func:`~pipelines.execution.ledger.apply_broker_states` (state machine, fills; a
+  few statements per batch, not per update) in transactions of up to 500, acknowledged after
+  the commit. An update older than what the ledger holds (a redelivery after a later one), or
+  one that cannot be read, is refused alone, logged with its reason and acknowledged; the
+  batch's other updates are applied. Reconciliation settles anything the stream missed.
 - trades and quotes (``t``, ``q``): counted and acknowledged; the book is marked with minute
   closes.
 - news articles (``n``): checked, stored (or quarantined) and scored by
@@ -31,13 +31,18 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from alpaca.trading.models import Order
 
+from pipelines import calendar
+from pipelines.errors import BrokerError
 from pipelines.execution.brokers.alpaca import to_broker_order
-from pipelines.execution.ledger import LedgerError, apply_broker_state
+from pipelines.execution.brokers.base import BrokerOrder
+from pipelines.execution.ledger import apply_broker_states
 from pipelines.ingest import _quarantine
 from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.streaming import events
@@ -61,9 +66,9 @@ class ProcessorConfig:
     claim_idle_ms: int = 30_000  # other consumers' entries pending longer are taken over
     claim_every_s: float = 5.0
     lag_every_s: float = 1.0
-    # A trade update costs a few ms of ledger SQL: a burst of 1,000 in one transaction would
-    # show none of them until all are done. Commit (and ack) every this many.
-    trade_updates_per_commit: int = 100
+    # The ledger applies a batch of trade updates set-based (about 0.1 ms an update, see
+    # docs/benchmarks.md); a bound keeps one read's row locks and commit short all the same.
+    trade_updates_per_commit: int = 500
 
 
 class Processor:
@@ -90,7 +95,8 @@ class Processor:
 
     # ------------------------------------------------------------------ loop
     def run(self, stop: threading.Event) -> None:
-        """Process until ``stop`` is set."""
+        """Warm up, then process until ``stop`` is set."""
+        self.warm_up()
         redo, wait, next_claim, next_lag = True, 0.1, 0.0, 0.0
         names = list(self.streams.all)
         while not stop.is_set():
@@ -121,6 +127,26 @@ class Processor:
                 redo = True
                 stop.wait(wait)
                 wait = min(wait * 2, 5.0)
+
+    def warm_up(self, today: date | None = None) -> float:
+        """Pay the first batch's one-off costs before reading (seconds spent): the exchange
+        calendar (its import and holidays, and today's sessions), validation's code paths on
+        one synthetic bar of the latest session, and a warehouse connection with the bars'
+        staging table. Nothing is written: without this the first bars waited about 2 s
+        (docs/benchmarks.md, "Streaming end to end")."""
+        start = time.perf_counter()
+        today = today or datetime.now(UTC).date()
+        session = calendar.previous_session(today + timedelta(days=1))  # today, or the last
+        minute = calendar.session_open(session).to_pydatetime()
+        bar = {"T": "b", "S": "WARMUP", "t": minute, "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0}
+        entry = events.market_entry({**bar, "v": 100})
+        fields = {k: v.encode() for k, v in entry.items()}
+        validate_minute_bars(events.bars_frame([Message("warm-up", "0-0", fields)]))
+        with self.engine.begin() as conn:
+            self.store.prepare(conn)
+        seconds = time.perf_counter() - start
+        log.info("event=stream_warmed_up seconds=%.2f", seconds)
+        return seconds
 
     def _progress(self, names: list[str], now: float) -> None:
         lag = self.bus.lag(names, self.streams.group)
@@ -210,23 +236,34 @@ class Processor:
             self._marked = minute
 
     def _trade_updates(self, messages: list[Message]) -> None:
-        """Apply trade updates in bus order in ONE transaction (one commit per batch, not per
-        update), each in a savepoint: a refused one rolls back alone; then acknowledge."""
-        refused: list[tuple[str, object, LedgerError]] = []
-        with self.engine.begin() as conn:
-            for message in messages:
+        """Apply trade updates in bus order with the ledger's set-based batch (a handful of
+        statements and one commit however many), then acknowledge them. An update that cannot
+        be read or that the ledger refuses is logged with its reason and acknowledged; the
+        others are applied."""
+        reports: list[tuple[str, BrokerOrder]] = []
+        read: list[tuple[Message, object]] = []  # the entry and its event of each report
+        refused: list[tuple[Message, object, str, str]] = []
+        for message in messages:
+            update: dict[str, Any] = {}
+            try:
                 update = events.payload(message)
                 order = to_broker_order(Order(**update["order"]))
-                try:
-                    with conn.begin_nested():
-                        apply_broker_state(conn, order.client_order_id, order, "stream")
-                except LedgerError as exc:
-                    refused.append((order.client_order_id, update.get("event"), exc))
-        for coid, event, reason in refused:
+            except (ValueError, KeyError, TypeError, BrokerError) as exc:
+                reason = f"unreadable trade update: {_first_line(exc)}"
+                refused.append((message, update.get("event"), "?", reason))
+                continue
+            reports.append((order.client_order_id, order))
+            read.append((message, update.get("event")))
+        with self.engine.begin() as conn:
+            result = apply_broker_states(conn, reports, "stream")
+        for r in result.refused:
+            refused.append((*read[r.index], r.client_order_id, r.reason))
+        for message, event, coid, reason in refused:
             log.warning(
-                "event=stream_trade_update_refused client_order_id=%s update=%s reason=%s",
+                "event=stream_trade_update_refused client_order_id=%s update=%s entry=%s reason=%s",
                 coid,
                 event,
+                message.id,
                 reason,
             )
         self._done(messages)

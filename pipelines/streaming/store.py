@@ -43,12 +43,16 @@ class MinuteBarStore:
         if valid.empty:
             return 0
         self._partitions(conn, valid["ts"])
+        self.prepare(conn)
+        copy_frame(conn, "minute_bars_incoming", valid.assign(source=self.source), _COLUMNS)
+        return int(conn.exec_driver_sql(_MERGE).rowcount)
+
+    def prepare(self, conn: sa.Connection) -> None:
+        """The connection's staging table (temporary: one per connection, emptied at commit)."""
         conn.exec_driver_sql(
             "CREATE TEMP TABLE IF NOT EXISTS minute_bars_incoming "
             "(LIKE minute_bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        copy_frame(conn, "minute_bars_incoming", valid.assign(source=self.source), _COLUMNS)
-        return int(conn.exec_driver_sql(_MERGE).rowcount)
 
     def _partitions(self, conn: sa.Connection, ts: pd.Series) -> None:
         first, last = ts.min(), ts.max()

@@ -8,6 +8,11 @@ import pandas as pd
 import requests
 import sqlalchemy as sa
 
+from pipelines import calendar
+from pipelines.monitoring.stream_metrics import StreamMetrics
+from pipelines.streaming.events import Streams
+from pipelines.streaming.processor import Processor, ProcessorConfig
+from pipelines.streaming.redis_bus import RedisStreamBus
 from tests.support.alpaca_stream_server import AlpacaStreamServer, sample_day
 from tests.support.streaming import (
     SYMBOLS,
@@ -44,3 +49,16 @@ def test_bars_arrive_validated_and_exactly_once(
     assert 'mltrade_stream_messages_out_total{kind="b"} 91.0' in metrics  # 30 + 45 + 16
     assert "mltrade_stream_quarantined_rows_total 1.0" in metrics
     assert "mltrade_stream_latency_seconds_count" in metrics
+
+
+def test_the_processor_warms_up_without_writing(
+    warehouse: sa.Engine, redis_url: str, bus_prefix: str
+) -> None:
+    bus = RedisStreamBus(redis_url)
+    processor = Processor(
+        warehouse, bus, Streams(bus_prefix), ProcessorConfig("warm"), StreamMetrics()
+    )
+    assert processor.warm_up(date(2010, 3, 6)) > 0  # a Saturday: the session before it
+    assert calendar.schedule.cache_info().currsize > 0  # the calendar is loaded
+    assert count_rows(warehouse) == count_rows(warehouse, "quarantine") == 0
+    bus.close()

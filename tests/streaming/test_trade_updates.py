@@ -10,7 +10,9 @@ kill switch on, with the reason stored.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +20,12 @@ import sqlalchemy as sa
 from pipelines.execution.brokers import get_broker
 from pipelines.execution.orders import submit_plan
 from pipelines.execution.reconcile import reconcile
+from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.risk.kill_switch import kill_switch_status
+from pipelines.streaming import events
+from pipelines.streaming.events import Streams
+from pipelines.streaming.processor import Processor, ProcessorConfig
+from pipelines.streaming.redis_bus import RedisStreamBus
 from tests.support.alpaca_stream_server import AlpacaStreamServer, sample_day
 from tests.support.alpaca_trading_server import AlpacaTradingServer
 from tests.support.streaming import ServiceThread, stream_settings, wait_for
@@ -83,3 +90,70 @@ def test_fills_reach_the_ledger_and_a_loss_trips_the_kill_switch(
         sources = set(conn.execute(sa.text("SELECT DISTINCT source FROM order_events")).scalars())
     assert "stream" in sources
     assert minutes[1]["t"] - minutes[0]["t"] == timedelta(minutes=1)
+
+
+def _update(order: dict[str, Any], event: str) -> dict[str, str]:
+    public = {k: v for k, v in order.items() if not k.startswith("_")}
+    return events.trade_update_entry({"event": event, "order": public})
+
+
+def test_a_batch_with_late_duplicate_and_unreadable_updates_held_by_two_processors(
+    warehouse: sa.Engine, redis_url: str, bus_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One read's trade updates, in the worst order, handled at the same time by two
+    processors (the second reclaimed the first's entries): each good update applied once,
+    the late partial fill and the unreadable entry refused with their reasons, every entry
+    acknowledged."""
+    caplog.set_level(logging.WARNING)
+    with AlpacaTradingServer(cash=1_000_000.0, prices=PRICES, default_price=None) as venue:
+        settings = alpaca_settings(venue)
+        plan = make_plan(warehouse, WEIGHTS)
+        submit_plan(warehouse, settings, plan, get_broker(settings, warehouse), "run-1")
+        by_symbol = {r.symbol: c for c, r in ledger(warehouse, plan).items()}
+        aapl, msft = by_symbol["AAPL"], by_symbol["MSFT"]
+        venue.fill(aapl, qty=300)
+        partial = venue.orders()
+        venue.fill()
+        filled = {o["client_order_id"]: o for o in venue.orders()}
+    late = next(o for o in partial if o["client_order_id"] == aapl)
+    entries = [
+        _update(filled[aapl], "fill"),
+        _update(late, "partial_fill"),  # older than the fill before it
+        events.trade_update_entry({"event": "fill", "order": {"id": "no-such-shape"}}),
+        _update(filled[msft], "fill"),
+        _update(filled[msft], "fill"),  # redelivered
+    ]
+    streams, bus = Streams(bus_prefix), RedisStreamBus(redis_url)
+    bus.ensure_group(list(streams.all), streams.group)
+    bus.publish(streams.trade_updates, entries)
+    taken = bus.read(list(streams.all), streams.group, "p1", 100, 10)
+    reclaimed = bus.reclaim(list(streams.all), streams.group, "p2", 0, 100)
+    assert len(taken) == len(reclaimed) == len(entries)
+    processors = [
+        Processor(warehouse, bus, streams, ProcessorConfig(name), StreamMetrics())
+        for name in ("p1", "p2")
+    ]
+    threads = [
+        threading.Thread(target=p.handle, args=(batch,))
+        for p, batch in zip(processors, (taken, reclaimed), strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    rows = ledger(warehouse, plan)
+    assert {rows[c].status for c in (aapl, msft)} == {"filled"}
+    assert _fills(warehouse) == {"AAPL": 800.0, "MSFT": 4000.0}
+    with warehouse.connect() as conn:
+        fills = conn.execute(sa.text("SELECT count(*) FROM fills")).scalar_one()
+        stream_events = conn.execute(
+            sa.text("SELECT count(*) FROM order_events WHERE source = 'stream'")
+        ).scalar_one()
+    assert (fills, stream_events) == (2, 2)  # one fill and one event per order
+    assert bus.lag(list(streams.all), streams.group) == 0
+    assert bus.pending(list(streams.all), streams.group, "p1") == []
+    assert bus.pending(list(streams.all), streams.group, "p2") == []
+    refused = [r.getMessage() for r in caplog.records if "trade_update_refused" in r.getMessage()]
+    assert any("unreadable trade update" in m for m in refused)
+    assert any(aapl in m and "partially_filled is not an allowed" in m for m in refused)
+    bus.close()
