@@ -22,16 +22,10 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.controls import kill_switch_status, set_kill_switch
 from pipelines.monitoring.stream_metrics import StreamMetrics
+from pipelines.risk.limits import RiskLimits
 from pipelines.risk.pnl import equity_curve
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RiskLimits:
-    initial_capital: float  # USD
-    daily_loss_limit: float  # fraction of equity
-    max_drawdown: float  # fraction of equity
 
 
 @dataclass(frozen=True)
@@ -48,12 +42,20 @@ class Mark:
 class IntradayRisk:
     """Marks the book with the last prices it is given; trips the kill switch on a breach."""
 
-    def __init__(self, engine: sa.Engine, limits: RiskLimits, metrics: StreamMetrics) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        limits: RiskLimits,
+        initial_capital: float,
+        metrics: StreamMetrics,
+    ) -> None:
+        """``initial_capital``: USD, the equity before the first fill."""
         self.engine, self.limits, self.metrics = engine, limits, metrics
+        self.initial_capital = initial_capital
         self.prices: dict[str, float] = {}
         self._peak: float | None = None
         self._session: object = None
-        self._previous_close_equity = limits.initial_capital
+        self._previous_close_equity = initial_capital
 
     def observe(self, closes: dict[str, float]) -> None:
         """Remember the latest minute closes (USD) of some symbols."""
@@ -88,11 +90,9 @@ class IntradayRisk:
 
     def _start_session(self, session: object) -> None:
         previous = calendar.previous_session(session)  # type: ignore[arg-type]
-        curve = equity_curve(self.engine, self.limits.initial_capital, previous)
-        self._previous_close_equity = (
-            float(curve.iloc[-1]) if len(curve) else self.limits.initial_capital
-        )
-        self._peak = max([self.limits.initial_capital, *curve.tolist()])
+        curve = equity_curve(self.engine, self.initial_capital, previous)
+        self._previous_close_equity = float(curve.iloc[-1]) if len(curve) else self.initial_capital
+        self._peak = max([self.initial_capital, *curve.tolist()])
         self._session = session
 
     def _equity(self) -> float:
@@ -111,7 +111,7 @@ class IntradayRisk:
             if price is None and row.shares:
                 price = row.cost / row.shares  # never marked yet: at cost
             value += row.shares * (price or 0.0)
-        return self.limits.initial_capital - float(book["cost"].sum()) + value
+        return self.initial_capital - float(book["cost"].sum()) + value
 
     def _trip(self, reason: str) -> None:
         enabled, _, _ = kill_switch_status(self.engine)

@@ -23,6 +23,7 @@ from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import ConfigurationError
 from pipelines.monitoring.stream_metrics import StreamMetrics
+from pipelines.risk.limits import RiskLimits
 from pipelines.streaming.clients import (
     ClientConfig,
     MarketDataClient,
@@ -34,7 +35,7 @@ from pipelines.streaming.news import NewsSink
 from pipelines.streaming.processor import Processor, ProcessorConfig
 from pipelines.streaming.publisher import Publisher
 from pipelines.streaming.redis_bus import RedisStreamBus
-from pipelines.streaming.risk import IntradayRisk, RiskLimits
+from pipelines.streaming.risk import IntradayRisk
 
 log = logging.getLogger(__name__)
 Role = Literal["all", "clients", "processor"]
@@ -141,7 +142,8 @@ class StreamService:
         s = self.settings
         risk = IntradayRisk(
             self.engine,
-            RiskLimits(s.initial_capital, s.daily_loss_limit, s.max_drawdown),
+            RiskLimits.from_settings(s),
+            s.initial_capital,
             self.metrics,
         )
         self.processor = Processor(
