@@ -493,14 +493,14 @@ def backtest_controls(
 ) -> None:
     """Positive and null controls: the pipeline on a market with planted signal (and its
     oracle) and on the same market without; exits 1 when either control fails."""
-    from pipelines.backtest.controls import ControlDesign, run_controls, verdict
+    from pipelines.backtest.controls import ControlDesign, ControlRun, run_controls, verdict
     from pipelines.backtest.splits import WalkForward
 
     design = ControlDesign(
         assets, years, seed, strategy, WalkForward(n_windows=windows, retrain_every=21)
     )
 
-    def show(run) -> None:  # noqa: ANN001
+    def show(run: ControlRun) -> None:
         m = run.metrics
         console.print(
             f"{run.market:<8} {run.strategy:<15} Sharpe {m['sharpe']:6.2f}  DSR {m['dsr']:.3f}  "

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.backtest import metrics
+from pipelines.backtest.data import MarketData
 from pipelines.backtest.engine import BacktestConfig, run
 from pipelines.backtest.splits import WalkForward
 from pipelines.backtest.synthetic import PLANTED_PREMIA, planted_market
@@ -49,24 +50,27 @@ class ControlDesign:
     rebalance_every: int = 5
 
 
+ORACLE = "planted_oracle"
+
+
+@dataclass(frozen=True)
+class Controls:
+    learner: ControlRun  # the strategy under test on the planted market
+    oracle: ControlRun  # the oracle on the planted market
+    null: ControlRun  # the strategy under test on the null market
+
+
 def run_controls(
     design: ControlDesign,
     settings: Settings,
     report: Callable[[ControlRun], None] = lambda run: None,
-) -> list[ControlRun]:
-    """The learner on both markets and the oracle on the planted one, in that order."""
-    markets = {
-        "planted": planted_market(design.n_assets, design.n_years, seed=design.seed),
-        "null": planted_market(design.n_assets, design.n_years, premia={}, seed=design.seed),
-    }
-    plan = [
-        ("planted", design.strategy),
-        ("planted", "planted_oracle"),
-        ("null", design.strategy),
-    ]
-    runs = []
-    for market, strategy in plan:
-        data = markets[market]
+) -> Controls:
+    """The learner on both markets and the oracle on the planted one; ``report`` sees each
+    run as it ends."""
+    planted = planted_market(design.n_assets, design.n_years, seed=design.seed)
+    null = planted_market(design.n_assets, design.n_years, premia={}, seed=design.seed)
+
+    def backtest(market: str, data: MarketData, strategy: str) -> ControlRun:
         config = BacktestConfig(
             strategy,
             data.sessions[0],
@@ -77,29 +81,36 @@ def run_controls(
         start = time.perf_counter()
         result = run(config, data, settings, run_id=f"control-{market}-{strategy}")
         measured = metrics.summary(result.daily, result.signals)
-        runs.append(ControlRun(market, strategy, measured, time.perf_counter() - start))
-        report(runs[-1])
-    return runs
+        done = ControlRun(market, strategy, measured, time.perf_counter() - start)
+        report(done)
+        return done
+
+    return Controls(
+        learner=backtest("planted", planted, design.strategy),
+        oracle=backtest("planted", planted, ORACLE),
+        null=backtest("null", null, design.strategy),
+    )
 
 
-def verdict(runs: list[ControlRun]) -> list[str]:
+def verdict(controls: Controls) -> list[str]:
     """What failed, one sentence each; empty when both controls pass."""
-    by = {(r.market, r.strategy != "planted_oracle"): r.metrics for r in runs}
-    learner, oracle, null = by[("planted", True)], by[("planted", False)], by[("null", True)]
+    learner = controls.learner.metrics["sharpe"]
+    oracle = controls.oracle.metrics["sharpe"]
+    null_dsr = controls.null.metrics["dsr"]
     problems = []
-    if not learner["sharpe"] > 0:
-        problems.append(f"planted market: the learner's Sharpe is {learner['sharpe']:.2f}, not > 0")
-    if not learner["sharpe"] >= MIN_ORACLE_FRACTION * oracle["sharpe"]:
+    if not learner > 0:
+        problems.append(f"planted market: the learner's Sharpe is {learner:.2f}, not > 0")
+    if not learner >= MIN_ORACLE_FRACTION * oracle:
         problems.append(
-            f"planted market: the learner's Sharpe {learner['sharpe']:.2f} is below "
-            f"{MIN_ORACLE_FRACTION:.0%} of the oracle's {oracle['sharpe']:.2f}"
+            f"planted market: the learner's Sharpe {learner:.2f} is below "
+            f"{MIN_ORACLE_FRACTION:.0%} of the oracle's {oracle:.2f}"
         )
-    if not null["dsr"] < SIGNIFICANCE:
+    if not null_dsr < SIGNIFICANCE:
         problems.append(
-            f"null market: deflated Sharpe {null['dsr']:.3f} is significant "
+            f"null market: deflated Sharpe {null_dsr:.3f} is significant "
             f"(≥ {SIGNIFICANCE}) where there is no signal"
         )
     return problems
 
 
-__all__ = ["PLANTED_PREMIA", "ControlDesign", "ControlRun", "run_controls", "verdict"]
+__all__ = ["PLANTED_PREMIA", "ControlDesign", "ControlRun", "Controls", "run_controls", "verdict"]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.backtest.controls import ControlRun, verdict
+from pipelines.backtest.controls import ControlRun, Controls, verdict
 from pipelines.backtest.strategies import get_strategy
 from pipelines.backtest.synthetic import PLANTED_PREMIA, planted_market
 from pipelines.features import characteristics
@@ -74,12 +74,12 @@ def test_the_oracle_expects_the_planted_premia_times_the_ranks():
     assert len(expected) == 40
 
 
-def _runs(learner: float, oracle: float, null_dsr: float) -> list[ControlRun]:
-    return [
+def _runs(learner: float, oracle: float, null_dsr: float) -> Controls:
+    return Controls(
         ControlRun("planted", "ml_ipca", {"sharpe": learner, "dsr": 0.99}, 1.0),
         ControlRun("planted", "planted_oracle", {"sharpe": oracle, "dsr": 1.0}, 1.0),
         ControlRun("null", "ml_ipca", {"sharpe": 0.1, "dsr": null_dsr}, 1.0),
-    ]
+    )
 
 
 def test_the_verdict_passes_a_learner_near_the_oracle_and_a_quiet_null():
