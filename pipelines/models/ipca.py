@@ -21,8 +21,9 @@ factor means, and ``Γ_α`` orthogonal to ``Γ_β`` (the part of Γ_α inside sp
 into the factors, which leaves every fitted value unchanged). Fits are therefore
 deterministic and comparable across runs and implementations.
 
-Conventions: arrays, not frames; ``dates`` index the characteristics' date t, and the factor
-stored for that row is ``f_{t+1}``; returns are simple returns in the units given.
+Conventions: arrays, not frames (but :func:`frame_moments` reads a feature frame as it
+comes); ``dates`` index the characteristics' date t, and the factor stored for that row is
+``f_{t+1}``; returns are simple returns in the units given.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pipelines.errors import ModelError
@@ -80,36 +82,87 @@ class IPCAFit:
 
 
 def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) -> Moments:
-    """Managed-portfolio moments from stacked rows (characteristics, next returns, date ids)."""
+    """Managed-portfolio moments from stacked rows (characteristics, next returns, date ids).
+
+    Rows may come in any order (date-sorted arrays, or entity-major as a feature store keeps
+    them): they are gathered date by date straight into the padded workspace, never copied
+    into date order first.
+    """
     z = np.asarray(z, dtype=float)
     r = np.asarray(r, dtype=float)
     if z.ndim != 2 or r.shape != (z.shape[0],) or date_codes.shape != r.shape:
         raise ModelError("z must be n×L, r and date_codes length n")
+    return _moments(z, r, np.asarray(date_codes), n_dates, constant=False)
+
+
+def frame_moments(
+    features: pd.DataFrame, returns: pd.Series, constant: bool = True, level: str = "session_date"
+) -> tuple[Moments, pd.Index]:
+    """Moments of a feature frame and its next returns, and the dates they are indexed by.
+
+    ``features``: rows indexed by a MultiIndex with a ``level`` (the date t) level, in any
+    order — e.g. (symbol, session_date), entity-major, with rows missing wherever an asset
+    has no characteristics; ``returns``: aligned with ``features``' rows (r_{t+1}).
+    ``constant``: append a constant instrument after the columns (KPS's convention), without
+    materializing it. Same moments as :func:`moments` on ``[features, 1]`` with the date
+    codes of the sorted dates, to the last bit; the frame's values are read in place when they
+    are one float64 block.
+    """
+    if len(returns) != len(features):
+        raise ModelError(f"{len(returns)} returns for {len(features)} feature rows")
+    index = features.index
+    position = index.names.index(level)
+    levels = index.levels[position] if isinstance(index, pd.MultiIndex) else None
+    if levels is not None and levels.is_monotonic_increasing:
+        codes = np.asarray(index.codes[position])  # already integer codes: no factorize
+        used = np.bincount(codes, minlength=len(levels)) > 0
+        date_codes = (np.cumsum(used) - 1)[codes]  # unused levels (a filtered frame) dropped
+        dates = levels[used]
+    else:
+        date_codes, dates = pd.factorize(index.get_level_values(level), sort=True)
+    z = features.to_numpy(dtype=float)
+    r = returns.to_numpy(dtype=float)
+    return _moments(z, r, date_codes, len(dates), constant), pd.Index(dates, name=level)
+
+
+def _moments(
+    z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int, constant: bool
+) -> Moments:
     if not (np.isfinite(z).all() and np.isfinite(r).all()):
         raise ModelError("characteristics and returns must be finite: drop or fill missing rows")
     counts = np.bincount(date_codes, minlength=n_dates).astype(float)
     if (counts == 0).any():
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    if np.any(np.diff(date_codes) < 0):  # rows usually arrive date-sorted: skip the copy
-        order = np.argsort(date_codes, kind="stable")
-        z, r, date_codes = z[order], r[order], date_codes[order]
-    x, w = _padded_products(z, r, counts.astype(int), n_dates)
+    # Row numbers in date order; None when the rows already are (no gather needed).
+    order = np.argsort(date_codes, kind="stable") if np.any(np.diff(date_codes) < 0) else None
+    x, w = _padded_products(z, r, order, counts.astype(int), n_dates, constant)
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
 
 
 def _padded_products(
-    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int
+    z: np.ndarray,
+    r: np.ndarray,
+    order: np.ndarray | None,
+    counts: np.ndarray,
+    n_dates: int,
+    constant: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ z z'`` and ``Σ z r`` per date for date-sorted rows, without a loop over dates.
+    """``Σ z z'`` and ``Σ z r`` per date, without a loop over dates.
 
-    Dates go in blocks of about :data:`_BLOCK_BYTES`: each block's rows are copied into a
-    zero-padded dates × N_max × L buffer (reused), and one batched product gives all its
-    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). The
-    products are small (L × N_t × L), so BLAS runs on one thread: its threads cost more than
-    they save here, and much more when other processes hold the cores. Blocks keep the
-    workspace at a few MB instead of a padded copy of the whole panel.
+    ``order``: the rows' numbers in date order (None: the rows are date-sorted). Dates go in
+    blocks of about :data:`_BLOCK_BYTES`: each block's rows are gathered into a zero-padded
+    dates × N_max × L buffer (reused), and one batched product gives all its dates' Z'Z
+    (NumPy calls BLAS syrk per date: half the work of a general product). A column-major
+    ``z`` (a DataFrame's block) is gathered column by column, each a contiguous read. With
+    ``constant`` the buffer's last column is 1 on real rows and 0 on padding: the constant
+    instrument costs no copy of the panel. The products are small (L × N_t × L), so BLAS runs
+    on one thread: its threads cost more than they save here, and much more when other
+    processes hold the cores. Blocks keep the workspace at a few MB instead of a padded copy
+    of the whole panel.
     """
-    n_chars = z.shape[1]
+    n_given = z.shape[1]
+    n_chars = n_given + constant
+    by_column = z.flags.f_contiguous and not z.flags.c_contiguous
     widest = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts)])
     filled = np.arange(widest)[None, :] < counts[:, None]  # dates × N_max: a real row?
@@ -124,8 +177,16 @@ def _padded_products(
             pz, pr = buffer_z[: last - first], buffer_r[: last - first]
             mask = filled[first:last]
             rows = slice(starts[first], starts[last])
-            pz[mask], pr[mask] = z[rows], r[rows]
+            picked = rows if order is None else order[rows]
             pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
+            if by_column:
+                for column in range(n_given):
+                    pz[:, :, column][mask] = z[picked, column]
+            else:
+                pz[mask, :n_given] = z[picked]
+            if constant:
+                pz[:, :, n_given] = mask
+            pr[mask] = r[picked]
             transposed = pz.transpose(0, 2, 1)
             np.matmul(transposed, pz, out=w[first:last])
             x[first:last] = np.matmul(transposed, pr[:, :, None])[:, :, 0]
