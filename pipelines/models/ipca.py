@@ -30,12 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from pipelines.errors import ModelError
+
+if TYPE_CHECKING:  # pandas only for frame_moments: the array path stays light to import
+    import pandas as pd
 
 _BLOCK_BYTES = 8 * 2**20  # padded workspace per block of dates
 MAX_ITER, TOL = 5_000, 1e-10  # ALS defaults: iterations, largest change in Γ or F
@@ -108,6 +111,8 @@ def frame_moments(
     codes of the sorted dates, to the last bit; the frame's values are read in place when they
     are one float64 block.
     """
+    import pandas as pd
+
     if len(returns) != len(features):
         raise ModelError(f"{len(returns)} returns for {len(features)} feature rows")
     index = features.index
@@ -133,27 +138,26 @@ def _moments(
     counts = np.bincount(date_codes, minlength=n_dates).astype(float)
     if (counts == 0).any():
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    # Row numbers in date order; None when the rows already are (no gather needed).
-    order = np.argsort(date_codes, kind="stable") if np.any(np.diff(date_codes) < 0) else None
-    x, w = _padded_products(z, r, order, counts.astype(int), n_dates, constant)
+    if np.any(np.diff(date_codes) < 0):
+        x, w = _chunked_products(z, r, date_codes, n_dates, constant)
+    else:
+        x, w = _padded_products(z, r, counts.astype(int), n_dates, constant)
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
 
 
-def _padded_products(
-    z: np.ndarray,
-    r: np.ndarray,
-    order: np.ndarray | None,
-    counts: np.ndarray,
-    n_dates: int,
-    constant: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ z z'`` and ``Σ z r`` per date, without a loop over dates.
+def _by_column(z: np.ndarray) -> bool:
+    """Whether to read ``z`` a column at a time: a DataFrame's float block is column-major."""
+    return bool(z.flags.f_contiguous and not z.flags.c_contiguous)
 
-    ``order``: the rows' numbers in date order (None: the rows are date-sorted). Dates go in
-    blocks of about :data:`_BLOCK_BYTES`: each block's rows are gathered into a zero-padded
-    dates × N_max × L buffer (reused), and one batched product gives all its dates' Z'Z
-    (NumPy calls BLAS syrk per date: half the work of a general product). A column-major
-    ``z`` (a DataFrame's block) is gathered column by column, each a contiguous read. With
+
+def _padded_products(
+    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int, constant: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ z z'`` and ``Σ z r`` per date for date-sorted rows, without a loop over dates.
+
+    Dates go in blocks of about :data:`_BLOCK_BYTES`: each block's rows are copied into a
+    zero-padded dates × N_max × L buffer (reused), and one batched product gives all its
+    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). With
     ``constant`` the buffer's last column is 1 on real rows and 0 on padding: the constant
     instrument costs no copy of the panel. The products are small (L × N_t × L), so BLAS runs
     on one thread: its threads cost more than they save here, and much more when other
@@ -162,7 +166,7 @@ def _padded_products(
     """
     n_given = z.shape[1]
     n_chars = n_given + constant
-    by_column = z.flags.f_contiguous and not z.flags.c_contiguous
+    by_column = _by_column(z)
     widest = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts)])
     filled = np.arange(widest)[None, :] < counts[:, None]  # dates × N_max: a real row?
@@ -177,19 +181,68 @@ def _padded_products(
             pz, pr = buffer_z[: last - first], buffer_r[: last - first]
             mask = filled[first:last]
             rows = slice(starts[first], starts[last])
-            picked = rows if order is None else order[rows]
-            pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
             if by_column:
                 for column in range(n_given):
-                    pz[:, :, column][mask] = z[picked, column]
+                    pz[:, :, column][mask] = z[rows, column]
             else:
-                pz[mask, :n_given] = z[picked]
+                pz[mask, :n_given] = z[rows]
             if constant:
                 pz[:, :, n_given] = mask
-            pr[mask] = r[picked]
+            pr[mask] = r[rows]
+            pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
             transposed = pz.transpose(0, 2, 1)
             np.matmul(transposed, pz, out=w[first:last])
             x[first:last] = np.matmul(transposed, pr[:, :, None])[:, :, 0]
+    return x, w
+
+
+def _chunked_products(
+    z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int, constant: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ z z'`` and ``Σ z r`` per date for rows in any order (e.g. entity-major).
+
+    Sorting the whole panel into date order first is a random gather of every row, most of
+    a fit's time on a large panel. Instead the rows are read in contiguous chunks of about
+    :data:`_BLOCK_BYTES` (a sequential read, column by column for a column-major ``z``); each
+    chunk is padded by date on its own (entity-major, a chunk is a few assets × all their
+    dates, so the padding is dense), one batched product gives its per-date sums, and those
+    are added to the dates' totals. The sums are the same as :func:`_padded_products`' up to
+    the order of addition (a few units in the last place).
+    """
+    n_given = z.shape[1]
+    n_chars = n_given + constant
+    by_column = _by_column(z)
+    chunk = max(1, _BLOCK_BYTES // (8 * n_chars))
+    x = np.zeros((n_dates, n_chars))
+    w = np.zeros((n_dates, n_chars, n_chars))
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, len(r), chunk):
+            rows = slice(start, min(len(r), start + chunk))
+            order = np.argsort(date_codes[rows], kind="stable")
+            ordered = date_codes[rows][order]
+            firsts = np.flatnonzero(np.diff(ordered, prepend=-1))  # each date's first row
+            sizes = np.diff(np.append(firsts, len(ordered)))
+            widest = int(sizes.max())
+            # Each row's place in the chunk's padded (date, slot) grid, flattened.
+            place = np.empty(len(order), dtype=np.intp)
+            place[order] = np.repeat(np.arange(len(firsts)) * widest - firsts, sizes) + np.arange(
+                len(order)
+            )
+            pz = np.zeros((len(firsts) * widest, n_chars))
+            pr = np.zeros(len(firsts) * widest)
+            # A column-major chunk is transposed in cache (8 MB), then scattered by rows.
+            pz[place, :n_given] = np.ascontiguousarray(z[rows]) if by_column else z[rows]
+            if constant:
+                pz[place, n_given] = 1.0
+            pr[place] = r[rows]
+            pz = pz.reshape(len(firsts), widest, n_chars)
+            pr = pr.reshape(len(firsts), widest)
+            transposed = pz.transpose(0, 2, 1)
+            dates = ordered[firsts]
+            if dates[-1] - dates[0] + 1 == len(dates):  # a run of dates: add in place
+                dates = slice(int(dates[0]), int(dates[-1]) + 1)
+            w[dates] += np.matmul(transposed, pz)
+            x[dates] += np.matmul(transposed, pr[:, :, None])[:, :, 0]
     return x, w
 
 

@@ -153,10 +153,13 @@ def test_the_feature_store_layout_gives_the_same_gamma_as_sorted_arrays(
     codes, uniques = np.unique(small.date_codes[kept], return_inverse=True)
     from_arrays = ipca.moments(small.z[kept], small.r[kept], uniques, len(codes))
     assert len(dates) == len(codes) and dates.is_monotonic_increasing
-    np.testing.assert_array_equal(from_frame.x, from_arrays.x)  # the same products, bit for bit
-    np.testing.assert_array_equal(from_frame.w, from_arrays.w)
-    np.testing.assert_array_equal(ipca.fit(from_frame, 2).gamma_beta,
-                                  ipca.fit(from_arrays, 2).gamma_beta)
+    # The same sums, added in another order (chunks of rows instead of whole dates).
+    np.testing.assert_allclose(from_frame.x, from_arrays.x, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(from_frame.w, from_arrays.w, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(from_frame.counts, from_arrays.counts)
+    gamma_frame = ipca.fit(from_frame, 2, tol=1e-12).gamma_beta
+    np.testing.assert_allclose(gamma_frame, ipca.fit(from_arrays, 2, tol=1e-12).gamma_beta,
+                               rtol=0, atol=1e-12)
 
 
 def test_a_filtered_frame_drops_its_unused_dates(small: synthetic.Panel) -> None:
