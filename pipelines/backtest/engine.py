@@ -237,7 +237,7 @@ def _strategy_predictor(
         expected = strategy.expected_returns(data.as_of(as_of), as_of).dropna()
         ok = replay.eligible.loc[as_of]
         expected = expected[[bool(ok.get(s, False)) for s in expected.index]]
-        timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
+        _add(timings, "predict", clock)  # the strategy alone (inside step.predict)
         replay.signals.append(
             pd.DataFrame(
                 {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
@@ -261,6 +261,25 @@ def _training_set(data: MarketData, fold: splits.Fold) -> TrainingSet:
     forward = (close.shift(-1) / close - 1).stack(future_stack=True)
     forward.index = forward.index.set_names(["session_date", "symbol"])
     return TrainingSet(rows, forward.reindex(rows.index))
+
+
+#: The live step's parts (``rebalance_session``'s ``on_step`` names) → timing keys. The
+#: money-path guard runs between predict and optimize, so it counts in ``step.plan``.
+STEPS = {
+    "reconcile before": "step.reconcile",
+    "predict": "step.predict",
+    "optimize": "step.plan",
+    "risk gate": "step.gate",
+    "submit": "step.submit",
+    "reconcile after": "step.reconcile",
+}
+
+
+def _add(timings: dict[str, float], key: str, since: float) -> float:
+    """Add the seconds from ``since`` to now to ``timings[key]``; return now."""
+    now = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + now - since
+    return now
 
 
 class _Replay:
@@ -301,29 +320,42 @@ class _Replay:
     ) -> None:
         as_of = self.data.sessions[self.row[day] - 1]
         self.clock.advance_to(premarket(day))  # type: ignore[attr-defined]
-        start_equity, _ = self.equity(as_of)
         clock = time.perf_counter()
+        start_equity, _ = self.equity(as_of)
         rebalance = force or self.since_rebalance >= self.config.rebalance_every
         if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
             rebalance = True
+        _add(timings, "step.drift", clock)
         if rebalance:
-            self._rebalance(predict, day, as_of)
+            self._rebalance(predict, day, as_of, timings)
             self.since_rebalance = 0
         # Between rebalances nothing is due: each session's orders fill at its own open in the
         # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
         # session) stays open and the next step's reconciliation sees it.
         self.since_rebalance += 1
         timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
+        clock = time.perf_counter()
         self._mark(day, start_equity, rebalance)
+        _add(timings, "step.mark", clock)
 
-    def _rebalance(self, predict: Predictor, day: date, as_of: date) -> None:
+    def _rebalance(
+        self, predict: Predictor, day: date, as_of: date, timings: dict[str, float]
+    ) -> None:
+        since = [time.perf_counter()]
+
+        def on_step(name: str) -> None:  # the live step reports each part as it ends
+            since[0] = _add(timings, STEPS[name], since[0])
+
         try:
             rebalance_session(
-                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict
-            )
+                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict,
+                on_step,
+            )  # fmt: skip
         except (RiskLimitBreached, OptimizationError) as exc:  # fail closed: nothing traded
+            since[0] = _add(timings, "step.blocked", since[0])
             self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})
             reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
+            _add(timings, "step.reconcile", since[0])
 
     def _drift(self, as_of: date, equity: float) -> float:
         plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
