@@ -233,21 +233,22 @@ def _chunked_products(
             place[order] = np.repeat(np.arange(len(firsts)) * widest - firsts, sizes) + np.arange(
                 len(order)
             )
-            pz = np.zeros((len(firsts) * widest, n_chars))
-            pr = np.zeros(len(firsts) * widest)
+            flat_z = np.zeros((len(firsts) * widest, n_chars))
+            flat_r = np.zeros(len(firsts) * widest)
             # A column-major chunk is transposed in cache (8 MB), then scattered by rows.
-            pz[place, :n_given] = np.ascontiguousarray(z[rows]) if by_column else z[rows]
+            flat_z[place, :n_given] = np.ascontiguousarray(z[rows]) if by_column else z[rows]
             if constant:
-                pz[place, n_given] = 1.0
-            pr[place] = r[rows]
-            pz = pz.reshape(len(firsts), widest, n_chars)
-            pr = pr.reshape(len(firsts), widest)
+                flat_z[place, n_given] = 1.0
+            flat_r[place] = r[rows]
+            pz = flat_z.reshape(len(firsts), widest, n_chars)
+            pr = flat_r.reshape(len(firsts), widest)
             transposed = pz.transpose(0, 2, 1)
             dates = ordered[firsts]
+            into: slice | np.ndarray = dates
             if dates[-1] - dates[0] + 1 == len(dates):  # a run of dates: add in place
-                dates = slice(int(dates[0]), int(dates[-1]) + 1)
-            w[dates] += np.matmul(transposed, pz)
-            x[dates] += np.matmul(transposed, pr[:, :, None])[:, :, 0]
+                into = slice(int(dates[0]), int(dates[-1]) + 1)
+            w[into] += np.matmul(transposed, pz)
+            x[into] += np.matmul(transposed, pr[:, :, None])[:, :, 0]
     return x, w
 
 
