@@ -7,7 +7,7 @@ The whole engine runs as `mltrade backtest` does: features, monthly refits, and 
 out-of-sample session the live step replayed on a throwaway PostgreSQL database (reconcile,
 predict, plan, gate, submit through the ledger, simulated fills, mark), without the
 warehouse writes of the result; the tearsheet is timed separately on the same result. It
-prints the seconds per stage, the live step's seconds per part (``step.*``: what costs what),
+prints the seconds per stage, the live step's seconds per part (``result.steps``: what costs what),
 the peak RSS, the load average before and after, and two raw limits measured in the same
 run: CLARABEL's own solve time for one problem of the run's size (the optimizer can not go
 below ``calls × solve time``) and a vectorized replay of the realized weights (the accounting
@@ -122,8 +122,7 @@ def main() -> None:
     replay = time.perf_counter() - t0
 
     load_after = os.getloadavg()
-    stages = {k: v for k, v in result.timings.items() if not k.startswith("step.")}
-    steps = {k[5:]: v for k, v in result.timings.items() if k.startswith("step.")}
+    stages, steps = dict(result.timings), dict(result.steps)
     sessions = len(result.daily)
     print(
         f"\nwalk-forward: {len(result.folds)} fits, {sessions} out-of-sample "

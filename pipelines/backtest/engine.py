@@ -97,9 +97,12 @@ class BacktestResult:
     folds: list[splits.Fold]
     fit_metrics: list[dict[str, float]]
     events: list[dict[str, object]]  # blocked rebalances, with the reason
-    timings: dict[str, float]
+    timings: dict[str, float]  # seconds per stage (validate, features, load, train, execute, …)
     strategy_params: dict[str, object]
     features: pd.DataFrame | None = None  # the characteristics the strategies saw
+    #: seconds per part of the live step (reconcile, predict, plan, gate, submit, blocked,
+    #: drift, mark), apart from ``timings``: they overlap its ``execute``
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def validate(config: BacktestConfig, data: MarketData) -> tuple[Strategy, list[splits.Fold]]:
@@ -237,7 +240,7 @@ def _strategy_predictor(
         expected = strategy.expected_returns(data.as_of(as_of), as_of).dropna()
         ok = replay.eligible.loc[as_of]
         expected = expected[[bool(ok.get(s, False)) for s in expected.index]]
-        _add(timings, "predict", clock)  # the strategy alone (inside step.predict)
+        _add(timings, "predict", clock)  # the strategy alone (inside steps["predict"])
         replay.signals.append(
             pd.DataFrame(
                 {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
@@ -263,15 +266,15 @@ def _training_set(data: MarketData, fold: splits.Fold) -> TrainingSet:
     return TrainingSet(rows, forward.reindex(rows.index))
 
 
-#: The live step's parts (``rebalance_session``'s ``on_step`` names) → timing keys. The
-#: money-path guard runs between predict and optimize, so it counts in ``step.plan``.
+#: The live step's parts (``rebalance_session``'s ``on_step`` names) → ``steps`` keys. The
+#: money-path guard runs between predict and optimize, so it counts in ``plan``.
 STEPS = {
-    "reconcile before": "step.reconcile",
-    "predict": "step.predict",
-    "optimize": "step.plan",
-    "risk gate": "step.gate",
-    "submit": "step.submit",
-    "reconcile after": "step.reconcile",
+    "reconcile before": "reconcile",
+    "predict": "predict",
+    "optimize": "plan",
+    "risk gate": "gate",
+    "submit": "submit",
+    "reconcile after": "reconcile",
 }
 
 
@@ -303,6 +306,7 @@ class _Replay:
         self.weights: list[tuple[date, str, float]] = []
         self.signals: list[pd.DataFrame] = []
         self.events: list[dict[str, object]] = []
+        self.steps: dict[str, float] = {}
         self.market = data.close.pct_change(fill_method=None).mean(axis=1)
 
     def equity(self, day: date) -> tuple[float, pd.Series]:
@@ -325,9 +329,9 @@ class _Replay:
         rebalance = force or self.since_rebalance >= self.config.rebalance_every
         if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
             rebalance = True
-        _add(timings, "step.drift", clock)
+        _add(self.steps, "drift", clock)
         if rebalance:
-            self._rebalance(predict, day, as_of, timings)
+            self._rebalance(predict, day, as_of)
             self.since_rebalance = 0
         # Between rebalances nothing is due: each session's orders fill at its own open in the
         # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
@@ -336,15 +340,13 @@ class _Replay:
         timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
         clock = time.perf_counter()
         self._mark(day, start_equity, rebalance)
-        _add(timings, "step.mark", clock)
+        _add(self.steps, "mark", clock)
 
-    def _rebalance(
-        self, predict: Predictor, day: date, as_of: date, timings: dict[str, float]
-    ) -> None:
+    def _rebalance(self, predict: Predictor, day: date, as_of: date) -> None:
         since = [time.perf_counter()]
 
         def on_step(name: str) -> None:  # the live step reports each part as it ends
-            since[0] = _add(timings, STEPS[name], since[0])
+            since[0] = _add(self.steps, STEPS[name], since[0])
 
         try:
             rebalance_session(
@@ -352,10 +354,10 @@ class _Replay:
                 on_step,
             )  # fmt: skip
         except (RiskLimitBreached, OptimizationError) as exc:  # fail closed: nothing traded
-            since[0] = _add(timings, "step.blocked", since[0])
+            since[0] = _add(self.steps, "blocked", since[0])
             self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})
             reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
-            _add(timings, "step.reconcile", since[0])
+            _add(self.steps, "reconcile", since[0])
 
     def _drift(self, as_of: date, equity: float) -> float:
         plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
@@ -424,6 +426,7 @@ class _Replay:
             self.events,
             timings,
             strategy_params,
+            steps=self.steps,
         )
 
 
