@@ -97,9 +97,12 @@ class BacktestResult:
     folds: list[splits.Fold]
     fit_metrics: list[dict[str, float]]
     events: list[dict[str, object]]  # blocked rebalances, with the reason
-    timings: dict[str, float]
+    timings: dict[str, float]  # seconds per stage (validate, features, load, train, execute, …)
     strategy_params: dict[str, object]
     features: pd.DataFrame | None = None  # the characteristics the strategies saw
+    #: seconds per part of the live step (reconcile, predict, plan, gate, submit, blocked,
+    #: drift, mark), apart from ``timings``: they overlap its ``execute``
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def validate(config: BacktestConfig, data: MarketData) -> tuple[Strategy, list[splits.Fold]]:
@@ -237,7 +240,7 @@ def _strategy_predictor(
         expected = strategy.expected_returns(data.as_of(as_of), as_of).dropna()
         ok = replay.eligible.loc[as_of]
         expected = expected[[bool(ok.get(s, False)) for s in expected.index]]
-        timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - clock
+        _add(timings, "predict", clock)  # the strategy alone (inside steps["predict"])
         replay.signals.append(
             pd.DataFrame(
                 {"session_date": as_of, "symbol": expected.index, "expected": expected.values}
@@ -263,6 +266,25 @@ def _training_set(data: MarketData, fold: splits.Fold) -> TrainingSet:
     return TrainingSet(rows, forward.reindex(rows.index))
 
 
+#: The live step's parts (``rebalance_session``'s ``on_step`` names) → ``steps`` keys. The
+#: money-path guard runs between predict and optimize, so it counts in ``plan``.
+STEPS = {
+    "reconcile before": "reconcile",
+    "predict": "predict",
+    "optimize": "plan",
+    "risk gate": "gate",
+    "submit": "submit",
+    "reconcile after": "reconcile",
+}
+
+
+def _add(timings: dict[str, float], key: str, since: float) -> float:
+    """Add the seconds from ``since`` to now to ``timings[key]``; return now."""
+    now = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + now - since
+    return now
+
+
 class _Replay:
     """The driver: moves the clock, calls the live step, marks the broker's book."""
 
@@ -284,6 +306,7 @@ class _Replay:
         self.weights: list[tuple[date, str, float]] = []
         self.signals: list[pd.DataFrame] = []
         self.events: list[dict[str, object]] = []
+        self.steps: dict[str, float] = {}
         self.market = data.close.pct_change(fill_method=None).mean(axis=1)
 
     def equity(self, day: date) -> tuple[float, pd.Series]:
@@ -301,11 +324,12 @@ class _Replay:
     ) -> None:
         as_of = self.data.sessions[self.row[day] - 1]
         self.clock.advance_to(premarket(day))  # type: ignore[attr-defined]
-        start_equity, _ = self.equity(as_of)
         clock = time.perf_counter()
+        start_equity, _ = self.equity(as_of)
         rebalance = force or self.since_rebalance >= self.config.rebalance_every
         if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
             rebalance = True
+        _add(self.steps, "drift", clock)
         if rebalance:
             self._rebalance(predict, day, as_of)
             self.since_rebalance = 0
@@ -314,16 +338,26 @@ class _Replay:
         # session) stays open and the next step's reconciliation sees it.
         self.since_rebalance += 1
         timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
+        clock = time.perf_counter()
         self._mark(day, start_equity, rebalance)
+        _add(self.steps, "mark", clock)
 
     def _rebalance(self, predict: Predictor, day: date, as_of: date) -> None:
+        since = [time.perf_counter()]
+
+        def on_step(name: str) -> None:  # the live step reports each part as it ends
+            since[0] = _add(self.steps, STEPS[name], since[0])
+
         try:
             rebalance_session(
-                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict
-            )
+                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict,
+                on_step,
+            )  # fmt: skip
         except (RiskLimitBreached, OptimizationError) as exc:  # fail closed: nothing traded
+            since[0] = _add(self.steps, "blocked", since[0])
             self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})
             reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
+            _add(self.steps, "reconcile", since[0])
 
     def _drift(self, as_of: date, equity: float) -> float:
         plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
@@ -392,6 +426,7 @@ class _Replay:
             self.events,
             timings,
             strategy_params,
+            steps=self.steps,
         )
 
 

@@ -21,21 +21,27 @@ factor means, and ``Γ_α`` orthogonal to ``Γ_β`` (the part of Γ_α inside sp
 into the factors, which leaves every fitted value unchanged). Fits are therefore
 deterministic and comparable across runs and implementations.
 
-Conventions: arrays, not frames; ``dates`` index the characteristics' date t, and the factor
-stored for that row is ``f_{t+1}``; returns are simple returns in the units given.
+Conventions: arrays, not frames (but :func:`frame_moments` reads a feature frame as it
+comes); ``dates`` index the characteristics' date t, and the factor stored for that row is
+``f_{t+1}``; returns are simple returns in the units given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipelines.errors import ModelError
 
-_BLOCK_BYTES = 8 * 2**20  # padded workspace per block of dates
+if TYPE_CHECKING:  # pandas only for frame_moments: the array path stays light to import
+    import pandas as pd
+
+_BLOCK_BYTES = 8 * 2**20  # padded workspace per block of dates (date-sorted rows)
+_CHUNK_BYTES = 8 * 2**20  # rows read per chunk (rows in any other order)
 MAX_ITER, TOL = 5_000, 1e-10  # ALS defaults: iterations, largest change in Γ or F
 
 
@@ -80,36 +86,92 @@ class IPCAFit:
 
 
 def moments(z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int) -> Moments:
-    """Managed-portfolio moments from stacked rows (characteristics, next returns, date ids)."""
+    """Managed-portfolio moments from stacked rows (characteristics, next returns, date ids).
+
+    Rows may come in any order (date-sorted arrays, or entity-major as a feature store keeps
+    them): they are gathered date by date straight into the padded workspace, never copied
+    into date order first.
+    """
     z = np.asarray(z, dtype=float)
     r = np.asarray(r, dtype=float)
     if z.ndim != 2 or r.shape != (z.shape[0],) or date_codes.shape != r.shape:
         raise ModelError("z must be n×L, r and date_codes length n")
-    if not (np.isfinite(z).all() and np.isfinite(r).all()):
+    return _moments(z, r, np.asarray(date_codes), n_dates, constant=False)
+
+
+def frame_moments(
+    features: pd.DataFrame, returns: pd.Series, constant: bool = True, level: str = "session_date"
+) -> tuple[Moments, pd.Index]:
+    """Moments of a feature frame and its next returns, and the dates they are indexed by.
+
+    ``features``: rows indexed by a MultiIndex with a ``level`` (the date t) level, in any
+    order — e.g. (symbol, session_date), entity-major, with rows missing wherever an asset
+    has no characteristics; ``returns``: aligned with ``features``' rows (r_{t+1}).
+    ``constant``: append a constant instrument after the columns (KPS's convention), without
+    materializing it. Same moments as :func:`moments` on ``[features, 1]`` with the date
+    codes of the sorted dates, to the last bit; the frame's values are read in place when they
+    are one float64 block.
+    """
+    import pandas as pd
+
+    if len(returns) != len(features):
+        raise ModelError(f"{len(returns)} returns for {len(features)} feature rows")
+    index = features.index
+    position = index.names.index(level)
+    levels = index.levels[position] if isinstance(index, pd.MultiIndex) else None
+    if levels is not None and levels.is_monotonic_increasing:
+        codes = np.asarray(index.codes[position])  # already integer codes: no factorize
+        used = np.bincount(codes, minlength=len(levels)) > 0
+        date_codes = (np.cumsum(used) - 1)[codes]  # unused levels (a filtered frame) dropped
+        dates = levels[used]
+    else:
+        date_codes, dates = pd.factorize(index.get_level_values(level), sort=True)
+    z = features.to_numpy(dtype=float)
+    r = returns.to_numpy(dtype=float)
+    return _moments(z, r, date_codes, len(dates), constant), pd.Index(dates, name=level)
+
+
+def _moments(
+    z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int, constant: bool
+) -> Moments:
+    # A NaN or an infinity makes the sum non-finite: one pass without a mask the size of z
+    # (a fifth of the moments' time on a large panel); the exact check runs only then.
+    if not (np.isfinite(z.sum()) and np.isfinite(r.sum())) and not (
+        np.isfinite(z).all() and np.isfinite(r).all()
+    ):
         raise ModelError("characteristics and returns must be finite: drop or fill missing rows")
     counts = np.bincount(date_codes, minlength=n_dates).astype(float)
     if (counts == 0).any():
         raise ModelError(f"dates without assets: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    if np.any(np.diff(date_codes) < 0):  # rows usually arrive date-sorted: skip the copy
-        order = np.argsort(date_codes, kind="stable")
-        z, r, date_codes = z[order], r[order], date_codes[order]
-    x, w = _padded_products(z, r, counts.astype(int), n_dates)
+    if np.any(np.diff(date_codes) < 0):
+        x, w = _chunked_products(z, r, date_codes, n_dates, constant)
+    else:
+        x, w = _padded_products(z, r, counts.astype(int), n_dates, constant)
     return Moments(x / counts[:, None], w / counts[:, None, None], counts)
 
 
+def _by_column(z: np.ndarray) -> bool:
+    """Whether to read ``z`` a column at a time: a DataFrame's float block is column-major."""
+    return bool(z.flags.f_contiguous and not z.flags.c_contiguous)
+
+
 def _padded_products(
-    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int
+    z: np.ndarray, r: np.ndarray, counts: np.ndarray, n_dates: int, constant: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``Σ z z'`` and ``Σ z r`` per date for date-sorted rows, without a loop over dates.
 
     Dates go in blocks of about :data:`_BLOCK_BYTES`: each block's rows are copied into a
     zero-padded dates × N_max × L buffer (reused), and one batched product gives all its
-    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). The
-    products are small (L × N_t × L), so BLAS runs on one thread: its threads cost more than
-    they save here, and much more when other processes hold the cores. Blocks keep the
-    workspace at a few MB instead of a padded copy of the whole panel.
+    dates' Z'Z (NumPy calls BLAS syrk per date: half the work of a general product). With
+    ``constant`` the buffer's last column is 1 on real rows and 0 on padding: the constant
+    instrument costs no copy of the panel. The products are small (L × N_t × L), so BLAS runs
+    on one thread: its threads cost more than they save here, and much more when other
+    processes hold the cores. Blocks keep the workspace at a few MB instead of a padded copy
+    of the whole panel.
     """
-    n_chars = z.shape[1]
+    n_given = z.shape[1]
+    n_chars = n_given + constant
+    by_column = _by_column(z)
     widest = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts)])
     filled = np.arange(widest)[None, :] < counts[:, None]  # dates × N_max: a real row?
@@ -124,11 +186,69 @@ def _padded_products(
             pz, pr = buffer_z[: last - first], buffer_r[: last - first]
             mask = filled[first:last]
             rows = slice(starts[first], starts[last])
-            pz[mask], pr[mask] = z[rows], r[rows]
+            if by_column:
+                for column in range(n_given):
+                    pz[:, :, column][mask] = z[rows, column]
+            else:
+                pz[mask, :n_given] = z[rows]
+            if constant:
+                pz[:, :, n_given] = mask
+            pr[mask] = r[rows]
             pz[~mask], pr[~mask] = 0.0, 0.0  # padding left from the previous block
             transposed = pz.transpose(0, 2, 1)
             np.matmul(transposed, pz, out=w[first:last])
             x[first:last] = np.matmul(transposed, pr[:, :, None])[:, :, 0]
+    return x, w
+
+
+def _chunked_products(
+    z: np.ndarray, r: np.ndarray, date_codes: np.ndarray, n_dates: int, constant: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ z z'`` and ``Σ z r`` per date for rows in any order (e.g. entity-major).
+
+    Sorting the whole panel into date order first is a random gather of every row, most of
+    a fit's time on a large panel. Instead the rows are read in contiguous chunks of about
+    :data:`_BLOCK_BYTES` (a sequential read, column by column for a column-major ``z``); each
+    chunk is padded by date on its own (entity-major, a chunk is a few assets × all their
+    dates, so the padding is dense), one batched product gives its per-date sums, and those
+    are added to the dates' totals. The sums are the same as :func:`_padded_products`' up to
+    the order of addition (a few units in the last place).
+    """
+    n_given = z.shape[1]
+    n_chars = n_given + constant
+    by_column = _by_column(z)
+    chunk = max(1, _CHUNK_BYTES // (8 * n_chars))
+    x = np.zeros((n_dates, n_chars))
+    w = np.zeros((n_dates, n_chars, n_chars))
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, len(r), chunk):
+            rows = slice(start, min(len(r), start + chunk))
+            order = np.argsort(date_codes[rows], kind="stable")
+            ordered = date_codes[rows][order]
+            firsts = np.flatnonzero(np.diff(ordered, prepend=-1))  # each date's first row
+            sizes = np.diff(np.append(firsts, len(ordered)))
+            widest = int(sizes.max())
+            # Each row's place in the chunk's padded (date, slot) grid, flattened.
+            place = np.empty(len(order), dtype=np.intp)
+            place[order] = np.repeat(np.arange(len(firsts)) * widest - firsts, sizes) + np.arange(
+                len(order)
+            )
+            flat_z = np.zeros((len(firsts) * widest, n_chars))
+            flat_r = np.zeros(len(firsts) * widest)
+            # A column-major chunk is transposed in cache (8 MB), then scattered by rows.
+            flat_z[place, :n_given] = np.ascontiguousarray(z[rows]) if by_column else z[rows]
+            if constant:
+                flat_z[place, n_given] = 1.0
+            flat_r[place] = r[rows]
+            pz = flat_z.reshape(len(firsts), widest, n_chars)
+            pr = flat_r.reshape(len(firsts), widest)
+            transposed = pz.transpose(0, 2, 1)
+            dates = ordered[firsts]
+            into: slice | np.ndarray = dates
+            if dates[-1] - dates[0] + 1 == len(dates):  # a run of dates: add in place
+                into = slice(int(dates[0]), int(dates[-1]) + 1)
+            w[into] += np.matmul(transposed, pz)
+            x[into] += np.matmul(transposed, pr[:, :, None])[:, :, 0]
     return x, w
 
 

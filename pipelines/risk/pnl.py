@@ -30,16 +30,10 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
         )
         if fills.empty:
             return pd.Series(dtype=float, name="equity")
-        closes = pd.read_sql(
-            sa.text(
-                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date BETWEEN :a AND :b"
-            ),
-            conn,
-            params={"s": sorted(set(fills.symbol)), "a": fills.session_date.min(), "b": as_of},
-        )
-    price = closes.pivot(index="session_date", columns="symbol", values="close").sort_index()
-    price = price.ffill()
+        index = _sessions(conn, sorted(set(fills.symbol)), fills.session_date.min(), as_of)
+        closes = _held_closes(conn, fills, as_of)
+    price = closes.pivot(index="session_date", columns="symbol", values="close")
+    price = price.reindex(index=index, columns=sorted(set(fills.symbol))).ffill()
     signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
     fills = fills.assign(shares=signed, cash=-signed * fills.price - fills.commission)
     shares = (
@@ -51,6 +45,87 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
     cash = fills.groupby("session_date").cash.sum().reindex(price.index, fill_value=0.0).cumsum()
     held = (shares * price[shares.columns].fillna(0.0)).sum(axis=1)
     return (initial_cash + cash + held).rename("equity")
+
+
+def _sessions(conn: sa.Connection, symbols: list[str], start: date, end: date) -> pd.Index:
+    """The sessions in ``[start, end]`` where any of ``symbols`` has a bar (the curve's points).
+
+    A skip scan: one probe of the ``session_date`` index per session, not a read of every
+    bar in the window (which made each call grow with sessions × symbols)."""
+    dates = conn.execute(
+        sa.text("""
+            WITH RECURSIVE d(x) AS (
+                SELECT min(session_date) FROM bars WHERE session_date BETWEEN :a AND :b
+                UNION ALL
+                SELECT (SELECT min(session_date) FROM bars
+                        WHERE session_date > d.x AND session_date <= :b)
+                FROM d WHERE d.x IS NOT NULL)
+            SELECT x FROM d WHERE x IS NOT NULL AND EXISTS (
+                SELECT 1 FROM bars WHERE session_date = d.x AND symbol = ANY(:s))
+            ORDER BY x"""),
+        {"a": start, "b": end, "s": symbols},
+    ).scalars()
+    return pd.Index(list(dates), name="session_date")
+
+
+def _held_closes(conn: sa.Connection, fills: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The closes a held share is valued at: per symbol, from its first fill's session to the
+    session it went flat (or ``as_of``), plus its last close before that first session when
+    it has no bar on it (the curve carries a close forward, but not from before the first
+    fill of all, where it starts). A flat symbol adds 0 to the curve, so the curve is the same
+    as from every close of every symbol ever traded."""
+    first, last = _held_spans(fills, as_of)
+    closes = pd.read_sql(
+        sa.text(
+            "SELECT b.symbol, b.session_date, b.close "
+            "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[]), CAST(:b AS date[])) "
+            "AS w(symbol, a, b) JOIN bars b ON b.symbol = w.symbol "
+            "AND b.session_date BETWEEN w.a AND w.b "
+            # The same window on ts (a day wider each side) lets the (symbol, ts) key and
+            # the ts partitions do the work; session_date alone is not indexed with symbol.
+            "AND b.ts >= CAST(w.a - 1 AS timestamp) AT TIME ZONE 'UTC' "
+            "AND b.ts < CAST(w.b + 2 AS timestamp) AT TIME ZONE 'UTC'"
+        ),
+        conn,
+        params={"s": list(first.index), "a": list(first), "b": list(last)},
+    )
+    starts = set(zip(closes.symbol, closes.session_date, strict=True))
+    missing = [s for s, d in first.items() if (s, d) not in starts]
+    if missing:  # rare: a first fill on a session without the symbol's bar
+        before = pd.read_sql(
+            sa.text(
+                "SELECT DISTINCT ON (b.symbol) b.symbol, b.session_date, b.close "
+                "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[])) AS w(symbol, a) "
+                "JOIN bars b ON b.symbol = w.symbol AND b.session_date < w.a "
+                "AND b.session_date >= :start ORDER BY b.symbol, b.session_date DESC"
+            ),
+            conn,
+            params={
+                "s": missing,
+                "a": [first[s] for s in missing],
+                "start": fills.session_date.min(),
+            },
+        )
+        closes = pd.concat([before, closes], ignore_index=True)
+    return closes
+
+
+def _held_spans(fills: pd.DataFrame, as_of: date) -> tuple[pd.Series, pd.Series]:
+    """Per symbol: its first fill's session, and the last session it may be held at (the
+    session its shares went back to zero, or ``as_of`` while any remain)."""
+    signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
+    net = (
+        fills.assign(shares=signed)
+        .groupby(["symbol", "session_date"])
+        .shares.sum()
+        .groupby(level="symbol")
+        .cumsum()
+    )
+    first = net.reset_index().groupby("symbol").session_date.min()
+    final = net.groupby(level="symbol").last()
+    flat_at = net.reset_index().groupby("symbol").session_date.max()
+    last = flat_at.where(final == 0, as_of)
+    return first, last
 
 
 def daily_loss_and_drawdown(equity: pd.Series, initial_cash: float) -> tuple[float, float]:

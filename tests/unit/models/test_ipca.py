@@ -121,3 +121,50 @@ def test_dates_with_too_few_assets_and_zero_returns_are_refused(small: synthetic
     zero = ipca.moments(small.z, np.zeros_like(small.r), small.date_codes, small.n_dates)
     with pytest.raises(ModelError, match="all zero"):
         ipca.fit(zero, 2)
+
+
+def _feature_store_layout(panel: synthetic.Panel) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The panel as the feature store returns it: (symbol, session_date) rows, entity-major,
+    missing not at random (late listings, and low values of the first characteristic), the
+    constant not stored. Also the kept rows' positions in the (date-sorted) panel."""
+    first_date = (panel.asset_codes * 7) % (panel.n_dates // 3)  # staggered listing dates
+    keep = (panel.date_codes >= first_date[panel.asset_codes]) & (panel.z[:, 0] > -0.4)
+    kept = np.flatnonzero(keep)
+    entity_major = kept[np.lexsort((panel.date_codes[kept], panel.asset_codes[kept]))]
+    index = pd.MultiIndex.from_arrays(
+        [
+            pd.Index([f"S{a:04d}" for a in panel.asset_codes[entity_major]], name="symbol"),
+            pd.DatetimeIndex(pd.Timestamp("2020-01-01") + pd.to_timedelta(
+                panel.date_codes[entity_major], "D"), name="session_date"),
+        ]
+    )
+    columns = [f"c{i}" for i in range(panel.z.shape[1] - 1)]  # the last column is the constant
+    features = pd.DataFrame(panel.z[entity_major, :-1], index=index, columns=columns)
+    returns = pd.Series(panel.r[entity_major], index=index)
+    return features, returns, kept
+
+
+def test_the_feature_store_layout_gives_the_same_gamma_as_sorted_arrays(
+    small: synthetic.Panel,
+) -> None:
+    features, returns, kept = _feature_store_layout(small)
+    assert features.index.get_level_values("symbol").is_monotonic_increasing
+    from_frame, dates = ipca.frame_moments(features, returns)
+    codes, uniques = np.unique(small.date_codes[kept], return_inverse=True)
+    from_arrays = ipca.moments(small.z[kept], small.r[kept], uniques, len(codes))
+    assert len(dates) == len(codes) and dates.is_monotonic_increasing
+    # The same sums, added in another order (chunks of rows instead of whole dates).
+    np.testing.assert_allclose(from_frame.x, from_arrays.x, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(from_frame.w, from_arrays.w, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(from_frame.counts, from_arrays.counts)
+    gamma_frame = ipca.fit(from_frame, 2, tol=1e-12).gamma_beta
+    np.testing.assert_allclose(gamma_frame, ipca.fit(from_arrays, 2, tol=1e-12).gamma_beta,
+                               rtol=0, atol=1e-12)
+
+
+def test_a_filtered_frame_drops_its_unused_dates(small: synthetic.Panel) -> None:
+    features, returns, _ = _feature_store_layout(small)
+    late = features.index.get_level_values("session_date") >= pd.Timestamp("2020-02-01")
+    m, dates = ipca.frame_moments(features[late], returns[late])
+    assert dates[0] == pd.Timestamp("2020-02-01") and len(m.counts) == len(dates)
+    assert (m.counts > 0).all()
