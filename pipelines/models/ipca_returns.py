@@ -38,9 +38,7 @@ def _instruments(features: pd.DataFrame) -> np.ndarray:
 
 
 def _fit(features: pd.DataFrame, target: pd.Series) -> ipca.IPCAFit:
-    dates = features.index.get_level_values("session_date")
-    codes, uniques = pd.factorize(dates, sort=True)
-    m = ipca.moments(_instruments(features), target.to_numpy(dtype=float), codes, len(uniques))
+    m, _ = ipca.frame_moments(features, target)  # the constant appended, the frame read in place
     return ipca.fit(m, N_FACTORS, intercept=INTERCEPT)
 
 
