@@ -279,12 +279,15 @@ def _plan(reports: Sequence[tuple[str, BrokerOrder]], held: dict[str, _Held], so
     plan, now = _Plan(), datetime.now(UTC)
     for index, (coid, order) in enumerate(reports):
         h = held.get(coid)
-        if h is not None and order.status == h.status and order.filled_qty == h.filled_qty:
+        if h is None:
+            plan.refused.append(Refused(index, coid, f"order {coid} is not in the ledger"))
+            continue
+        if order.status == h.status and order.filled_qty == h.filled_qty:
             plan.unchanged += 1
             continue
         reason = _refusal(h, coid, order)
-        if reason is not None or h is None:
-            plan.refused.append(Refused(index, coid, reason or "not in the ledger"))
+        if reason is not None:
+            plan.refused.append(Refused(index, coid, reason))
             continue
         h.status, h.filled_qty = order.status, order.filled_qty
         plan.orders[coid] = {
@@ -309,11 +312,9 @@ def _plan(reports: Sequence[tuple[str, BrokerOrder]], held: dict[str, _Held], so
     return plan
 
 
-def _refusal(held: _Held | None, coid: str, order: BrokerOrder) -> str | None:
+def _refusal(held: _Held, coid: str, order: BrokerOrder) -> str | None:
     """Why the state machine refuses ``order`` for an order in state ``held`` (None: it may
     apply). Money state only moves forward."""
-    if held is None:
-        return f"order {coid} is not in the ledger"
     if order.status not in STATUSES:
         return f"order {coid}: status {order.status!r} is not one of the ledger's"
     if not order.filled_qty.is_finite() or order.filled_qty < 0:
