@@ -337,8 +337,7 @@ class _Replay:
         # step's closing reconciliation (the bar is in the store); a lapsed one (no bar that
         # session) stays open and the next step's reconciliation sees it.
         self.since_rebalance += 1
-        timings["execute"] = timings.get("execute", 0.0) + time.perf_counter() - clock
-        clock = time.perf_counter()
+        clock = _add(timings, "execute", clock)
         self._mark(day, start_equity, rebalance)
         _add(self.steps, "mark", clock)
 

@@ -121,11 +121,9 @@ def _held_spans(fills: pd.DataFrame, as_of: date) -> tuple[pd.Series, pd.Series]
         .groupby(level="symbol")
         .cumsum()
     )
-    first = net.reset_index().groupby("symbol").session_date.min()
+    sessions = net.reset_index().groupby("symbol").session_date
     final = net.groupby(level="symbol").last()
-    flat_at = net.reset_index().groupby("symbol").session_date.max()
-    last = flat_at.where(final == 0, as_of)
-    return first, last
+    return sessions.min(), sessions.max().where(final == 0, as_of)
 
 
 def daily_loss_and_drawdown(equity: pd.Series, initial_cash: float) -> tuple[float, float]:
