@@ -53,8 +53,12 @@ class PredictionScore:
 
 
 def score_day(expected: pd.Series, realized: pd.Series) -> DayScore:
-    """Score one date's predictions against realized returns (both indexed by symbol)."""
-    frame = pd.DataFrame({"e": expected, "r": realized}).dropna()
+    """Score one date's predictions against realized returns (both indexed by symbol).
+
+    Rows are put in symbol order first, so the score does not depend on the order the
+    warehouse returned them in (a float sum is order-sensitive in its last bits).
+    """
+    frame = pd.DataFrame({"e": expected, "r": realized}).dropna().sort_index()
     n = len(frame)
     if n == 0:
         return DayScore(float("nan"), float("nan"), float("nan"), 0)

@@ -74,3 +74,13 @@ def test_a_prediction_is_realized_at_the_next_session_close() -> None:
     assert realization_session(date(2010, 3, 26)) == date(2010, 3, 29)  # Friday → Monday
     assert realization_session(date(2010, 4, 1)) == date(2010, 4, 5)  # Good Friday closed
     assert realization_session(date(2010, 3, 29), horizon=3) == date(2010, 4, 1)
+
+
+def test_the_score_does_not_depend_on_the_order_rows_arrive_in() -> None:
+    rng = np.random.default_rng(7)
+    symbols = [f"S{i:03d}" for i in range(200)]
+    expected = pd.Series(rng.normal(0, 0.02, 200), index=symbols)
+    realized = pd.Series(rng.normal(0, 0.02, 200), index=symbols)
+    scores = {score_day(expected.iloc[order], realized.iloc[order])
+              for order in (rng.permutation(200) for _ in range(20))}
+    assert len(scores) == 1  # bit for bit, not approximately
