@@ -9,6 +9,12 @@ Run at the start of every rebalance and after submission, for either broker. It 
 - positions: the broker's positions must equal the net of the ledger's fills (this assumes the
   account trades only through this ledger — a paper account with manual trades will differ).
 
+Each call compares what can still change: the broker's orders submitted since the last clean
+reconciliation began listing (less :data:`LISTING_OVERLAP`), and every ledger order that is
+not finished. An order finished in the ledger and older than that was compared when it
+finished and cannot move again; the positions check still covers every fill. Without a clean
+reconciliation on record the whole history is listed.
+
 ``planned``/``submitted`` orders the broker does not know are sends still to happen (a rerun
 resumes them), not differences. Every reconciliation is stored in ``reconciliations``; any
 difference raises :class:`ReconciliationError`, and submission refuses to run while the
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -35,6 +41,9 @@ from pipelines.warehouse.prices import last_closes
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = tuple(sorted(ledger.OPEN | ledger.UNSENT | {ledger.DEAD_LETTER}))
+#: How far before the last clean listing the next one starts: the broker stamps orders with its
+#: own clock, the listing time is ours.
+LISTING_OVERLAP = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,10 @@ def reconcile(
 ) -> ReconcileReport:
     """Bring the ledger up to the broker's state and check the two agree; raise if not."""
     fills_made = broker.process_fills()
-    at_broker = {o.client_order_id: o for o in broker.list_orders()}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT client_order_id, symbol, side, qty, status, filled_qty FROM orders "
-                "WHERE broker = :b"
-            ),
-            {"b": broker.name},
-        ).all()
-    ours = {r.client_order_id: r for r in rows}
+    since = _last_clean_listing(engine, broker.name)
+    listed_at = datetime.now(UTC)
+    at_broker = {o.client_order_id: o for o in broker.list_orders(since)}
+    ours = _ledger_orders(engine, broker.name, since, list(at_broker))
     problems: list[str] = []
     updated = still_open = pending = 0
     for coid in sorted(set(at_broker) - set(ours)):
@@ -94,10 +97,10 @@ def reconcile(
             problems.append(str(exc))
             continue
         still_open += order.status in ledger.OPEN
-    problems += _fill_differences(engine, broker, at_broker)
+    problems += _fill_differences(engine, broker, at_broker, list(ours))
     problems += _position_differences(engine, broker)
     report = ReconcileReport(fills_made, len(ours), updated, still_open, pending)
-    _store(engine, broker.name, run_id, report, problems)
+    _store(engine, broker.name, run_id, report, problems, listed_at)
     if problems:
         log.error("reconcile broker=%s problems=%d: %s", broker.name, len(problems), problems[:5])
         raise ReconciliationError(
@@ -108,17 +111,50 @@ def reconcile(
     return report
 
 
+def _last_clean_listing(engine: sa.Engine, broker: str) -> datetime | None:
+    """Where this call's listing starts: the last clean reconciliation's listing time less
+    :data:`LISTING_OVERLAP`; None (the whole history) when there is none."""
+    with engine.connect() as conn:
+        listed = conn.execute(
+            sa.text(
+                "SELECT listed_at FROM reconciliations WHERE broker = :b AND ok "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            {"b": broker},
+        ).scalar()
+    return None if listed is None else listed - LISTING_OVERLAP
+
+
+def _ledger_orders(
+    engine: sa.Engine, broker: str, since: datetime | None, listed: list[str]
+) -> dict[str, sa.Row]:
+    """The ledger's orders to compare: all of them for a full listing, else the unfinished
+    ones and those the broker listed."""
+    where = "" if since is None else (
+        " AND (status = ANY(:open) OR client_order_id = ANY(:listed))")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT client_order_id, symbol, side, qty, status, filled_qty FROM orders "
+                "WHERE broker = :b" + where
+            ),
+            {"b": broker, "open": list(OPEN_STATUSES), "listed": listed},
+        ).all()
+    return {r.client_order_id: r for r in rows}
+
+
 def _fill_differences(
-    engine: sa.Engine, broker: Broker, at_broker: dict[str, BrokerOrder]
+    engine: sa.Engine, broker: Broker, at_broker: dict[str, BrokerOrder], compared: list[str]
 ) -> list[str]:
+    """Each compared order's filled quantity in the ledger, in its fills and at the broker."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
                 "SELECT o.client_order_id, o.filled_qty, coalesce(sum(f.qty), 0) AS fills "
                 "FROM orders o LEFT JOIN fills f USING (client_order_id) WHERE o.broker = :b "
-                "GROUP BY o.client_order_id, o.filled_qty"
+                "AND o.client_order_id = ANY(:c) GROUP BY o.client_order_id, o.filled_qty"
             ),
-            {"b": broker.name},
+            {"b": broker.name, "c": compared},
         ).all()
     problems = []
     for coid, filled_qty, fills in rows:
@@ -160,14 +196,17 @@ def _store(
     run_id: str | None,
     report: ReconcileReport,
     problems: list[str],
+    listed_at: datetime,
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO reconciliations (broker, run_id, ok, orders_checked, "
-                "orders_updated, problems) VALUES (:b, :r, :ok, :c, :u, CAST(:p AS jsonb))"
+                "orders_updated, problems, listed_at) "
+                "VALUES (:b, :r, :ok, :c, :u, CAST(:p AS jsonb), :at)"
             ),
             {
+                "at": listed_at,
                 "b": broker,
                 "r": run_id,
                 "ok": not problems,

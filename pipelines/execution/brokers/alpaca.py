@@ -237,13 +237,15 @@ class AlpacaBroker:
 
         return self._read(lookup, f"looking up {client_order_id}")
 
-    def list_orders(self) -> list[BrokerOrder]:
-        """Every order of the account, newest first, paging back by submission time."""
+    def list_orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        """The account's orders submitted after ``since`` (all when None), newest first,
+        paging back by submission time."""
         out: list[BrokerOrder] = []
         until: datetime | None = None
         while True:
             request = GetOrdersRequest(
-                status=QueryOrderStatus.ALL, limit=PAGE, direction="desc", until=until
+                status=QueryOrderStatus.ALL, limit=PAGE, direction="desc", after=since,
+                until=until,
             )
             page = self._read(partial(self._client.get_orders, request), "listing orders")
             assert isinstance(page, list)

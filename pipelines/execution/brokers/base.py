@@ -88,8 +88,9 @@ class Broker(Protocol):
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None: ...
 
-    def list_orders(self) -> list[BrokerOrder]:
-        """Every order the broker holds for this account (for reconciliation)."""
+    def list_orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        """The account's orders submitted after ``since`` (by the broker's clock), every one
+        when None (for reconciliation)."""
         ...
 
     def get_positions(self) -> dict[str, Decimal]:

@@ -4,13 +4,14 @@ Market-on-open orders for session D fill at D's open from ``bars`` once that bar
 priced by the one cost model (:class:`pipelines.execution.costs.CostModel`: half the spread,
 slippage, and impact in proportion to the order's share of the average volume of the
 :data:`ADV_SESSIONS` sessions before D) and charged ``COMMISSION_PER_SHARE``. Fill ids
-are ``{client_order_id}-1``; positions and cash are recomputed from all fills, so replaying a
-step changes nothing.
+are ``{client_order_id}-1``; each fill moves positions and cash in the transaction that makes
+it, so replaying a step changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -83,9 +84,12 @@ class SimulatedBroker:
             ).one_or_none()
         return None if row is None else self._order(row)
 
-    def list_orders(self) -> list[BrokerOrder]:
+    def list_orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        where = "" if since is None else "WHERE o.submitted_at > :since "
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.text(self._SELECT + "ORDER BY o.submitted_at")).all()
+            rows = conn.execute(
+                sa.text(self._SELECT + where + "ORDER BY o.submitted_at"), {"since": since}
+            ).all()
         return [self._order(row) for row in rows]
 
     @staticmethod
@@ -101,11 +105,19 @@ class SimulatedBroker:
         )
 
     def process_fills(self) -> int:
-        """Fill every accepted order whose session's open is known; return fills made."""
+        """Fill every accepted order whose session's open is known; return fills made.
+
+        One book writer at a time (the account row is locked first), so each due order is
+        filled, and moves the book, exactly once.
+        """
         with self._engine.begin() as conn:
+            conn.execute(
+                sa.text("SELECT 1 FROM broker_accounts WHERE broker = :b FOR UPDATE"),
+                {"b": NAME},
+            )
             due = conn.execute(
                 sa.text("""
-                SELECT o.client_order_id, o.symbol, o.side, o.qty::float8 AS qty,
+                SELECT o.client_order_id, o.symbol, o.side, o.qty AS qty,
                        o.session_date, b.open,
                        (SELECT avg(v.volume) FROM (
                             SELECT volume FROM bars p WHERE p.symbol = o.symbol
@@ -116,60 +128,73 @@ class SimulatedBroker:
                 WHERE o.status = 'accepted' ORDER BY o.client_order_id"""),
                 {"adv": ADV_SESSIONS},
             ).all()
-            if due:  # an accepted order has no fill yet: both change in one transaction
-                conn.execute(
-                    sa.text("""
-                    INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price,
-                                       commission, filled_at)
-                    VALUES (:c || '-1', :c, :s, :side, :q, :p, :fee,
-                            (CAST(:d AS date) + time '09:30') AT TIME ZONE 'America/New_York')
-                    ON CONFLICT (fill_id) DO NOTHING"""),
-                    [self._fill(row) for row in due],
-                )
+            if not due:
+                return 0
+            fills = [self._fill(row) for row in due]
             conn.execute(
                 sa.text(
-                    "UPDATE sim_broker_orders o SET status = 'filled' FROM fills f "
-                    "WHERE f.client_order_id = o.client_order_id AND o.status = 'accepted'"
-                )
+                    "UPDATE sim_broker_orders SET status = 'filled' "
+                    "WHERE client_order_id = ANY(:c)"
+                ),
+                {"c": [f["c"] for f in fills]},
             )
-            self._recompute_book(conn)
+            conn.execute(
+                sa.text("""
+                INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price,
+                                   commission, filled_at)
+                VALUES (:c || '-1', :c, :s, :side, :q, :p, :fee,
+                        (CAST(:d AS date) + time '09:30') AT TIME ZONE 'America/New_York')"""),
+                fills,
+            )
+            self._book(conn, fills)
         return len(due)
 
     def _fill(self, row: sa.Row) -> dict:
         adv = float(row.adv) if row.adv is not None else 0.0  # no history: no impact term
-        price = self.costs.fill_price(row.side, float(row.open), row.qty, adv)
+        price = self.costs.fill_price(row.side, float(row.open), float(row.qty), adv)
         return {
             "c": row.client_order_id,
             "s": row.symbol,
             "side": row.side,
-            "q": row.qty,
+            "q": Decimal(row.qty),
             "p": price,
-            "fee": self.costs.commission(row.qty),
+            "fee": self.costs.commission(float(row.qty)),
             "d": row.session_date,
         }
 
-    def _recompute_book(self, conn: sa.Connection) -> None:
-        conn.execute(sa.text("DELETE FROM positions WHERE broker = :b"), {"b": NAME})
+    def _book(self, conn: sa.Connection, fills: list[dict]) -> None:
+        """Move positions (shares; average cost in USD) and cash by ``fills``, in order."""
+        held = {
+            r.symbol: (Decimal(r.qty), r.avg_price)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT symbol, qty, avg_price FROM positions "
+                    "WHERE broker = :b AND symbol = ANY(:s)"
+                ),
+                {"b": NAME, "s": sorted({f["s"] for f in fills})},
+            )
+        }
+        spent = 0.0
+        for f in fills:
+            signed = f["q"] if f["side"] == "buy" else -f["q"]
+            held[f["s"]] = _moved(*held.get(f["s"], (Decimal(0), 0.0)), signed, f["p"])
+            spent += float(signed) * f["p"] + f["fee"]
         conn.execute(
-            sa.text("""
-            INSERT INTO positions (broker, symbol, qty, avg_price)
-            SELECT :b, f.symbol,
-                   sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END),
-                   coalesce(sum(CASE f.side WHEN 'buy' THEN f.qty * f.price ELSE 0 END)
-                     / nullif(sum(CASE f.side WHEN 'buy' THEN f.qty ELSE 0 END), 0), 0)
-            FROM fills f JOIN sim_broker_orders o USING (client_order_id)
-            GROUP BY f.symbol
-            HAVING sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) <> 0"""),
-            {"b": NAME},
+            sa.text("DELETE FROM positions WHERE broker = :b AND symbol = ANY(:s)"),
+            {"b": NAME, "s": list(held)},
         )
+        open_ = [{"b": NAME, "s": s, "q": q, "p": p} for s, (q, p) in held.items() if q != 0]
+        if open_:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO positions (broker, symbol, qty, avg_price) "
+                    "VALUES (:b, :s, :q, :p)"
+                ),
+                open_,
+            )
         conn.execute(
-            sa.text("""
-            UPDATE broker_accounts a SET cash = a.initial_cash - coalesce((
-                SELECT sum(CASE f.side WHEN 'buy' THEN f.qty * f.price ELSE -f.qty * f.price END
-                           + f.commission)
-                FROM fills f JOIN sim_broker_orders o USING (client_order_id)), 0)
-            WHERE a.broker = :b"""),
-            {"b": NAME},
+            sa.text("UPDATE broker_accounts SET cash = cash - :x WHERE broker = :b"),
+            {"b": NAME, "x": spent},
         )
 
     def get_positions(self) -> dict[str, Decimal]:
@@ -200,3 +225,16 @@ class SimulatedBroker:
                     sa.text("SELECT cash FROM broker_accounts WHERE broker = :b"), {"b": NAME}
                 ).scalar_one()
         return AccountSnapshot(float(cash), {symbol: Decimal(qty) for symbol, qty in rows})
+
+
+def _moved(qty: Decimal, avg_price: float, signed: Decimal, price: float) -> tuple[Decimal, float]:
+    """A position (shares, average cost USD) after trading ``signed`` shares at ``price``:
+    adding to it averages the cost, reducing it keeps the cost, crossing zero starts anew."""
+    after = qty + signed
+    if after == 0:
+        return after, 0.0
+    if qty == 0 or (qty > 0) == (signed > 0):
+        return after, (float(abs(qty)) * avg_price + float(abs(signed)) * price) / float(abs(after))
+    if (after > 0) == (qty > 0):
+        return after, avg_price
+    return after, price
