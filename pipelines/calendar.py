@@ -23,13 +23,26 @@ def _calendar():
     return mcal.get_calendar(EXCHANGE)
 
 
-@lru_cache(maxsize=256)
-def schedule(start: date, end: date) -> pd.DataFrame:
-    """Sessions in ``[start, end]``: index = session date, columns ``open``/``close`` in UTC."""
-    frame = _calendar().schedule(start_date=start, end_date=end)
+@lru_cache(maxsize=64)
+def _year(year: int) -> pd.DataFrame:
+    """One calendar year's schedule: the unit computed (one call costs about as much for a
+    year as for a day, so a run asking day by day pays once a year, not once a day)."""
+    frame = _calendar().schedule(start_date=date(year, 1, 1), end_date=date(year, 12, 31))
     frame = frame.rename(columns={"market_open": "open", "market_close": "close"})
     frame.index = pd.Index([ts.date() for ts in frame.index], name="session_date")
     return frame[["open", "close"]]
+
+
+@lru_cache(maxsize=256)
+def schedule(start: date, end: date) -> pd.DataFrame:
+    """Sessions in ``[start, end]``: index = session date, columns ``open``/``close`` in UTC."""
+    start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    if start > end:
+        return _year(start.year).iloc[:0]
+    years = [_year(y) for y in range(start.year, end.year + 1)]
+    frame = pd.concat(years) if len(years) > 1 else years[0]
+    days = list(frame.index)
+    return frame.iloc[bisect_left(days, start) : bisect_right(days, end)]
 
 
 def sessions(start: date, end: date) -> list[date]:

@@ -35,7 +35,6 @@ from pipelines.config import Settings
 from pipelines.errors import ReconciliationError
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import Broker, BrokerOrder
-from pipelines.execution.ledger import LedgerError, record_broker_state
 from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
@@ -65,6 +64,7 @@ def reconcile(
     at_broker = {o.client_order_id: o for o in broker.list_orders(since)}
     ours = _ledger_orders(engine, broker.name, since, list(at_broker))
     problems: list[str] = []
+    changes: list[tuple[str, BrokerOrder]] = []  # orders the broker has moved on
     updated = still_open = pending = 0
     for coid in sorted(set(at_broker) - set(ours)):
         o = at_broker[coid]
@@ -91,12 +91,14 @@ def reconcile(
         if (order.status, order.filled_qty) == (row.status, Decimal(row.filled_qty)):
             still_open += order.status in ledger.OPEN  # agrees already: nothing to record
             continue
-        try:
-            updated += record_broker_state(engine, coid, order, source="reconcile")
-        except LedgerError as exc:
-            problems.append(str(exc))
-            continue
-        still_open += order.status in ledger.OPEN
+        changes.append((coid, order))
+    if changes:  # the ledger follows the broker in one transaction, the state machine judging
+        with engine.begin() as conn:
+            result = ledger.apply_broker_states(conn, changes, source="reconcile")
+        refused = {r.client_order_id for r in result.refused}
+        problems += [r.reason for r in result.refused]
+        updated = result.applied
+        still_open += sum(o.status in ledger.OPEN for c, o in changes if c not in refused)
     problems += _fill_differences(engine, broker, at_broker, list(ours))
     problems += _position_differences(engine, broker)
     report = ReconcileReport(fills_made, len(ours), updated, still_open, pending)

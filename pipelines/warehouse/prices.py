@@ -12,9 +12,10 @@ def last_closes(engine: sa.Engine, as_of: date, symbols: list[str]) -> dict[str,
     """Each symbol's latest close on or before ``as_of`` (USD)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(
-                "SELECT DISTINCT ON (symbol) symbol, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date <= :d ORDER BY symbol, session_date DESC"
+            sa.text(  # one index probe per symbol, however long its history
+                "SELECT w.symbol, b.close FROM unnest(CAST(:s AS text[])) AS w(symbol) "
+                "CROSS JOIN LATERAL (SELECT close FROM bars WHERE symbol = w.symbol "
+                "AND session_date <= :d ORDER BY session_date DESC LIMIT 1) b"
             ),
             {"s": symbols, "d": as_of},
         ).all()

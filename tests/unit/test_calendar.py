@@ -39,3 +39,23 @@ def test_a_holiday_interval_covers_nothing() -> None:
 def test_exchange_date_uses_new_york_time() -> None:
     late = datetime(2010, 8, 17, 2, 0, tzinfo=UTC)  # 22:00 on the 16th in New York
     assert calendar.exchange_date(late) == date(2010, 8, 16)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (date(2009, 12, 20), date(2011, 1, 10)),  # across two year boundaries
+        (date(1999, 12, 31), date(2000, 1, 3)),
+        (date(2010, 3, 5), date(2010, 3, 5)),  # one session
+        (date(2010, 3, 6), date(2010, 3, 7)),  # a weekend: empty
+        (date(2012, 10, 29), date(2012, 11, 23)),  # Hurricane Sandy closures, an early close
+    ],
+)
+def test_the_schedule_is_pandas_market_calendars_own(start, end) -> None:
+    import pandas_market_calendars as mcal
+
+    expected = mcal.get_calendar("NYSE").schedule(start_date=start, end_date=end)
+    ours = calendar.schedule(start, end)
+    assert list(ours.index) == [ts.date() for ts in expected.index]
+    assert list(ours["open"]) == list(expected["market_open"])
+    assert list(ours["close"]) == list(expected["market_close"])
