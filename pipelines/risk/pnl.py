@@ -9,15 +9,25 @@ has one point per session with a bar between the first fill's session and ``as_o
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+log = logging.getLogger(__name__)
 
 def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Series:
-    """Equity (USD) per session through ``as_of``, from fills and closes."""
+    """Equity (USD) per session through ``as_of``, from fills and closes.
+
+    Points valued before are read back from ``equity_marks`` while they are valid (the same
+    initial cash, the same fills on or before their session, no bar written since); only the
+    sessions after the last valid one are valued, and stored for the next call. A mark is an
+    earlier call's output for the same inputs, so the curve is the one a full valuation gives.
+    """
     with engine.connect() as conn:
         fills = pd.read_sql(
             sa.text(
@@ -30,21 +40,127 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
         )
         if fills.empty:
             return pd.Series(dtype=float, name="equity")
-        index = _sessions(conn, sorted(set(fills.symbol)), fills.session_date.min(), as_of)
-        closes = _held_closes(conn, fills, as_of)
+        signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
+        fills = fills.assign(shares=signed, cash=-signed * fills.price - fills.commission)
+        flows = _Flows.of(fills)
+        bars_version = conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar()
+        kept = _valid_marks(conn, initial_cash, as_of, flows, bars_version)
+        after = kept.index[-1] if len(kept) else None
+        start = fills.session_date.min() if after is None else after + timedelta(days=1)
+        index = _sessions(conn, sorted(set(fills.symbol)), start, as_of)
+        closes = _held_closes(conn, fills, as_of, after)
+    valued = _valued(fills, closes, index, initial_cash)
+    if len(valued) and bars_version is not None:
+        _store_marks(engine, valued, flows, initial_cash, bars_version, after, as_of)
+    return pd.concat([kept, valued]).rename("equity")
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """Per session with fills, ascending: the fills so far and their cash so far (USD)."""
+
+    days: list[date]
+    fills: np.ndarray
+    cash: np.ndarray
+
+    @classmethod
+    def of(cls, fills: pd.DataFrame) -> _Flows:
+        per = fills.groupby("session_date").cash.agg(["size", "sum"]).sort_index()
+        return cls(list(per.index), per["size"].cumsum().to_numpy(), per["sum"].cumsum().to_numpy())
+
+    def through(self, day: date) -> tuple[int, float]:
+        """``(fills, cash)`` of the fills dated on or before ``day``."""
+        i = bisect_right(self.days, day)
+        return (0, 0.0) if i == 0 else (int(self.fills[i - 1]), float(self.cash[i - 1]))
+
+
+def _valid_marks(
+    conn: sa.Connection,
+    initial_cash: float,
+    as_of: date,
+    flows: _Flows,
+    bars_version: object,
+) -> pd.Series:
+    """The stored points through ``as_of`` that still hold, up to the first that does not."""
+    marks = conn.execute(
+        sa.text(
+            "SELECT session_date, equity, initial_cash, fills, fills_cash, bars_version "
+            "FROM equity_marks WHERE session_date <= :d ORDER BY session_date"
+        ),
+        {"d": as_of},
+    ).all()
+    kept: dict[date, float] = {}
+    for m in marks:
+        count, cash = flows.through(m.session_date)
+        if (m.initial_cash, m.bars_version, m.fills) != (initial_cash, bars_version, count) or (
+            not np.isclose(m.fills_cash, cash, rtol=1e-12, atol=1e-6)
+        ):
+            break
+        kept[m.session_date] = m.equity
+    return pd.Series(kept, dtype=float, name="equity").rename_axis("session_date")
+
+
+def _valued(
+    fills: pd.DataFrame, closes: pd.DataFrame, index: pd.Index, initial_cash: float
+) -> pd.Series:
+    """Equity at each session of ``index``: the cash and shares of every fill on or before
+    it, the shares at the last close known then (``closes`` may start before ``index``)."""
+    if index.empty:
+        return pd.Series(dtype=float, name="equity")
+    symbols = sorted(set(fills.symbol))
     price = closes.pivot(index="session_date", columns="symbol", values="close")
-    price = price.reindex(index=index, columns=sorted(set(fills.symbol))).ffill()
-    signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
-    fills = fills.assign(shares=signed, cash=-signed * fills.price - fills.commission)
+    days = index.union(price.index)
+    price = price.reindex(index=days, columns=symbols).ffill().reindex(index)
+    days = index.union(pd.Index(fills.session_date.unique()))
     shares = (
         fills.pivot_table(index="session_date", columns="symbol", values="shares", aggfunc="sum")
-        .reindex(price.index, fill_value=0.0)
+        .reindex(days, fill_value=0.0)
         .fillna(0.0)
         .cumsum()
+        .reindex(index)
     )
-    cash = fills.groupby("session_date").cash.sum().reindex(price.index, fill_value=0.0).cumsum()
+    cash = fills.groupby("session_date").cash.sum().reindex(days, fill_value=0.0).cumsum()
     held = (shares * price[shares.columns].fillna(0.0)).sum(axis=1)
-    return (initial_cash + cash + held).rename("equity")
+    return (initial_cash + cash.reindex(index) + held).rename("equity")
+
+
+def _store_marks(
+    engine: sa.Engine,
+    valued: pd.Series,
+    flows: _Flows,
+    initial_cash: float,
+    bars_version: object,
+    after: date | None,
+    as_of: date,
+) -> None:
+    """Replace the marks after ``after`` through ``as_of`` by ``valued``. Marks only save
+    work: when two callers race and one's write fails, its curve is still returned."""
+    rows = []
+    for day, equity in valued.items():
+        count, cash = flows.through(day)
+        rows.append({"d": day, "e": float(equity), "i": initial_cash, "n": count, "c": cash,
+                     "v": bars_version})  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "DELETE FROM equity_marks WHERE session_date <= :b "
+                    "AND session_date > coalesce(CAST(:a AS date), '-infinity')"
+                ),
+                {"a": after, "b": as_of},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO equity_marks (session_date, equity, initial_cash, fills, "
+                    "fills_cash, bars_version) VALUES (:d, :e, :i, :n, :c, :v) "
+                    "ON CONFLICT (session_date) DO UPDATE SET equity = EXCLUDED.equity, "
+                    "initial_cash = EXCLUDED.initial_cash, fills = EXCLUDED.fills, "
+                    "fills_cash = EXCLUDED.fills_cash, bars_version = EXCLUDED.bars_version"
+                ),
+                rows,
+            )
+    except sa.exc.DBAPIError as exc:
+        log.warning("equity marks not stored (the curve is unaffected): %s", exc)
 
 
 def _sessions(conn: sa.Connection, symbols: list[str], start: date, end: date) -> pd.Index:
@@ -68,36 +184,38 @@ def _sessions(conn: sa.Connection, symbols: list[str], start: date, end: date) -
     return pd.Index(list(dates), name="session_date")
 
 
-def _held_closes(conn: sa.Connection, fills: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """The closes a held share is valued at: per symbol, from its first fill's session to the
-    session it went flat (or ``as_of``), plus its last close before that first session when
-    it has no bar on it (the curve carries a close forward, but not from before the first
+def _held_closes(
+    conn: sa.Connection, fills: pd.DataFrame, as_of: date, after: date | None = None
+) -> pd.DataFrame:
+    """The closes a held share is valued at after ``after`` (from the first fill when None):
+    per symbol, from its first fill's session (or the day after ``after``) to the session it
+    went flat (or ``as_of``), plus its last close before that start when it has no bar on it
+    (the curve carries a close forward, but not from before the first
     fill of all, where it starts). A flat symbol adds 0 to the curve, so the curve is the same
     as from every close of every symbol ever traded."""
     first, last = _held_spans(fills, as_of)
+    if after is not None:
+        first, last = first.clip(lower=after + timedelta(days=1))[last > after], last[last > after]
     closes = pd.read_sql(
         sa.text(
             "SELECT b.symbol, b.session_date, b.close "
             "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[]), CAST(:b AS date[])) "
             "AS w(symbol, a, b) JOIN bars b ON b.symbol = w.symbol "
-            "AND b.session_date BETWEEN w.a AND w.b "
-            # The same window on ts (a day wider each side) lets the (symbol, ts) key and
-            # the ts partitions do the work; session_date alone is not indexed with symbol.
-            "AND b.ts >= CAST(w.a - 1 AS timestamp) AT TIME ZONE 'UTC' "
-            "AND b.ts < CAST(w.b + 2 AS timestamp) AT TIME ZONE 'UTC'"
+            "AND b.session_date BETWEEN w.a AND w.b"
         ),
         conn,
         params={"s": list(first.index), "a": list(first), "b": list(last)},
     )
     starts = set(zip(closes.symbol, closes.session_date, strict=True))
     missing = [s for s, d in first.items() if (s, d) not in starts]
-    if missing:  # rare: a first fill on a session without the symbol's bar
+    if missing:  # no bar where its span starts (a first fill's session, a window's first day)
         before = pd.read_sql(
             sa.text(
-                "SELECT DISTINCT ON (b.symbol) b.symbol, b.session_date, b.close "
+                "SELECT w.symbol, b.session_date, b.close "
                 "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[])) AS w(symbol, a) "
-                "JOIN bars b ON b.symbol = w.symbol AND b.session_date < w.a "
-                "AND b.session_date >= :start ORDER BY b.symbol, b.session_date DESC"
+                "CROSS JOIN LATERAL (SELECT session_date, close FROM bars "
+                "WHERE symbol = w.symbol AND session_date < w.a AND session_date >= :start "
+                "ORDER BY session_date DESC LIMIT 1) b"
             ),
             conn,
             params={

@@ -12,7 +12,7 @@ DATA_TABLES = (
     "plan_stress", "backtest_runs", "backtest_equity", "backtest_weights", "backtest_trades",
     "backtest_events", "dead_letter_orders", "reconciliations", "plan_orders",
     "news_scores", "news_items",
-    "champion_changes",
+    "champion_changes", "equity_marks",
 )
 
 
