@@ -10,9 +10,15 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.risk import pnl
-from tests.integration.test_risk_gate import AS_OF, _fill, market  # noqa: F401 (fixture)
+from tests.integration.test_risk_gate import AS_OF, SYMBOLS, _fill
 
 INITIAL = 1_000_000.0
+
+
+@pytest.fixture
+def market(warehouse: sa.Engine, load_sample_bars) -> sa.Engine:
+    load_sample_bars(SYMBOLS)
+    return warehouse
 
 
 def _reference(engine: sa.Engine, initial: float, as_of: date) -> pd.Series:
