@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
+
 def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Series:
     """Equity (USD) per session through ``as_of``, from fills and closes.
 
@@ -46,6 +47,8 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
         bars_version = conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar()
         kept = _valid_marks(conn, initial_cash, as_of, flows, bars_version)
         after = kept.index[-1] if len(kept) else None
+        if after == as_of:  # valued through as_of already (the gate's rescaled second look)
+            return kept.rename("equity")
         start = fills.session_date.min() if after is None else after + timedelta(days=1)
         index = _sessions(conn, sorted(set(fills.symbol)), start, as_of)
         closes = _held_closes(conn, fills, as_of, after)
@@ -190,9 +193,9 @@ def _held_closes(
     """The closes a held share is valued at after ``after`` (from the first fill when None):
     per symbol, from its first fill's session (or the day after ``after``) to the session it
     went flat (or ``as_of``), plus its last close before that start when it has no bar on it
-    (the curve carries a close forward, but not from before the first
-    fill of all, where it starts). A flat symbol adds 0 to the curve, so the curve is the same
-    as from every close of every symbol ever traded."""
+    (the curve carries a close forward, but not from before the first fill of all, where it
+    starts). A flat symbol adds 0 to the curve, so the curve is the same as from every close
+    of every symbol ever traded."""
     first, last = _held_spans(fills, as_of)
     if after is not None:
         first, last = first.clip(lower=after + timedelta(days=1))[last > after], last[last > after]

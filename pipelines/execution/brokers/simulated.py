@@ -117,7 +117,7 @@ class SimulatedBroker:
             )
             due = conn.execute(
                 sa.text("""
-                SELECT o.client_order_id, o.symbol, o.side, o.qty AS qty,
+                SELECT o.client_order_id, o.symbol, o.side, o.qty,
                        o.session_date, b.open,
                        (SELECT avg(v.volume) FROM (
                             SELECT volume FROM bars p WHERE p.symbol = o.symbol
