@@ -33,6 +33,7 @@ from pipelines.backtest.engine import BacktestConfig, run
 from pipelines.backtest.splits import WalkForward
 from pipelines.backtest.synthetic import synthetic_market
 from pipelines.config import Settings
+from pipelines.portfolio.config import OptimizerConfig
 from pipelines.portfolio.planner import weights_from
 from pipelines.portfolio.risk_model import ledoit_wolf, returns_from_closes
 
@@ -54,7 +55,7 @@ def _optimizer_limit(close, settings: Settings) -> tuple[float, float]:
     ours = []
     for _ in range(3):
         t0 = time.perf_counter()
-        weights_from(mu, returns, settings)
+        weights_from(mu, returns, OptimizerConfig.from_settings(settings))
         ours.append(time.perf_counter() - t0)
     risk = ledoit_wolf(returns)
     w = cp.Variable(len(mu))

@@ -13,8 +13,9 @@ version ``n`` was submitted (its orders exist). The version is part of every
 
 The risk model is the champion's IPCA factor structure when the champion is an IPCA model
 (``RISK_MODEL=auto|ipca``), else Ledoit–Wolf on the trailing window. The optimizer and its
-constraints come from settings (:func:`constraints_from_settings`); current weights (for the
-turnover limit/penalty and the minimum trade) come from the broker when one is given.
+constraints come from settings, as one :class:`~pipelines.portfolio.config.OptimizerConfig`;
+current weights (for the turnover limit/penalty and the minimum trade) come from the broker
+when one is given.
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ from pipelines import calendar
 from pipelines.config import Settings
 from pipelines.errors import OptimizationError, RiskLimitBreached
 from pipelines.portfolio import plan_state
-from pipelines.portfolio.constraints import Constraints
+from pipelines.portfolio.config import OptimizerConfig
 from pipelines.portfolio.optimizer import optimize
 from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, trailing_returns
-from pipelines.portfolio.sectors import sector_map
 from pipelines.runlog import stage_run
 
 
@@ -180,11 +180,12 @@ def _optimize(
     with stage_run(engine, run_id, "optimize", session_date=session_date, as_of=as_of) as run:
         expected = _predictions(engine, model_name, model_version, as_of)
         returns = trailing_returns(engine, as_of, list(expected.index))
+        config = OptimizerConfig.from_settings(settings)
         risk, risk_kind, loadings = risk_model_for(
-            engine, settings, model_name, model_version, as_of, returns, factor_model
+            engine, config.risk_model, model_name, model_version, as_of, returns, factor_model
         )
         current = current_weights(engine, broker, as_of) if broker is not None else None
-        weights = solve(expected, risk, settings, current, loadings)
+        weights = solve(expected, risk, config, current, loadings)
         version = 1 if supersede is None else supersede.plan_version + 1
         plan = PlanRef(settings.strategy, session_date, version)
         if not _write(engine, plan, weights, model_name, model_version, run_id, supersede):
@@ -196,43 +197,23 @@ def _optimize(
             "positions": len(weights),
             "invested": float(weights.sum()),
             "gross": float(weights.abs().sum()),
-            "optimizer": settings.optimizer,
+            "optimizer": config.method,
             "risk_model": risk_kind,
         }
         log.info(
             "plan session_date=%s run_id=%s optimizer=%s risk_model=%s positions=%d",
             session_date,
             run_id,
-            settings.optimizer,
+            config.method,
             risk_kind,
             len(weights),
         )
     return plan
 
 
-def constraints_from_settings(
-    settings: Settings, symbols: list[str], factor_loadings: np.ndarray | None = None
-) -> Constraints:
-    """The constraint set the settings describe, for ``symbols`` in the risk model's order."""
-    long_only = settings.portfolio_mode == "long_only"
-    return Constraints(
-        mode=settings.portfolio_mode,
-        max_weight=settings.max_weight,
-        budget=1 - settings.cash_buffer if long_only else 0.0,
-        gross_leverage=settings.gross_leverage,
-        sectors=sector_map(symbols) if settings.sector_max_weight else {},
-        sector_max_weight=settings.sector_max_weight,
-        factor_loadings=factor_loadings if settings.factor_exposure_bound else None,
-        factor_bound=settings.factor_exposure_bound,
-        turnover_limit=settings.turnover_limit,
-        turnover_penalty=settings.turnover_penalty,
-        min_trade=settings.min_trade_weight,
-    )
-
-
 def risk_model_for(
     engine: sa.Engine,
-    settings: Settings,
+    risk_model: str,
     model_name: str,
     model_version: str,
     as_of: date,
@@ -241,14 +222,14 @@ def risk_model_for(
 ) -> tuple[FactorCovariance, str, np.ndarray | None]:
     """``(risk model, its kind, IPCA factor loadings N×K or None)`` for the plan.
 
-    IPCA's structure when the model is IPCA and ``RISK_MODEL`` allows it; Ledoit–Wolf
-    otherwise. ``RISK_MODEL=ipca`` with a non-IPCA model fails closed.
+    IPCA's structure when the model is IPCA and ``risk_model`` (``RISK_MODEL``: auto, ipca,
+    ledoit_wolf) allows it; Ledoit–Wolf otherwise. ``ipca`` with a non-IPCA model fails closed.
     """
-    if settings.risk_model != "ledoit_wolf":
+    if risk_model != "ledoit_wolf":
         try:
             fitted = factor_model() if factor_model is not None else None
         except Exception as exc:  # auto falls back; an explicit ipca fails closed below
-            if settings.risk_model == "ipca":
+            if risk_model == "ipca":
                 raise OptimizationError(f"RISK_MODEL=ipca: cannot load the model: {exc}") from exc
             log.warning("risk_model=ledoit_wolf reason=%r", f"model not loadable: {exc}")
             fitted = None
@@ -261,7 +242,7 @@ def risk_model_for(
             risk = ipca(fitted.fit.gamma_beta, fitted.fit.factors, instruments, returns)
             loadings = instruments.loc[risk.symbols].to_numpy(dtype=float) @ fitted.fit.gamma_beta
             return risk, "ipca", loadings
-        if settings.risk_model == "ipca":
+        if risk_model == "ipca":
             raise OptimizationError(
                 f"RISK_MODEL=ipca but {model_name} v{model_version} is not an IPCA model; "
                 "set RISK_MODEL=auto or ledoit_wolf"
@@ -286,21 +267,21 @@ def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series
 def solve(
     expected: pd.Series,
     risk: FactorCovariance,
-    settings: Settings,
+    config: OptimizerConfig,
     current: pd.Series | None = None,
     loadings: np.ndarray | None = None,
 ) -> pd.Series:
     """Target weights (fractions of equity) from expected returns and a risk model, no I/O:
-    the configured ``OPTIMIZER`` under the settings' constraints, optimizer noise below
-    :data:`MIN_WEIGHT` dropped. The live planner and the backtest both solve through here."""
+    ``config``'s optimizer under its constraints, optimizer noise below :data:`MIN_WEIGHT`
+    dropped. The live planner and the backtest both solve through here."""
     weights = optimize(
         expected,
         risk,
-        constraints_from_settings(settings, risk.symbols, loadings),
+        config.constraints(risk.symbols, loadings),
         current,
-        method=settings.optimizer,
-        risk_aversion=settings.risk_aversion,
-        solver=settings.solver,
+        method=config.method,
+        risk_aversion=config.risk_aversion,
+        solver=config.solver,
     )
     return weights[weights.abs() > MIN_WEIGHT]
 
@@ -308,11 +289,11 @@ def solve(
 def weights_from(
     expected: pd.Series,
     returns: pd.DataFrame,
-    settings: Settings,
+    config: OptimizerConfig,
     current: pd.Series | None = None,
 ) -> pd.Series:
     """:func:`solve` with the Ledoit–Wolf risk model of trailing daily ``returns``."""
-    return solve(expected, ledoit_wolf(returns), settings, current)
+    return solve(expected, ledoit_wolf(returns), config, current)
 
 
 def _predictions(engine: sa.Engine, model_name: str, model_version: str, as_of: date) -> pd.Series:

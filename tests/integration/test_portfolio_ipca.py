@@ -45,8 +45,9 @@ def test_an_ipca_champion_gives_an_ipca_risk_model_and_factor_bounds_hold(
         return model.factor_model
 
     returns = trailing_returns(warehouse, AS_OF, SYMBOLS)
-    risk, kind, loadings = risk_model_for(warehouse, settings, ref.name, ref.version, AS_OF,
-                                          returns, factors)  # fmt: skip
+    risk, kind, loadings = risk_model_for(
+        warehouse, settings.risk_model, ref.name, ref.version, AS_OF, returns, factors
+    )
     assert kind == "ipca" and loadings is not None
     assert risk.loadings.shape == (3, len(risk.symbols))  # K = 3 rows, not the T = 120 window
     # the factor part is β Σ_f βᵀ: the implied loadings reproduce it
