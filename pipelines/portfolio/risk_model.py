@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sklearn.covariance import ledoit_wolf_shrinkage
 
+from pipelines import calendar
 from pipelines.warehouse.bars import read_closes
 
 WINDOW_SESSIONS = 120
@@ -52,8 +53,16 @@ def trailing_returns(
     """Daily simple returns of the last ``window`` sessions through ``as_of``'s close.
 
     Symbols missing any close in the window are dropped: the estimate needs a full panel.
+    The read covers the ``window + 1`` exchange sessions the returns need; when the stored
+    closes have fewer dates there (a gap in the data), the wider span of
+    ``2·window + 10`` calendar days is read, so the last ``window + 1`` dates with closes are
+    used either way.
     """
-    close = read_closes(engine, as_of - timedelta(days=2 * window + 10), as_of, symbols)
+    wide = as_of - timedelta(days=2 * window + 10)
+    exact = calendar.sessions(wide, as_of)[-(window + 1) :]
+    close = read_closes(engine, exact[0], as_of, symbols) if exact else pd.DataFrame()
+    if len(close) <= window:
+        close = read_closes(engine, wide, as_of, symbols)
     return returns_from_closes(close, window)
 
 

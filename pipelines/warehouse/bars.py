@@ -19,6 +19,7 @@ from datetime import date
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.errors import WarehouseError
 from pipelines.sources.base import BAR_COLUMNS
 from pipelines.warehouse.engine import copy_frame
 
@@ -131,14 +132,22 @@ def read_bars(
 
 
 def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -> pd.DataFrame:
-    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``."""
+    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``.
+
+    Read through psycopg's binary cursor, not ``pandas.read_sql``: the planner reads 500
+    symbols × 121 sessions at every rebalance, and building SQLAlchemy rows cost about half
+    of that read (docs/benchmarks.md, *Walk-forward backtest*).
+    """
     with engine.connect() as conn:
-        bars = pd.read_sql(
-            sa.text(
-                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date BETWEEN :a AND :b"
-            ),
-            conn,
-            params={"s": list(symbols), "a": start, "b": end},
-        )
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise WarehouseError("reading closes needs a live psycopg connection")
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(
+                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
+                "AND session_date BETWEEN %s AND %s",
+                (list(symbols), start, end),
+            )
+            rows = cursor.fetchall()
+    bars = pd.DataFrame(rows, columns=["symbol", "session_date", "close"])
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
