@@ -292,7 +292,7 @@ def replan(session_date: date, run_id: str) -> dict:
 
 
 def _plan_ref(plan_key: dict):
-    from pipelines.portfolio.planner import PlanRef
+    from pipelines.warehouse.plans import PlanRef
 
     return PlanRef(
         plan_key["strategy"],

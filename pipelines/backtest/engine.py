@@ -49,10 +49,10 @@ from pipelines.errors import OptimizationError, RiskLimitBreached
 from pipelines.execution.costs import CostModel
 from pipelines.execution.reconcile import reconcile
 from pipelines.features import characteristics
-from pipelines.portfolio.planner import latest_plan, target_weights
 from pipelines.portfolio.risk_model import WINDOW_SESSIONS
 from pipelines.runtime import Ports, backtest_ports
 from pipelines.session import Predicted, Predictor, rebalance_session
+from pipelines.warehouse import plans
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -359,10 +359,11 @@ class _Replay:
             _add(self.steps, "reconcile", since[0])
 
     def _drift(self, as_of: date, equity: float) -> float:
-        plan = _last_plan(self.store, self.settings.strategy, as_of)  # the targets traded to
+        # the targets the book was last traded to
+        plan = plans.last_submitted(self.store, self.settings.strategy, as_of)
         if plan is None or equity <= 0:
             return 0.0
-        targets = target_weights(self.store, plan)
+        targets = plans.target_weights(self.store, plan)
         _, values = self.equity(as_of)
         current = values / equity
         names = targets.index.union(current.index)
@@ -455,18 +456,6 @@ def _fills(store: sa.Engine, start: date, end: date) -> pd.DataFrame:
         "commission"
     ]
     return trades[TRADE_COLUMNS]
-
-
-def _last_plan(store: sa.Engine, strategy: str, before: date):  # noqa: ANN202
-    with store.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT session_date FROM plans WHERE strategy = :s AND session_date <= :d "
-                "AND status = 'submitted' ORDER BY session_date DESC LIMIT 1"
-            ),
-            {"s": strategy, "d": before},
-        ).scalar()
-    return None if row is None else latest_plan(store, strategy, row)
 
 
 def _write_predictions(

@@ -62,8 +62,9 @@ from pipelines.execution.ledger import record_broker_state
 from pipelines.monitoring.logging import redact
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
-from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.runlog import stage_run
+from pipelines.warehouse import plans
+from pipelines.warehouse.plans import PlanRef
 from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def plan_orders(
     cash and positions; shares are rounded down; orders under ``MIN_ORDER_NOTIONAL`` are
     dropped; sells come first so they fund the buys.
     """
-    targets = target_weights(engine, plan)
+    targets = plans.target_weights(engine, plan)
     account = broker.get_account_snapshot()
     held = account.positions
     symbols = sorted(set(targets.index) | set(held))

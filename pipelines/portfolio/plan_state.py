@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.errors import PlanConflict
+from pipelines.warehouse.plans import KEY
 
 PROPOSED, APPROVED, BLOCKED, SUBMITTED, SUPERSEDED = (
     "proposed",
@@ -47,7 +48,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     SUBMITTED: frozenset(),
     SUPERSEDED: frozenset(),
 }
-KEY = "strategy = :s AND session_date = :d AND plan_version = :v"
 LOCK_CLASS = 0x6D6C74  # 'mlt': the advisory-lock namespace of plan locks
 
 

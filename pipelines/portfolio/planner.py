@@ -20,10 +20,8 @@ when one is given.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -40,6 +38,8 @@ from pipelines.portfolio.config import OptimizerConfig
 from pipelines.portfolio.optimizer import optimize
 from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, trailing_returns
 from pipelines.runlog import stage_run
+from pipelines.warehouse import plans
+from pipelines.warehouse.plans import PlanRef
 
 
 class AccountView(Protocol):
@@ -64,41 +64,6 @@ log = logging.getLogger(__name__)
 MIN_WEIGHT = 1e-6  # smaller optimizer output is numerical noise, not a position
 
 
-@dataclass(frozen=True)
-class PlanRef:
-    strategy: str
-    session_date: date
-    plan_version: int
-
-    #: SQL condition selecting this plan's rows, with :meth:`params` as its bind values.
-    WHERE = "strategy = :s AND session_date = :d AND plan_version = :v"
-
-    def params(self) -> dict:
-        return {"s": self.strategy, "d": self.session_date, "v": self.plan_version}
-
-
-def latest_plan(engine: sa.Engine, strategy: str, session_date: date) -> PlanRef | None:
-    with engine.connect() as conn:
-        version = conn.execute(
-            sa.text(
-                "SELECT max(plan_version) FROM plans WHERE strategy = :s AND session_date = :d"
-            ),
-            {"s": strategy, "d": session_date},
-        ).scalar()
-    return None if version is None else PlanRef(strategy, session_date, version)
-
-
-def target_weights(engine: sa.Engine, plan: PlanRef) -> pd.Series:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                f"SELECT symbol, weight FROM target_weights WHERE {PlanRef.WHERE} ORDER BY symbol"
-            ),
-            plan.params(),
-        ).all()
-    return pd.Series({symbol: weight for symbol, weight in rows}, name="weight", dtype=float)
-
-
 def build_plan(
     engine: sa.Engine,
     settings: Settings,
@@ -114,7 +79,7 @@ def build_plan(
 
     ``factor_model``: returns the predicting model's fitted IPCA structure (or None); without
     it the risk model is Ledoit–Wolf."""
-    existing = latest_plan(engine, settings.strategy, session_date)
+    existing = plans.latest(engine, settings.strategy, session_date)
     if existing is not None:
         return existing
     return _optimize(
@@ -142,9 +107,9 @@ def replan(
 ) -> PlanRef:
     """A new version of ``session_date``'s plan, superseding the latest one (see the module
     docstring); version 1 when there is none. Refuses once the latest was submitted."""
-    latest = latest_plan(engine, settings.strategy, session_date)
+    latest = plans.latest(engine, settings.strategy, session_date)
     if latest is not None:
-        status = plan_status(engine, latest)
+        status = plans.status(engine, latest)
         if status == plan_state.SUBMITTED:
             raise RiskLimitBreached(
                 f"plan {session_date} v{latest.plan_version} was submitted: its orders are at "
@@ -154,15 +119,6 @@ def replan(
         engine, settings, session_date, model_name, model_version, run_id, broker, latest,
         factor_model,
     )
-
-
-def plan_status(engine: sa.Engine, plan: PlanRef) -> str:
-    with engine.connect() as conn:
-        return str(
-            conn.execute(
-                sa.text(f"SELECT status FROM plans WHERE {PlanRef.WHERE}"), plan.params()
-            ).scalar_one()
-        )
 
 
 def _optimize(
@@ -324,26 +280,8 @@ def _write(
 ) -> bool:
     """Insert the plan and its weights (superseding ``supersede`` in the same transaction);
     False when another run inserted this version first (nothing written)."""
-    key = plan.params()
     with engine.begin() as conn:
         if supersede is not None:  # a plan submitted meanwhile fails here: PlanConflict
             unsent = {plan_state.PROPOSED, plan_state.APPROVED, plan_state.BLOCKED}
             plan_state.move(conn, supersede.params(), unsent, plan_state.SUPERSEDED)
-        inserted = conn.execute(
-            sa.text(
-                "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
-                "model_version, status, risk_report, run_id) VALUES (:s, :d, :v, :m, :mv, "
-                "'proposed', CAST(:r AS jsonb), :run) ON CONFLICT DO NOTHING"
-            ),
-            {**key, "m": model_name, "mv": model_version, "r": json.dumps(None), "run": run_id},
-        ).rowcount
-        if not inserted:  # another run's optimization of this version committed first
-            return False
-        conn.execute(
-            sa.text(
-                "INSERT INTO target_weights (strategy, session_date, plan_version, symbol, "
-                "weight) VALUES (:s, :d, :v, :sym, :w)"
-            ),
-            [{**key, "sym": symbol, "w": float(w)} for symbol, w in weights.items()],
-        )
-    return True
+        return plans.insert(conn, plan, weights, model_name, model_version, run_id)

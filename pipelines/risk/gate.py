@@ -38,12 +38,10 @@ stale fails with :class:`PlanConflict` and writes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -54,12 +52,13 @@ from pipelines.errors import PlanConflict, RiskLimitBreached
 from pipelines.execution.brokers.base import Broker, OrderIntent
 from pipelines.execution.orders import freeze_orders, plan_orders
 from pipelines.portfolio import plan_state
-from pipelines.portfolio.planner import PlanRef, target_weights
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
 from pipelines.risk import pnl, stress
 from pipelines.risk.limits import RiskLimits
 from pipelines.risk.var import VaRResult, portfolio_var
+from pipelines.warehouse import plans
+from pipelines.warehouse.plans import PlanRef
 from pipelines.warehouse.prices import last_closes
 
 TOLERANCE = 1e-9
@@ -97,7 +96,7 @@ class _Check:
 
 def check_plan(engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker) -> RiskReport:
     """Approve (possibly scaled) or block ``plan``; raises RiskLimitBreached listing breaches."""
-    status, stored = _current(engine, plan)
+    status, stored = plans.decision(engine, plan)
     if status in (plan_state.APPROVED, plan_state.SUBMITTED):  # the decision stands
         return RiskReport(**stored) if stored else RiskReport(approved=True)
     if status not in (plan_state.PROPOSED, plan_state.BLOCKED):
@@ -151,7 +150,7 @@ def _scale(
     if any(c.ratio is None for c in breached):
         return report, intents  # something scaling cannot fix: block
     factor = SCALE_MARGIN / max(c.ratio for c in breached if c.ratio is not None)
-    weights = target_weights(engine, plan) * factor
+    weights = plans.target_weights(engine, plan) * factor
     _write_weights(engine, plan, weights)
     scaled, _, scaled_intents = _evaluate(engine, settings, plan, broker)
     scaled.scale = report.scale * factor
@@ -164,7 +163,7 @@ def _evaluate(
     engine: sa.Engine, settings: Settings, plan: PlanRef, broker: Broker
 ) -> tuple[RiskReport, list[_Check], list[OrderIntent]]:
     as_of = calendar.previous_session(plan.session_date)
-    weights = target_weights(engine, plan)
+    weights = plans.target_weights(engine, plan)
     intents = plan_orders(engine, settings, plan, broker)
     prices = last_closes(engine, as_of, [i.symbol for i in intents])
     notionals = [float(i.qty) * prices[i.symbol] for i in intents]
@@ -331,30 +330,13 @@ def _initial_cash(engine: sa.Engine, broker: Broker, settings: Settings) -> floa
     return float(value) if value is not None else settings.initial_capital
 
 
-def _current(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(f"SELECT status, risk_report FROM plans WHERE {PlanRef.WHERE}"),
-            plan.params(),
-        ).one()
-    return row.status, row.risk_report
-
-
 def _write_weights(engine: sa.Engine, plan: PlanRef, weights: pd.Series) -> None:
     """Scaled targets replace the plan's (only before any order exists: status proposed)."""
     with engine.begin() as conn:
-        status = conn.execute(
-            sa.text(f"SELECT status FROM plans WHERE {PlanRef.WHERE} FOR UPDATE"), plan.params()
-        ).scalar_one()
+        status = plans.locked_status(conn, plan)
         if status not in (plan_state.PROPOSED, plan_state.BLOCKED):
             raise PlanConflict(f"plan is {status} now: its weights cannot be scaled")
-        for symbol, w in weights.items():
-            conn.execute(
-                sa.text(
-                    f"UPDATE target_weights SET weight = :w WHERE {PlanRef.WHERE} AND symbol = :sym"
-                ),
-                {**plan.params(), "sym": symbol, "w": float(np.float64(w))},
-            )
+        plans.set_weights(conn, plan, weights)
 
 
 def _store(
@@ -368,9 +350,6 @@ def _store(
     with engine.begin() as conn:
         new = plan_state.APPROVED if report.approved else plan_state.BLOCKED
         plan_state.move(conn, plan.params(), {expected}, new)
-        conn.execute(
-            sa.text(f"UPDATE plans SET risk_report = CAST(:r AS jsonb) WHERE {PlanRef.WHERE}"),
-            {"r": json.dumps(asdict(report)), **plan.params()},
-        )
+        plans.set_risk_report(conn, plan, asdict(report))
         if report.approved:
             freeze_orders(conn, plan, intents)

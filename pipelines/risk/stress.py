@@ -27,7 +27,6 @@ held unchanged through the scenario (no rebalancing, cash earning 0).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -35,9 +34,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.portfolio.planner import PlanRef
 from pipelines.portfolio.risk_model import FactorCovariance
+from pipelines.warehouse import plans
 from pipelines.warehouse.bars import read_closes
+from pipelines.warehouse.plans import PlanRef
 
 #: name → (first session, last session) of the replayed window, inclusive.
 SCENARIOS: dict[str, tuple[date, date]] = {
@@ -137,21 +137,11 @@ def factor_shocks(
 
 def store(engine: sa.Engine, plan: PlanRef, results: list[StressResult]) -> None:
     """Replace the plan's stress rows (delete and insert in one transaction)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DELETE FROM plan_stress WHERE {PlanRef.WHERE}"), plan.params())
-        if results:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO plan_stress (strategy, session_date, plan_version, scenario, "
-                    "kind, start_date, end_date, covered, loss, detail) VALUES (:s, :d, :v, "
-                    ":sc, :k, :a, :b, :c, :l, CAST(:x AS jsonb))"
-                ),
-                [
-                    {**plan.params(), "sc": r.scenario, "k": r.kind, "a": r.start_date,
-                     "b": r.end_date, "c": r.covered, "l": r.loss, "x": json.dumps(r.detail)}
-                    for r in results
-                ],
-            )  # fmt: skip
+    plans.replace_stress(engine, plan, [
+        {"scenario": r.scenario, "kind": r.kind, "start_date": r.start_date,
+         "end_date": r.end_date, "covered": r.covered, "loss": r.loss, "detail": r.detail}
+        for r in results
+    ])  # fmt: skip
 
 
 def _close_before(engine: sa.Engine, symbols: list[str], start: date) -> pd.Series:

@@ -13,8 +13,9 @@ from pipelines.features.store import build_features
 from pipelines.models.inference import predict
 from pipelines.models.registry import MLflowRegistry
 from pipelines.models.training import promote, train
-from pipelines.portfolio.planner import build_plan, risk_model_for, target_weights
+from pipelines.portfolio.planner import build_plan, risk_model_for
 from pipelines.portfolio.risk_model import trailing_returns
+from pipelines.warehouse.plans import target_weights
 
 pytestmark = pytest.mark.slow
 

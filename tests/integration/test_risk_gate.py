@@ -13,9 +13,10 @@ from pipelines import calendar
 from pipelines.config import get_settings
 from pipelines.errors import RiskLimitBreached
 from pipelines.execution.brokers.simulated import SimulatedBroker
-from pipelines.portfolio.planner import build_plan, target_weights
+from pipelines.portfolio.planner import build_plan
 from pipelines.risk import pnl
 from pipelines.risk.gate import check_plan
+from pipelines.warehouse.plans import target_weights
 
 SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T",
            "PFE", "MRK", "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]  # fmt: skip

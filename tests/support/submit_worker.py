@@ -22,8 +22,8 @@ def _run(job: dict) -> None:
     from pipelines.config import get_settings
     from pipelines.execution import orders
     from pipelines.execution.brokers.alpaca import AlpacaBroker
-    from pipelines.portfolio.planner import PlanRef
     from pipelines.warehouse.engine import create_engine
+    from pipelines.warehouse.plans import PlanRef
 
     point, at = job.get("crash_point"), int(job.get("crash_at") or 1)
     seen = {"n": 0}

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from pipelines import calendar
 from pipelines.config import Settings, get_settings
-from pipelines.portfolio.planner import PlanRef
+from pipelines.warehouse.plans import PlanRef
 from tests.support.alpaca_trading_server import AlpacaTradingServer
 
 DAY = date(2010, 8, 16)

@@ -1,0 +1,182 @@
+"""The plans repository: every statement on ``plans``, ``target_weights`` and ``plan_stress``.
+
+A plan is keyed by (strategy, session_date, plan_version): :class:`PlanRef`. Its status moves
+only through :mod:`pipelines.portfolio.plan_state`; the functions here read it, write a new
+plan, and record what the gate decided. Those taking a ``conn`` run on the caller's
+transaction (they are parts of a larger atomic change); those taking an ``engine`` are whole
+reads or writes. Weights are fractions of equity; stress losses are positive fractions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+#: The key condition of every table keyed by a plan, with :meth:`PlanRef.params` as its values.
+KEY = "strategy = :s AND session_date = :d AND plan_version = :v"
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    strategy: str
+    session_date: date
+    plan_version: int
+
+    WHERE: ClassVar[str] = KEY
+
+    def params(self) -> dict[str, Any]:
+        return {"s": self.strategy, "d": self.session_date, "v": self.plan_version}
+
+
+def latest(engine: sa.Engine, strategy: str, session_date: date) -> PlanRef | None:
+    """The session's highest plan version, or None when it has no plan."""
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.text(
+                "SELECT max(plan_version) FROM plans WHERE strategy = :s AND session_date = :d"
+            ),
+            {"s": strategy, "d": session_date},
+        ).scalar()
+    return None if version is None else PlanRef(strategy, session_date, version)
+
+
+def last_submitted(engine: sa.Engine, strategy: str, on_or_before: date) -> PlanRef | None:
+    """The latest version of the last session on or before ``on_or_before`` whose plan was
+    submitted (the targets the book was last traded to), or None."""
+    with engine.connect() as conn:
+        day = conn.execute(
+            sa.text(
+                "SELECT session_date FROM plans WHERE strategy = :s AND session_date <= :d "
+                "AND status = 'submitted' ORDER BY session_date DESC LIMIT 1"
+            ),
+            {"s": strategy, "d": on_or_before},
+        ).scalar()
+    return None if day is None else latest(engine, strategy, day)
+
+
+def status(engine: sa.Engine, plan: PlanRef) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(sa.text(f"SELECT status FROM plans WHERE {KEY}"), plan.params())
+            .scalar_one()
+        )
+
+
+def decision(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict[str, Any] | None]:
+    """The plan's status and the risk report the gate stored (None before any decision)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT status, risk_report FROM plans WHERE {KEY}"), plan.params()
+        ).one()
+    return row.status, row.risk_report
+
+
+def target_weights(engine: sa.Engine, plan: PlanRef) -> pd.Series:
+    """The plan's weights by symbol (sorted)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT symbol, weight FROM target_weights WHERE {KEY} ORDER BY symbol"),
+            plan.params(),
+        ).all()
+    return pd.Series({symbol: weight for symbol, weight in rows}, name="weight", dtype=float)
+
+
+def insert(
+    conn: sa.Connection,
+    plan: PlanRef,
+    weights: pd.Series,
+    model_name: str,
+    model_version: str,
+    run_id: str,
+) -> bool:
+    """Write ``plan`` as proposed with its weights; False (nothing written) when that version
+    exists already (another run's optimization committed first)."""
+    inserted = conn.execute(
+        sa.text(
+            "INSERT INTO plans (strategy, session_date, plan_version, model_name, "
+            "model_version, status, risk_report, run_id) VALUES (:s, :d, :v, :m, :mv, "
+            "'proposed', CAST(:r AS jsonb), :run) ON CONFLICT DO NOTHING"
+        ),
+        {**plan.params(), "m": model_name, "mv": model_version, "r": json.dumps(None),
+         "run": run_id},
+    ).rowcount  # fmt: skip
+    if not inserted:
+        return False
+    _insert_weights(conn, plan, weights)
+    return True
+
+
+def _insert_weights(conn: sa.Connection, plan: PlanRef, weights: pd.Series) -> None:
+    if weights.empty:  # all cash: executemany with no rows is an error, not a no-op
+        return
+    conn.execute(
+        sa.text(
+            "INSERT INTO target_weights (strategy, session_date, plan_version, symbol, "
+            "weight) VALUES (:s, :d, :v, :sym, :w)"
+        ),
+        [{**plan.params(), "sym": symbol, "w": float(w)} for symbol, w in weights.items()],
+    )
+
+
+def locked_status(conn: sa.Connection, plan: PlanRef) -> str:
+    """The plan's status, its row locked until the caller's transaction ends."""
+    return str(
+        conn.execute(
+            sa.text(f"SELECT status FROM plans WHERE {KEY} FOR UPDATE"), plan.params()
+        ).scalar_one()
+    )
+
+
+def set_weights(conn: sa.Connection, plan: PlanRef, weights: pd.Series) -> None:
+    """Replace the weights of the plan's symbols in ``weights`` (e.g. scaled by the gate)."""
+    if weights.empty:
+        return
+    conn.execute(
+        sa.text(f"UPDATE target_weights SET weight = :w WHERE {KEY} AND symbol = :sym"),
+        [{**plan.params(), "sym": symbol, "w": float(np.float64(w))}
+         for symbol, w in weights.items()],
+    )  # fmt: skip
+
+
+def set_risk_report(conn: sa.Connection, plan: PlanRef, report: dict[str, Any]) -> None:
+    conn.execute(
+        sa.text(f"UPDATE plans SET risk_report = CAST(:r AS jsonb) WHERE {KEY}"),
+        {"r": json.dumps(report), **plan.params()},
+    )
+
+
+def replace_stress(engine: sa.Engine, plan: PlanRef, rows: list[dict[str, Any]]) -> None:
+    """Replace the plan's stress rows (keys: scenario, kind, start_date, end_date, covered,
+    loss, detail) in one transaction."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DELETE FROM plan_stress WHERE {KEY}"), plan.params())
+        if rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO plan_stress (strategy, session_date, plan_version, scenario, "
+                    "kind, start_date, end_date, covered, loss, detail) VALUES (:s, :d, :v, "
+                    ":scenario, :kind, :start_date, :end_date, :covered, :loss, "
+                    "CAST(:detail AS jsonb))"
+                ),
+                [{**plan.params(), **row, "detail": json.dumps(row["detail"])} for row in rows],
+            )
+
+
+def stress(engine: sa.Engine, plan: PlanRef) -> list[sa.Row]:
+    """The plan's stress rows, by kind then scenario."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT scenario, kind, covered, loss, start_date, end_date FROM plan_stress "
+                    f"WHERE {KEY} ORDER BY kind, scenario"
+                ),
+                plan.params(),
+            ).all()
+        )
