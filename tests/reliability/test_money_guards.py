@@ -4,7 +4,6 @@ anything is written or sent, with one line that names the problem and the fix.""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, date, datetime, time
 
 import pytest
@@ -19,6 +18,7 @@ from pipelines.errors import (
 )
 from pipelines.execution.guards import require_trading_allowed
 from pipelines.risk.kill_switch import set_kill_switch
+from tests.support.cli import run_cli
 
 MONDAY = date(2010, 8, 16)
 TABLES = ("plans", "target_weights", "plan_orders", "orders", "order_events", "fills",
@@ -79,17 +79,12 @@ def test_weekends_and_holidays_are_refused_by_every_entry_point(fresh: sa.Engine
 
 
 def test_cli_rebalance_on_a_saturday_exits_nonzero_with_one_line_and_sends_nothing(
-    fresh: sa.Engine, monkeypatch, capsys
+    fresh: sa.Engine, capsys
 ) -> None:
-    from pipelines import cli
-
     before = _fingerprint(fresh)
     for saturday_then_sunday in ("2010-08-14", "2010-08-15"):
-        monkeypatch.setattr(sys, "argv", ["mltrade", "rebalance", "--date", saturday_then_sunday])
-        with pytest.raises(SystemExit) as exit_:
-            cli.main()
-        assert exit_.value.code not in (0, None)
-        shown = capsys.readouterr()
+        shown = run_cli(capsys, "rebalance", "--date", saturday_then_sunday)
+        assert shown.code not in (0, None)
         text = " ".join((shown.out + shown.err).split())
         assert "is not an NYSE session" in text and "Traceback" not in text
     assert _fingerprint(fresh) == before
