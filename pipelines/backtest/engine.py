@@ -52,7 +52,7 @@ from pipelines.features import characteristics
 from pipelines.portfolio.risk_model import WINDOW_SESSIONS
 from pipelines.runtime import Ports, backtest_ports
 from pipelines.session import Predicted, Predictor, rebalance_session
-from pipelines.warehouse import plans
+from pipelines.warehouse import plans, predictions
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -462,22 +462,8 @@ def _write_predictions(
     store: sa.Engine, model: tuple[str, str], as_of: date, expected: pd.Series, run_id: str
 ) -> Predicted:
     name, version = model
-    rows = [
-        {"m": name, "v": version, "d": as_of, "s": s, "r": float(r), "run": run_id}
-        for s, r in expected.items()
-    ]
-    if rows:
-        with store.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO predictions (model_name, model_version, session_date, symbol, "
-                    "expected_return, feature_set_version, run_id) VALUES (:m, :v, :d, :s, :r, "
-                    "'backtest', :run) ON CONFLICT (model_name, model_version, session_date, "
-                    "symbol) DO UPDATE SET expected_return = EXCLUDED.expected_return"
-                ),
-                rows,
-            )
-    return Predicted(name, version, len(rows))
+    rows = predictions.write(store, name, version, as_of, expected, "backtest", run_id)
+    return Predicted(name, version, rows)
 
 
 def load_store(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.errors import ModelError
@@ -12,15 +13,7 @@ from pipelines.features.store import load_features
 from pipelines.models import CHAMPION, ModelRef, champions
 from pipelines.models.return_model import Registry, ReturnModel
 from pipelines.runlog import stage_run
-
-_UPSERT = """
-INSERT INTO predictions (model_name, model_version, session_date, symbol, expected_return,
-                         feature_set_version, run_id)
-VALUES (:m, :v, :d, :s, :r, :fsv, :run)
-ON CONFLICT (model_name, model_version, session_date, symbol) DO UPDATE
-SET expected_return = excluded.expected_return, run_id = excluded.run_id
-WHERE predictions.expected_return IS DISTINCT FROM excluded.expected_return
-"""
+from pipelines.warehouse import predictions
 
 
 def champion(registry: Registry, model_name: str) -> ModelRef:
@@ -56,19 +49,9 @@ def predict(
         if features.empty:
             raise ModelError(f"no features dated {as_of}: run `mltrade features` first")
         expected = model.predict(features)
-        rows = [
-            {
-                "m": ref.name,
-                "v": ref.version,
-                "d": as_of,
-                "s": symbol,
-                "r": float(value),
-                "fsv": FEATURE_SET.key,
-                "run": run_id,
-            }
-            for (_, symbol), value in expected.items()
-        ]
-        with engine.begin() as conn:
-            conn.execute(sa.text(_UPSERT), rows)
-        run.summary = {"rows": len(rows), "model_version": ref.version}
-    return model, len(rows)
+        by_symbol = pd.Series(expected.to_numpy(), index=expected.index.get_level_values(1))
+        rows = predictions.write(
+            engine, ref.name, ref.version, as_of, by_symbol, FEATURE_SET.key, run_id
+        )
+        run.summary = {"rows": rows, "model_version": ref.version}
+    return model, rows

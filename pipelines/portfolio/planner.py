@@ -38,7 +38,7 @@ from pipelines.portfolio.config import OptimizerConfig
 from pipelines.portfolio.optimizer import optimize
 from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, trailing_returns
 from pipelines.runlog import stage_run
-from pipelines.warehouse import plans
+from pipelines.warehouse import plans, predictions
 from pipelines.warehouse.plans import PlanRef
 
 
@@ -253,20 +253,13 @@ def weights_from(
 
 
 def _predictions(engine: sa.Engine, model_name: str, model_version: str, as_of: date) -> pd.Series:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT symbol, expected_return FROM predictions WHERE model_name = :m "
-                "AND model_version = :v AND session_date = :d"
-            ),
-            {"m": model_name, "v": model_version, "d": as_of},
-        ).all()
-    if not rows:
+    expected = predictions.read(engine, model_name, model_version, as_of)
+    if expected.empty:
         raise OptimizationError(
             f"no predictions from {model_name} v{model_version} at {as_of}: run the predict "
             "step for this session first"
         )
-    return pd.Series(dict(rows), dtype=float)
+    return expected
 
 
 def _write(
