@@ -18,6 +18,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from pipelines.risk.report import plan_risk
+from pipelines.warehouse import plans
+from pipelines.warehouse.plans import PlanRef
 
 
 @dataclass(frozen=True)
@@ -46,35 +48,13 @@ def approval_reason(gate_report: dict, trading_mode: str, mode: str) -> str | No
     return None
 
 
-def _weights(conn: sa.Connection, strategy: str, day: date, version: int) -> dict[str, float]:
-    rows = conn.execute(
-        sa.text(
-            "SELECT symbol, weight FROM target_weights WHERE strategy = :s "
-            "AND session_date = :d AND plan_version = :v"
-        ),
-        {"s": strategy, "d": day, "v": version},
-    ).all()
-    return {r.symbol: float(r.weight) for r in rows}
-
-
-def _previous_weights(conn: sa.Connection, strategy: str, day: date) -> dict[str, float]:
-    prev = conn.execute(
-        sa.text(
-            "SELECT session_date, max(plan_version) AS v FROM plans WHERE strategy = :s "
-            "AND session_date < :d GROUP BY session_date ORDER BY session_date DESC LIMIT 1"
-        ),
-        {"s": strategy, "d": day},
-    ).first()
-    return {} if prev is None else _weights(conn, strategy, prev.session_date, int(prev.v))
-
-
 def plan_summary(engine: sa.Engine, plan_key: dict, top: int = 10) -> dict:
     """Top weights, turnover, VaR/CVaR and stress losses of the plan ``plan_key`` names."""
     strategy, day = str(plan_key["strategy"]), date.fromisoformat(str(plan_key["session_date"]))
     version = int(plan_key["plan_version"])
-    with engine.connect() as conn:
-        weights = _weights(conn, strategy, day, version)
-        previous = _previous_weights(conn, strategy, day)
+    weights = plans.target_weights(engine, PlanRef(strategy, day, version)).to_dict()
+    before = plans.latest_before(engine, strategy, day)
+    previous = {} if before is None else plans.target_weights(engine, before).to_dict()
     symbols = set(weights) | set(previous)
     turnover = 0.5 * sum(abs(weights.get(s, 0.0) - previous.get(s, 0.0)) for s in symbols)
     risk = plan_risk(engine, strategy, day)

@@ -46,6 +46,19 @@ def latest(engine: sa.Engine, strategy: str, session_date: date) -> PlanRef | No
     return None if version is None else PlanRef(strategy, session_date, version)
 
 
+def latest_before(engine: sa.Engine, strategy: str, before: date) -> PlanRef | None:
+    """The latest version of the last session before ``before`` that has a plan, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT session_date, max(plan_version) AS v FROM plans WHERE strategy = :s "
+                "AND session_date < :d GROUP BY session_date ORDER BY session_date DESC LIMIT 1"
+            ),
+            {"s": strategy, "d": before},
+        ).one_or_none()
+    return None if row is None else PlanRef(strategy, row.session_date, int(row.v))
+
+
 def last_submitted(engine: sa.Engine, strategy: str, on_or_before: date) -> PlanRef | None:
     """The latest version of the last session on or before ``on_or_before`` whose plan was
     submitted (the targets the book was last traded to), or None."""

@@ -57,6 +57,9 @@ def test_the_last_submitted_plan_is_the_one_the_book_was_traded_to(warehouse) ->
         plan_state.move(conn, first.params(), {plan_state.PROPOSED}, plan_state.APPROVED)
         plan_state.move(conn, first.params(), {plan_state.APPROVED}, plan_state.SUBMITTED)
     assert plans.last_submitted(warehouse, "s", DAY) == first  # the later one is only proposed
+    assert plans.latest_before(warehouse, "s", date(2010, 8, 17)) == second  # any status
+    assert plans.latest_before(warehouse, "s", DAY) == first
+    assert plans.latest_before(warehouse, "s", first.session_date) is None
     assert plans.last_submitted(warehouse, "s", date(2010, 8, 6)) is None
 
 
@@ -73,3 +76,18 @@ def test_stress_rows_are_replaced_not_appended(warehouse) -> None:
     assert (stored.scenario, stored.covered, stored.loss) == ("covid_2020", True, 0.2)
     plans.replace_stress(warehouse, plan, [])
     assert plans.stress(warehouse, plan) == []
+
+
+def test_the_approval_summary_measures_turnover_against_the_previous_plan(warehouse) -> None:
+    from pipelines.approval import plan_summary
+
+    _insert(warehouse, PlanRef("s", date(2010, 8, 12), 1), {"AAPL": 0.9})  # superseded below
+    _insert(warehouse, PlanRef("s", date(2010, 8, 12), 2), {"AAPL": 0.4, "KO": 0.2})
+    _insert(warehouse, PlanRef("s", DAY, 1), {"AAPL": 0.3, "MSFT": 0.3})
+    summary = plan_summary(warehouse, {"strategy": "s", "session_date": DAY.isoformat(),
+                                       "plan_version": 1})  # fmt: skip
+    assert summary["turnover"] == pytest.approx(0.5 * (0.1 + 0.2 + 0.3))
+    assert summary["top_weights"] == {"AAPL": 0.3, "MSFT": 0.3}
+    first = plan_summary(warehouse, {"strategy": "s", "session_date": "2010-08-12",
+                                     "plan_version": 2})  # fmt: skip
+    assert first["turnover"] == pytest.approx(0.3)  # from cash
