@@ -18,23 +18,19 @@ from pipelines.execution.brokers.base import Broker
 from pipelines.execution.reconcile import portfolio_summary
 from pipelines.risk.kill_switch import kill_switch_status
 from pipelines.risk.report import plan_risk
+from pipelines.warehouse import plans
 
 
-def _latest_plan(conn: sa.Connection, strategy: str) -> dict | None:
-    row = conn.execute(
-        sa.text(
-            "SELECT session_date, plan_version, status FROM plans WHERE strategy = :s "
-            "ORDER BY session_date DESC, plan_version DESC LIMIT 1"
-        ),
-        {"s": strategy},
-    ).first()
-    if row is None:
+def _latest_plan(engine: sa.Engine, strategy: str) -> dict | None:
+    found = plans.newest(engine, strategy)
+    if found is None:
         return None
+    plan, status = found
     return {
         "strategy": strategy,
-        "session_date": row.session_date.isoformat(),
-        "plan_version": int(row.plan_version),
-        "status": row.status,
+        "session_date": plan.session_date.isoformat(),
+        "plan_version": plan.plan_version,
+        "status": status,
     }
 
 
@@ -88,8 +84,8 @@ def links(settings: Settings) -> dict[str, str]:
 
 def snapshot(engine: sa.Engine, settings: Settings, broker: Broker) -> dict:
     """Everything the cockpit page shows, as plain data."""
+    plan = _latest_plan(engine, settings.strategy)
     with engine.connect() as conn:
-        plan = _latest_plan(conn, settings.strategy)
         orders = _orders(conn, settings.strategy, plan["session_date"]) if plan else []
         positions = _positions(conn, broker.name)
         newest = _newest_close(conn)

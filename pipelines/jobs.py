@@ -442,14 +442,6 @@ def demo_summary(as_of: date) -> dict:
             table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in ("bars", "quarantine", "features", "predictions", "orders", "fills")
         }
-        latest = conn.execute(
-            sa.text(
-                "SELECT w.symbol, round(w.weight::numeric, 4) FROM target_weights w "
-                "JOIN (SELECT max(session_date) AS d FROM plans WHERE strategy = :s) p "
-                "ON w.session_date = p.d WHERE w.strategy = :s ORDER BY w.weight DESC LIMIT 5"
-            ),
-            {"s": settings.strategy},
-        ).all()
         orders: dict[str, int] = dict(
             conn.execute(sa.text("SELECT status, count(*) FROM orders GROUP BY 1")).all()
         )
@@ -459,10 +451,22 @@ def demo_summary(as_of: date) -> dict:
             "name": settings.model_name,
             "champion": _champion_version(settings, settings.model_name),
         },
-        "top_weights": {symbol: float(weight) for symbol, weight in latest},
+        "top_weights": _top_weights(engine, settings.strategy),
         "orders_by_status": orders,
         "portfolio": portfolio_summary(as_of),
     }
+
+
+def _top_weights(engine: sa.Engine, strategy: str, top: int = 5) -> dict[str, float]:
+    """The newest plan's largest weights, rounded to 4 places."""
+    from pipelines.warehouse import plans
+
+    newest = plans.newest(engine, strategy)
+    if newest is None:
+        return {}
+    weights = plans.target_weights(engine, newest[0])
+    largest = weights.sort_values(ascending=False, kind="stable").head(top)
+    return {str(symbol): round(float(w), 4) for symbol, w in largest.items()}
 
 
 def latest_bar_date() -> date:

@@ -46,6 +46,20 @@ def latest(engine: sa.Engine, strategy: str, session_date: date) -> PlanRef | No
     return None if version is None else PlanRef(strategy, session_date, version)
 
 
+def newest(engine: sa.Engine, strategy: str) -> tuple[PlanRef, str] | None:
+    """The strategy's newest plan (latest session, highest version) and its status."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT session_date, plan_version, status FROM plans WHERE strategy = :s "
+                "ORDER BY session_date DESC, plan_version DESC LIMIT 1"
+            ),
+            {"s": strategy},
+        ).one_or_none()
+    return None if row is None else (PlanRef(strategy, row.session_date, row.plan_version),
+                                     row.status)  # fmt: skip
+
+
 def latest_before(engine: sa.Engine, strategy: str, before: date) -> PlanRef | None:
     """The latest version of the last session before ``before`` that has a plan, or None."""
     with engine.connect() as conn:

@@ -29,6 +29,9 @@ def test_a_version_is_written_once_and_the_latest_is_found(warehouse) -> None:
     assert plans.target_weights(warehouse, v1).to_dict() == {"AAPL": 0.2, "MSFT": 0.3}
     assert _insert(warehouse, PlanRef("s", DAY, 2), {})  # all cash is a plan too
     assert plans.latest(warehouse, "s", DAY) == PlanRef("s", DAY, 2)
+    _insert(warehouse, PlanRef("s", date(2010, 8, 13), 3), {"KO": 0.1})  # an earlier session
+    assert plans.newest(warehouse, "s") == (PlanRef("s", DAY, 2), plan_state.PROPOSED)
+    assert plans.newest(warehouse, "other") is None
     assert plans.target_weights(warehouse, PlanRef("s", DAY, 2)).empty
     assert plans.decision(warehouse, v1) == (plan_state.PROPOSED, None)
 
