@@ -202,7 +202,7 @@ def _submit_locked(
         outcomes = send_orders(engine, settings, broker, _unsent(engine, plan), sleep)
         with engine.connect() as conn:
             total = conn.execute(
-                sa.text(f"SELECT count(*) FROM orders WHERE {PlanRef.WHERE}"),
+                sa.text(f"SELECT count(*) FROM orders WHERE {plans.KEY}"),
                 plan.params(),
             ).scalar_one()
         summary = SubmitSummary(
@@ -356,7 +356,7 @@ def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str, object]:
         row = conn.execute(
             sa.text(
                 "SELECT status, model_name, model_version, orders_frozen_at FROM plans "
-                f"WHERE {PlanRef.WHERE}"
+                f"WHERE {plans.KEY}"
             ),
             plan.params(),
         ).one_or_none()
@@ -368,7 +368,7 @@ def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str, object]:
 def freeze_orders(conn: sa.Connection, plan: PlanRef, intents: list[OrderIntent]) -> None:
     """Store the plan's orders (on the caller's transaction: the one that approves it)."""
     key = plan.params()
-    conn.execute(sa.text(f"DELETE FROM plan_orders WHERE {PlanRef.WHERE}"), key)
+    conn.execute(sa.text(f"DELETE FROM plan_orders WHERE {plans.KEY}"), key)
     if intents:
         conn.execute(
             sa.text(
@@ -380,7 +380,7 @@ def freeze_orders(conn: sa.Connection, plan: PlanRef, intents: list[OrderIntent]
                 for i in intents
             ],
         )
-    conn.execute(sa.text(f"UPDATE plans SET orders_frozen_at = now() WHERE {PlanRef.WHERE}"), key)
+    conn.execute(sa.text(f"UPDATE plans SET orders_frozen_at = now() WHERE {plans.KEY}"), key)
 
 
 def frozen_orders(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
@@ -389,7 +389,7 @@ def frozen_orders(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
         rows = conn.execute(
             sa.text(
                 "SELECT client_order_id, symbol, side, qty FROM plan_orders "
-                f"WHERE {PlanRef.WHERE} ORDER BY side DESC, symbol"
+                f"WHERE {plans.KEY} ORDER BY side DESC, symbol"
             ),
             plan.params(),
         ).all()
@@ -441,7 +441,7 @@ def _unsent(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {PlanRef.WHERE} "
+                f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {plans.KEY} "
                 "AND status IN ('planned', 'submitted') ORDER BY side DESC, symbol"
             ),
             plan.params(),

@@ -1,8 +1,10 @@
-"""The plans repository: every statement on ``plans``, ``target_weights`` and ``plan_stress``.
+"""The plans repository: reading and writing ``plans``, ``target_weights`` and ``plan_stress``.
 
-A plan is keyed by (strategy, session_date, plan_version): :class:`PlanRef`. Its status moves
-only through :mod:`pipelines.portfolio.plan_state`; the functions here read it, write a new
-plan, and record what the gate decided. Those taking a ``conn`` run on the caller's
+A plan is keyed by (strategy, session_date, plan_version): :class:`PlanRef`, and :data:`KEY`
+selects its rows in any table keyed by it. Its status moves only through
+:mod:`pipelines.portfolio.plan_state`, and the orders frozen for it live with the orders
+(:mod:`pipelines.execution.orders`); the functions here read it, write a new plan, and record
+what the gate decided. Those taking a ``conn`` run on the caller's
 transaction (they are parts of a larger atomic change); those taking an ``engine`` are whole
 reads or writes. Weights are fractions of equity; stress losses are positive fractions.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,8 +29,6 @@ class PlanRef:
     strategy: str
     session_date: date
     plan_version: int
-
-    WHERE: ClassVar[str] = KEY
 
     def params(self) -> dict[str, Any]:
         return {"s": self.strategy, "d": self.session_date, "v": self.plan_version}

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from pipelines import calendar
 from pipelines.config import Settings, get_settings
-from pipelines.warehouse.plans import PlanRef
+from pipelines.warehouse.plans import KEY, PlanRef
 from tests.support.alpaca_trading_server import AlpacaTradingServer
 
 DAY = date(2010, 8, 16)
@@ -92,7 +92,7 @@ def make_plan(
 
 def ledger(engine: sa.Engine, plan: PlanRef | None = None) -> dict[str, sa.Row]:
     """Ledger rows by client_order_id (of one plan, or all)."""
-    where = f"WHERE {PlanRef.WHERE}" if plan else ""
+    where = f"WHERE {KEY}" if plan else ""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(f"SELECT * FROM orders {where}"), plan.params() if plan else {}
