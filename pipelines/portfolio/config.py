@@ -22,19 +22,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    method: str = "mean_variance"  # OPTIMIZER
-    risk_aversion: float = 5.0  # RISK_AVERSION
-    solver: str = "CLARABEL"  # SOLVER
-    risk_model: str = "auto"  # RISK_MODEL: auto | ipca | ledoit_wolf
-    mode: Mode = "long_only"  # PORTFOLIO_MODE
-    max_weight: float = 0.05  # MAX_WEIGHT, per position
-    cash_buffer: float = 0.02  # CASH_BUFFER, kept out of a long-only book
-    gross_leverage: float | None = None  # GROSS_LEVERAGE, Σ|w|
-    sector_max_weight: float | None = None  # SECTOR_MAX_WEIGHT, net per sector
-    factor_exposure_bound: float | None = None  # FACTOR_EXPOSURE_BOUND, per factor
-    turnover_limit: float | None = None  # TURNOVER_LIMIT, Σ|w − w₀|
-    turnover_penalty: float = 0.0  # TURNOVER_PENALTY, objective units per unit traded
-    min_trade_weight: float = 0.0  # MIN_TRADE_WEIGHT
+    method: str  # OPTIMIZER
+    risk_aversion: float  # RISK_AVERSION
+    solver: str  # SOLVER
+    risk_model: str  # RISK_MODEL: auto | ipca | ledoit_wolf
+    mode: Mode  # PORTFOLIO_MODE
+    max_weight: float  # MAX_WEIGHT, per position
+    cash_buffer: float  # CASH_BUFFER, kept out of a long-only book
+    gross_leverage: float | None  # GROSS_LEVERAGE, Σ|w|
+    sector_max_weight: float | None  # SECTOR_MAX_WEIGHT, net per sector
+    factor_exposure_bound: float | None  # FACTOR_EXPOSURE_BOUND, per factor
+    turnover_limit: float | None  # TURNOVER_LIMIT, Σ|w − w₀|
+    turnover_penalty: float  # TURNOVER_PENALTY, objective units per unit traded
+    min_trade_weight: float  # MIN_TRADE_WEIGHT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OptimizerConfig:

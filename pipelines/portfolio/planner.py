@@ -109,7 +109,7 @@ def replan(
     docstring); version 1 when there is none. Refuses once the latest was submitted."""
     latest = plans.latest(engine, settings.strategy, session_date)
     if latest is not None:
-        status = plans.status(engine, latest)
+        status, _ = plans.decision(engine, latest)
         if status == plan_state.SUBMITTED:
             raise RiskLimitBreached(
                 f"plan {session_date} v{latest.plan_version} was submitted: its orders are at "

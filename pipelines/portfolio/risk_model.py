@@ -60,7 +60,7 @@ def trailing_returns(
     """
     wide = as_of - timedelta(days=2 * window + 10)
     exact = calendar.sessions(wide, as_of)[-(window + 1) :]
-    close = read_closes(engine, exact[0], as_of, symbols) if exact else pd.DataFrame()
+    close = read_closes(engine, exact[0] if exact else wide, as_of, symbols)
     if len(close) <= window:
         close = read_closes(engine, wide, as_of, symbols)
     return returns_from_closes(close, window)

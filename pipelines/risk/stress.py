@@ -27,7 +27,7 @@ held unchanged through the scenario (no rebalancing, cash earning 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
@@ -137,11 +137,7 @@ def factor_shocks(
 
 def store(engine: sa.Engine, plan: PlanRef, results: list[StressResult]) -> None:
     """Replace the plan's stress rows (delete and insert in one transaction)."""
-    plans.replace_stress(engine, plan, [
-        {"scenario": r.scenario, "kind": r.kind, "start_date": r.start_date,
-         "end_date": r.end_date, "covered": r.covered, "loss": r.loss, "detail": r.detail}
-        for r in results
-    ])  # fmt: skip
+    plans.replace_stress(engine, plan, [asdict(r) for r in results])
 
 
 def _close_before(engine: sa.Engine, symbols: list[str], start: date) -> pd.Series:

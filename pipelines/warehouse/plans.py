@@ -76,23 +76,16 @@ def latest_before(engine: sa.Engine, strategy: str, before: date) -> PlanRef | N
 def last_submitted(engine: sa.Engine, strategy: str, on_or_before: date) -> PlanRef | None:
     """The latest version of the last session on or before ``on_or_before`` whose plan was
     submitted (the targets the book was last traded to), or None."""
-    with engine.connect() as conn:
-        day = conn.execute(
+    with engine.connect() as conn:  # no newer version follows a submitted one (plan_state)
+        row = conn.execute(
             sa.text(
-                "SELECT session_date FROM plans WHERE strategy = :s AND session_date <= :d "
-                "AND status = 'submitted' ORDER BY session_date DESC LIMIT 1"
+                "SELECT session_date, plan_version FROM plans WHERE strategy = :s "
+                "AND session_date <= :d AND status = 'submitted' "
+                "ORDER BY session_date DESC, plan_version DESC LIMIT 1"
             ),
             {"s": strategy, "d": on_or_before},
-        ).scalar()
-    return None if day is None else latest(engine, strategy, day)
-
-
-def status(engine: sa.Engine, plan: PlanRef) -> str:
-    with engine.connect() as conn:
-        return str(
-            conn.execute(sa.text(f"SELECT status FROM plans WHERE {KEY}"), plan.params())
-            .scalar_one()
-        )
+        ).one_or_none()
+    return None if row is None else PlanRef(strategy, row.session_date, row.plan_version)
 
 
 def decision(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict[str, Any] | None]:

@@ -63,10 +63,10 @@ def test_every_portfolio_setting_reaches_the_optimizer_config(
         "TURNOVER_PENALTY": ("0.001", "turnover_penalty"),
         "MIN_TRADE_WEIGHT": ("0.002", "min_trade_weight"),
     }
+    default = OptimizerConfig.from_settings(Settings())
     for name, (value, _) in env.items():
         monkeypatch.setenv(name, value)
     config = OptimizerConfig.from_settings(Settings())
-    default = OptimizerConfig()
     assert {field for _, field in env.values()} == set(default.__dataclass_fields__)
     for value, field in env.values():
         got = getattr(config, field)
