@@ -68,6 +68,11 @@ class StaleMarketData(TradingBlocked):
     """The bars a rebalance trades on (the previous session's) are not in the warehouse."""
 
 
+class LossLimitBreached(TradingBlocked):
+    """A circuit breaker: realized daily loss or drawdown is past its limit (see
+    :mod:`pipelines.risk.breakers`)."""
+
+
 class PlanConflict(MltradeError):
     """Another run holds or already moved this plan (a concurrent rebalance or submission);
     this run changed nothing."""

@@ -239,17 +239,20 @@ def _factor_model(registry: Registry, model_name: str, model_version: str) -> Ca
 def plan(session_date: date, model_name: str, model_version: str, run_id: str) -> dict:
     """Target weights for ``session_date`` (an existing plan is returned unchanged).
 
-    Guarded (:func:`pipelines.execution.guards.require_trading_allowed`) and under the
-    session's plan lock."""
+    Guarded (:func:`pipelines.execution.guards.require_trading_allowed` before anything is
+    written, then :func:`pipelines.session.before_planning`) and under the session's plan
+    lock."""
     from pipelines.execution.guards import require_trading_allowed
     from pipelines.portfolio.plan_state import plan_lock
     from pipelines.portfolio.planner import build_plan
     from pipelines.runtime import live_ports
+    from pipelines.session import before_planning
 
     engine, settings = warehouse(), get_settings()
     require_trading_allowed(engine, session_date, settings.broker)
     ports = live_ports(engine, settings, session_date)  # broker: turnover and minimum trade
     with plan_lock(engine, settings.strategy, session_date, "plan"):
+        before_planning(engine, settings, ports.broker, session_date)
         ref = build_plan(
             engine,
             settings,
@@ -271,11 +274,13 @@ def replan(session_date: date, run_id: str) -> dict:
     from pipelines.portfolio.plan_state import plan_lock
     from pipelines.portfolio.planner import replan as new_version
     from pipelines.runtime import live_ports
+    from pipelines.session import before_planning
 
     engine, settings = warehouse(), get_settings()
     require_trading_allowed(engine, session_date, settings.broker)
     ports = live_ports(engine, settings, session_date)
     with plan_lock(engine, settings.strategy, session_date, "re-plan"):
+        before_planning(engine, settings, ports.broker, session_date)
         prediction = predict(session_date, run_id)
         name, version = prediction["model_name"], prediction["model_version"]
         ref = new_version(
@@ -426,7 +431,6 @@ def rebalance(
             ports.store,
             ports.settings,
             ports.broker,
-            ports.clock,
             session_date,
             run_id,
             champion_predictor(ports.registry, ports.settings.model_name),

@@ -6,7 +6,7 @@ For session D (trading at D's open, on data up to the close of the session befor
    session once its bar exists), the ledger follows and must agree;
 2. predict: expected returns dated ``as_of`` are written to ``predictions`` (live: the
    @champion model; backtest: the strategy under test);
-3. :func:`before_planning`: the one place where the money-path guard is called;
+3. :func:`before_planning`: the money-path guard and the circuit breakers on realized losses;
 4. plan (optimizer, current holdings from the broker), risk gate, submission (exactly once);
 5. reconcile again.
 
@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from pipelines import calendar
-from pipelines.clock import Clock
 from pipelines.config import Settings
 from pipelines.execution.brokers.base import Broker
 from pipelines.execution.guards import require_trading_allowed
@@ -33,7 +32,9 @@ from pipelines.execution.orders import submit_plan
 from pipelines.execution.reconcile import reconcile
 from pipelines.models.return_model import Registry
 from pipelines.portfolio.planner import build_plan
+from pipelines.risk.breakers import require_within_loss_limits
 from pipelines.risk.gate import check_plan
+from pipelines.risk.limits import RiskLimits
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,27 @@ class Predictor(Protocol):
 
 
 def before_planning(
-    store: sa.Engine, settings: Settings, broker: Broker, clock: Clock, session_date: date
+    store: sa.Engine, settings: Settings, broker: Broker, session_date: date
 ) -> None:
-    """The single call site, before planning, of the money-path guard
+    """What must hold before any plan is made, for every entry point that plans (the live
+    job, the DAG's plan tasks, the backtest): the money-path guard
     (:func:`pipelines.execution.guards.require_trading_allowed`: NYSE session, kill switch,
-    fresh bars, a clean reconciliation), so the live job and the backtest both run it;
-    submission runs it again."""
+    fresh bars, a clean reconciliation; submission runs it again), then the circuit breakers
+    on realized losses (:func:`pipelines.risk.breakers.require_within_loss_limits`)."""
     require_trading_allowed(store, session_date, broker.name)
+    require_within_loss_limits(
+        store,
+        RiskLimits.from_settings(settings),
+        broker.name,
+        settings.initial_capital,
+        calendar.previous_session(session_date),
+    )
 
 
 def rebalance_session(
     store: sa.Engine,
     settings: Settings,
     broker: Broker,
-    clock: Clock,
     session_date: date,
     run_id: str,
     predictor: Predictor,
@@ -88,7 +96,7 @@ def rebalance_session(
     predicted = predictor(store, calendar.previous_session(session_date), run_id)
     result["predict"] = predicted.summary()
     on_step("predict")
-    before_planning(store, settings, broker, clock, session_date)
+    before_planning(store, settings, broker, session_date)
     plan = build_plan(
         store,
         settings,

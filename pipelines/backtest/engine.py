@@ -349,9 +349,8 @@ class _Replay:
 
         try:
             rebalance_session(
-                self.store, self.settings, self.broker, self.clock, day, self.run_id, predict,
-                on_step,
-            )  # fmt: skip
+                self.store, self.settings, self.broker, day, self.run_id, predict, on_step
+            )
         except (RiskLimitBreached, OptimizationError) as exc:  # fail closed: nothing traded
             since[0] = _add(self.steps, "blocked", since[0])
             self.events.append({"session_date": as_of, "event": "blocked", "reason": str(exc)})

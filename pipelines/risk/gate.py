@@ -7,7 +7,8 @@ exposures are positive fractions of equity):
 * data quality: the latest ingest run that validated the plan's data date (the session before
   the plan's) passed in every batch — no validation run at all blocks (fail closed);
 * daily loss ≤ ``DAILY_LOSS_LIMIT`` and drawdown ≤ ``MAX_DRAWDOWN``, from realized P&L
-  (:mod:`pipelines.risk.pnl`: fills, then closes);
+  (:mod:`pipelines.risk.pnl`: fills, then closes); the money path checks these two before it
+  plans too (:mod:`pipelines.risk.breakers`), so a plan rarely meets them here;
 * concentration: no weight above ``MAX_WEIGHT``, no sector's net weight above
   ``SECTOR_MAX_WEIGHT`` (when set);
 * gross exposure ``Σ|w| ≤ GROSS_LEVERAGE`` (1 when unset);
@@ -54,7 +55,7 @@ from pipelines.execution.orders import freeze_orders, plan_orders
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.risk_model import ledoit_wolf, trailing_returns
 from pipelines.portfolio.sectors import sector_map
-from pipelines.risk import pnl, stress
+from pipelines.risk import breakers, stress
 from pipelines.risk.limits import RiskLimits
 from pipelines.risk.var import VaRResult, portfolio_var
 from pipelines.warehouse import plans
@@ -171,8 +172,7 @@ def _evaluate(
     by_sector = weights.groupby(pd.Series({s: sectors.get(s, "") for s in weights.index})).sum()
     limits = RiskLimits.from_settings(settings)
     var, worst, missing = _market_risk(engine, limits, plan, weights, as_of)
-    initial = _initial_cash(engine, broker, settings)
-    loss, drawdown = pnl.daily_loss_and_drawdown(pnl.equity_curve(engine, initial, as_of), initial)
+    losses = breakers.realized_losses(engine, broker.name, settings.initial_capital, as_of)
     quality_ok, quality = _data_quality(engine, as_of)
     report = RiskReport(
         approved=True,
@@ -184,8 +184,8 @@ def _evaluate(
         var=var.var,
         cvar=var.cvar,
         var_method=f"{var.method} {var.confidence:.3g} {var.horizon_days}d",
-        daily_loss=loss,
-        drawdown=drawdown,
+        daily_loss=losses.daily_loss,
+        drawdown=losses.drawdown,
         data_quality=quality,
         stress_worst_loss=worst,
     )
@@ -211,14 +211,11 @@ def limit_checks(
         _Check(kill_switch_on, f"kill switch is on ({reason})"),
         _Check(not quality_ok, f"data quality gate: {report.data_quality}"),
         _Check(missing > TOLERANCE, f"{missing:.4f} of the plan has no full return history"),
-        _Check(
-            report.daily_loss > limits.daily_loss_limit,
-            f"daily loss {report.daily_loss:.2%} above DAILY_LOSS_LIMIT "
-            f"{limits.daily_loss_limit:.2%}",
-        ),
-        _Check(
-            report.drawdown > limits.max_drawdown,
-            f"drawdown {report.drawdown:.2%} above MAX_DRAWDOWN {limits.max_drawdown:.2%}",
+        *(
+            _Check(hit, message)
+            for hit, message in breakers.loss_checks(
+                limits, breakers.Losses(report.daily_loss, report.drawdown)
+            )
         ),
         _Check(
             report.max_weight > limits.max_weight + TOLERANCE,
@@ -319,15 +316,6 @@ def _data_quality(engine: sa.Engine, as_of: date) -> tuple[bool, str]:
             f"{row.rows_checked} rows); fix the data and re-ingest before trading"
         )
     return True, f"validation run {row.run_id} passed"
-
-
-def _initial_cash(engine: sa.Engine, broker: Broker, settings: Settings) -> float:
-    with engine.connect() as conn:
-        value = conn.execute(
-            sa.text("SELECT initial_cash FROM broker_accounts WHERE broker = :b"),
-            {"b": broker.name},
-        ).scalar()
-    return float(value) if value is not None else settings.initial_capital
 
 
 def _write_weights(engine: sa.Engine, plan: PlanRef, weights: pd.Series) -> None:

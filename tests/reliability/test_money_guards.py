@@ -1,6 +1,7 @@
 """The money-path guard (pipelines/execution/guards.py) on a real warehouse: a weekend, a
 holiday, a kill switch, stale bars or a failed reconciliation stop a rebalance before
-anything is written or sent, with one line that names the problem and the fix."""
+anything is written or sent, with one line that names the problem and the fix; so do the
+circuit breakers on realized losses (pipelines/risk/breakers.py) before planning."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines import calendar, jobs
+from pipelines.config import get_settings
 from pipelines.errors import (
     KillSwitchEngaged,
+    LossLimitBreached,
     NotATradingSession,
     ReconciliationError,
     StaleMarketData,
 )
+from pipelines.execution.brokers.simulated import SimulatedBroker
 from pipelines.execution.guards import require_trading_allowed
 from pipelines.risk.kill_switch import set_kill_switch
 from tests.support.cli import run_cli
@@ -132,3 +136,50 @@ def test_a_failed_reconciliation_blocks_until_one_passes(fresh: sa.Engine) -> No
             "VALUES ('simulated', true, 1, 0)"
         ))  # fmt: skip
     require_trading_allowed(fresh, MONDAY, "simulated")
+
+
+def _bought(engine: sa.Engine, symbol: str, qty: int, price: float, day: date) -> None:
+    """A filled buy of ``qty`` ``symbol`` at ``price`` (commission 0) on ``day``."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO plans (strategy, session_date, plan_version, model_name, model_version, "
+            "status, run_id) VALUES ('s', :d, 1, 'm', '1', 'submitted', 't')"
+        ), {"d": day})  # fmt: skip
+        conn.execute(sa.text(
+            "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, symbol, "
+            "side, qty, status, broker, model_name, model_version) VALUES "
+            "('c1', 's', :d, 1, :s, 'buy', :q, 'filled', 'simulated', 'm', '1')"
+        ), {"d": day, "s": symbol, "q": qty})  # fmt: skip
+        conn.execute(sa.text(
+            "INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, commission, "
+            "filled_at) VALUES ('c1-1', 'c1', :s, 'buy', :q, :p, 0, :t)"
+        ), {"s": symbol, "q": qty, "p": price,
+            "t": datetime.combine(day, time(14, 30), tzinfo=UTC)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("limit", "other", "message"),
+    [
+        ("MAX_DRAWDOWN", "DAILY_LOSS_LIMIT", "drawdown 10.00% above MAX_DRAWDOWN 5.00%"),
+        ("DAILY_LOSS_LIMIT", "MAX_DRAWDOWN", "daily loss 10.00% above DAILY_LOSS_LIMIT 5.00%"),
+    ],
+)
+def test_a_realized_loss_past_its_limit_stops_planning(
+    fresh: sa.Engine, monkeypatch, limit: str, other: str, message: str
+) -> None:
+    """10,000 AAPL bought at 20 on the session before, closing at 10: equity fell from 1M
+    to 900k on that one session, a 10% daily loss and drawdown."""
+    for name, value in [(limit, "0.05"), (other, "0.5"), ("BROKER", "simulated")]:
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    SimulatedBroker(fresh, get_settings())  # the account the plan task would open
+    _bought(fresh, "AAPL", 10_000, 20.0, calendar.previous_session(MONDAY))
+    before = _fingerprint(fresh)
+    with pytest.raises(LossLimitBreached, match=f"circuit breaker: {message} .*raise the limit"):
+        jobs.plan(MONDAY, "m", "1", "probe")
+    assert _fingerprint(fresh) == before
+    monkeypatch.setenv(limit, "0.11")  # a limit above the loss lets the plan task go on
+    get_settings.cache_clear()
+    with pytest.raises(Exception, match="no predictions") as passed:
+        jobs.plan(MONDAY, "m", "1", "probe")
+    assert not isinstance(passed.value, LossLimitBreached)

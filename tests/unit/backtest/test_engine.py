@@ -127,3 +127,23 @@ def test_a_blocked_plan_trades_nothing_and_says_why(market, plain_settings) -> N
     assert result.trades.empty
     assert result.events and "MAX_ORDERS_PER_RUN" in str(result.events[0]["reason"])
     assert (result.daily["equity"] == 1_000_000.0).all()
+
+
+@pytest.mark.slow
+def test_a_drawdown_past_its_limit_halts_trading_before_planning(market, plain_settings) -> None:
+    """The live circuit breaker stops the backtest's rebalances too, and only while the
+    realized drawdown is past MAX_DRAWDOWN."""
+    tight = plain_settings.model_copy(update={"max_drawdown": 0.002})
+    result = run(_config(market), market, tight)
+    halted = [
+        market.sessions[market.sessions.index(e["session_date"]) + 1]  # the session not traded
+        for e in result.events
+        if str(e["reason"]).startswith("circuit breaker: drawdown")
+    ]
+    assert halted, "the momentum book never fell 0.2% from its peak: choose a tighter limit"
+    assert not set(result.trades.session_date) & set(halted)
+    assert not result.trades.empty  # it traded before the drawdown
+    equity = result.daily["equity"]
+    before = pd.Series([1_000_000.0, *equity.to_numpy()[:-1]], index=equity.index)
+    drawdown = 1 - before / before.cummax()  # at the close before each session
+    assert (drawdown.loc[halted] > 0.002).all()
