@@ -10,8 +10,9 @@ Run at the start of every rebalance and after submission, for either broker. It 
   account trades only through this ledger — a paper account with manual trades will differ).
 
 Each call compares what can still change: the broker's orders submitted since the last clean
-reconciliation began listing (less :data:`LISTING_OVERLAP`), and every ledger order that is
-not finished. An order finished in the ledger and older than that was compared when it
+reconciliation began listing (by the broker's clock, less its ``listing_overlap``: see
+:class:`~pipelines.execution.brokers.base.Broker`), and every ledger order that is not
+finished. An order finished in the ledger and older than that was compared when it
 finished and cannot move again; the positions check still covers every fill. Without a clean
 reconciliation on record the whole history is listed.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -40,9 +41,6 @@ from pipelines.warehouse.prices import last_closes
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = tuple(sorted(ledger.OPEN | ledger.UNSENT | {ledger.DEAD_LETTER}))
-#: How far before the last clean listing the next one starts: the broker stamps orders with its
-#: own clock, the listing time is ours.
-LISTING_OVERLAP = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -59,8 +57,8 @@ def reconcile(
 ) -> ReconcileReport:
     """Bring the ledger up to the broker's state and check the two agree; raise if not."""
     fills_made = broker.process_fills()
-    since = _last_clean_listing(engine, broker.name)
-    listed_at = datetime.now(UTC)
+    since = _last_clean_listing(engine, broker)
+    listed_at = broker.now()
     at_broker = {o.client_order_id: o for o in broker.list_orders(since)}
     ours = _ledger_orders(engine, broker.name, since, list(at_broker))
     problems: list[str] = []
@@ -113,18 +111,18 @@ def reconcile(
     return report
 
 
-def _last_clean_listing(engine: sa.Engine, broker: str) -> datetime | None:
+def _last_clean_listing(engine: sa.Engine, broker: Broker) -> datetime | None:
     """Where this call's listing starts: the last clean reconciliation's listing time less
-    :data:`LISTING_OVERLAP`; None (the whole history) when there is none."""
+    the broker's ``listing_overlap``; None (the whole history) when there is none."""
     with engine.connect() as conn:
         listed = conn.execute(
             sa.text(
                 "SELECT listed_at FROM reconciliations WHERE broker = :b AND ok "
                 "ORDER BY id DESC LIMIT 1"
             ),
-            {"b": broker},
+            {"b": broker.name},
         ).scalar()
-    return None if listed is None else listed - LISTING_OVERLAP
+    return None if listed is None else listed - broker.listing_overlap
 
 
 def _ledger_orders(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -150,6 +150,25 @@ def test_reconciliation_compares_only_what_can_still_change(market: sa.Engine) -
             "qty, session_date, status) VALUES ('x', 'manual-1', 'KO', 'buy', 5, "
             "'2030-01-02', 'accepted')"))
     with pytest.raises(ReconciliationError, match="manual-1 .* not in the ledger"):
+        reconcile(market, broker, settings)
+
+
+def test_an_order_stamped_before_a_listing_but_committed_after_it_is_caught(
+    market: sa.Engine,
+) -> None:
+    """The simulated venue stamps an order when its insert begins; one still uncommitted
+    while a reconciliation listed (stamped up to ``listing_overlap`` before that listing)
+    is in the next listing."""
+    settings = _settings()
+    broker = SimulatedBroker(market, settings)
+    reconcile(market, broker, settings)
+    with market.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO sim_broker_orders (broker_order_id, client_order_id, symbol, side, "
+            "qty, session_date, status, submitted_at) SELECT 'x', 'late-1', 'KO', 'buy', 5, "
+            "'2030-01-02', 'accepted', listed_at - interval '4 seconds' FROM reconciliations"))
+    assert broker.listing_overlap > timedelta(seconds=4)
+    with pytest.raises(ReconciliationError, match="late-1 .* not in the ledger"):
         reconcile(market, broker, settings)
 
 

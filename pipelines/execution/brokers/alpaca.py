@@ -35,7 +35,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -152,6 +152,9 @@ def to_broker_order(order: Order) -> BrokerOrder:
 
 class AlpacaBroker:
     name = NAME
+    #: Alpaca stamps orders with its own clock, which this one reads only by a request; a
+    #: minute covers the skew of an NTP-synchronized host and a slow acknowledgement.
+    listing_overlap = timedelta(seconds=60)
 
     def __init__(
         self,
@@ -236,6 +239,9 @@ class AlpacaBroker:
             return to_broker_order(order)
 
         return self._read(lookup, f"looking up {client_order_id}")
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def list_orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """The account's orders submitted after ``since`` (all when None), newest first,

@@ -7,7 +7,7 @@ unique forever at the broker (as Alpaca keeps it), which is what makes retries s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -78,6 +78,15 @@ class PermanentBrokerError(BrokerError):
 
 class Broker(Protocol):
     name: str
+    #: How far before the last clean reconciliation's listing (:meth:`now`) the next one
+    #: starts: the skew between :meth:`now` and the clock the broker stamps orders with, plus
+    #: the time a submitted order can take to appear in a listing.
+    listing_overlap: timedelta
+
+    def now(self) -> datetime:
+        """The instant a reconciliation lists from, on the clock nearest the one that stamps
+        the broker's orders (timezone-aware UTC)."""
+        ...
 
     def submit_order(self, intent: OrderIntent) -> BrokerOrder:
         """Send one order; raises TransientBrokerError or PermanentBrokerError.

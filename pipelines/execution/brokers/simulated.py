@@ -11,7 +11,7 @@ it, so replaying a step changes nothing.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -27,6 +27,9 @@ ADV_SESSIONS = 21  # average daily volume window for market impact (sessions bef
 
 class SimulatedBroker:
     name = NAME
+    #: Orders are stamped by the warehouse's clock (``now()``, their insert's start), which
+    #: :meth:`now` reads: the overlap only covers an insert still uncommitted while listing.
+    listing_overlap = timedelta(seconds=5)
 
     def __init__(
         self, engine: sa.Engine, settings: Settings, costs: CostModel | None = None
@@ -83,6 +86,10 @@ class SimulatedBroker:
                 sa.text(self._SELECT + "WHERE o.client_order_id = :c"), {"c": client_order_id}
             ).one_or_none()
         return None if row is None else self._order(row)
+
+    def now(self) -> datetime:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
 
     def list_orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         where = "" if since is None else "WHERE o.submitted_at > :since "
