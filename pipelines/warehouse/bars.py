@@ -1,5 +1,5 @@
-"""Bars in the warehouse: bulk upsert through COPY, and reads (prices, the dollar volume that
-sizes stocks).
+"""Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session,
+the dollar volume that sizes stocks).
 
 The upsert streams rows with ``COPY`` into a temporary table, then merges them with
 ``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
@@ -152,6 +152,14 @@ def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -
             rows = cursor.fetchall()
     bars = pd.DataFrame(rows, columns=["symbol", "session_date", "close"])
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+
+
+def latest_session(conn: sa.Connection, on_or_before: date = date.max) -> date | None:
+    """The newest session in ``bars`` on or before ``on_or_before``; None when there is none."""
+    return conn.execute(
+        sa.text("SELECT max(session_date) FROM bars WHERE session_date <= :d"),
+        {"d": on_or_before},
+    ).scalar()
 
 
 def mean_dollar_volume(engine: sa.Engine, start: date, end: date, sessions: int) -> pd.Series:

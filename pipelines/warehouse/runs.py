@@ -3,7 +3,8 @@
 A row is inserted ``running`` when a stage starts, with the process that runs it (pid, host,
 process start time), and finished ``success`` or ``failed`` with its summary and error.
 Parameters, summaries and errors are stored as given: :mod:`pipelines.runlog` redacts them
-first. Every write is its own transaction (a run's row must survive the stage's failure).
+first. Every write is its own transaction (a run's row must survive the stage's failure);
+:func:`last_statuses` reads on the caller's connection.
 """
 
 from __future__ import annotations
@@ -71,3 +72,15 @@ def fail_if_running(engine: sa.Engine, row_id: int, error: str) -> None:
             ),
             {"id": row_id, "e": error},
         )
+
+
+def last_statuses(conn: sa.Connection) -> dict[str, str]:
+    """Each stage's status in its latest finished run (``success`` or ``failed``)."""
+    return dict(
+        conn.execute(
+            sa.text(
+                "SELECT DISTINCT ON (stage) stage, status FROM pipeline_runs "
+                "WHERE status <> 'running' ORDER BY stage, id DESC"
+            )
+        ).all()
+    )
