@@ -1,5 +1,6 @@
 """Controls in the ``controls`` table; first of them the kill switch, a persisted flag every
 order task checks first. (Its own module, below both risk and execution, which both read it.)
+The rows are read and written through :mod:`pipelines.warehouse.controls`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from pipelines.errors import KillSwitchEngaged
-
-NAME = "kill_switch"
+from pipelines.warehouse import controls as stored
+from pipelines.warehouse.controls import KILL_SWITCH as NAME  # the name execution imports
 
 
 def incident_engine() -> sa.Engine:
@@ -30,24 +31,13 @@ def set_kill_switch(engine: sa.Engine, enabled: bool, reason: str) -> None:
     """Engage (``enabled``) or release the kill switch, recording ``reason`` (redacted)."""
     from pipelines.monitoring.logging import redact
 
-    reason = redact(reason)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO controls (name, enabled, reason) VALUES (:n, :e, :r) "
-                "ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, "
-                "reason = excluded.reason, updated_at = now()"
-            ),
-            {"n": NAME, "e": enabled, "r": reason},
-        )
+    stored.write(engine, NAME, enabled, redact(reason))
 
 
 def kill_switch_status(engine: sa.Engine) -> tuple[bool, str | None, datetime | None]:
     """``(enabled, reason, updated_at)``; never set means off."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT enabled, reason, updated_at FROM controls WHERE name = :n"), {"n": NAME}
-        ).one_or_none()
+        row = stored.state(conn, NAME)
     return (False, None, None) if row is None else (row.enabled, row.reason, row.updated_at)
 
 

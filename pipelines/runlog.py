@@ -1,6 +1,7 @@
 """The ``pipeline_runs`` log: one row per stage execution, with its parameters and summary.
 
-This is the only table a rerun may add to; the data tables are idempotent.
+This is the only table a rerun may add to; the data tables are idempotent. Its rows are
+written through :mod:`pipelines.warehouse.runs`; what they store is redacted here.
 
 :func:`stage_run` is also the observability hook of every stage: it binds the run identity
 (``run_id``, ``stage``, ``session_date`` when the stage has one) to every log line written
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 
 from pipelines.monitoring import metrics
 from pipelines.monitoring.logging import bound_run, ensure_logging, get_logger, redact
+from pipelines.warehouse import runs
 
 log = get_logger(__name__)
 
@@ -45,22 +47,15 @@ def stage_run(engine: sa.Engine, run_id: str, stage: str, **params: Any) -> Iter
     """
     ensure_logging()
     sweep_stale_runs(engine)
-    with engine.begin() as conn:
-        row_id = conn.execute(
-            sa.text(
-                "INSERT INTO pipeline_runs (run_id, stage, status, params, pid, host, "
-                "process_started) VALUES (:r, :s, 'running', CAST(:p AS jsonb), :pid, :host, "
-                ":ps) RETURNING id"
-            ),
-            {
-                "r": run_id,
-                "s": stage,
-                "p": redact(json.dumps(params, default=str)),
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "ps": _process_started(os.getpid()),
-            },
-        ).scalar_one()
+    row_id = runs.start(
+        engine,
+        run_id,
+        stage,
+        redact(json.dumps(params, default=str)),
+        os.getpid(),
+        socket.gethostname(),
+        _process_started(os.getpid()),
+    )
     run = StageRun(run_id, stage)
     session_date = params.get("session_date") or params.get("as_of")
     with bound_run(run_id=run_id, stage=stage, session_date=session_date):
@@ -106,14 +101,7 @@ def sweep_stale_runs(engine: sa.Engine) -> int:
     Rows of other hosts are left to their own host's sweep.
     """
     host = socket.gethostname()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT id, pid, process_started FROM pipeline_runs "
-                "WHERE status = 'running' AND host = :h AND pid IS NOT NULL"
-            ),
-            {"h": host},
-        ).all()
+    rows = runs.running_on(engine, host)
     stale = []
     for row in rows:
         began = _process_started(row.pid)
@@ -125,18 +113,12 @@ def sweep_stale_runs(engine: sa.Engine) -> int:
         if began is None or reused:
             stale.append(row)
     for row in stale:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "UPDATE pipeline_runs SET status = 'failed', finished_at = now(), error = :e "
-                    "WHERE id = :id AND status = 'running'"
-                ),
-                {
-                    "id": row.id,
-                    "e": f"interrupted: process {row.pid} on {host} ended without finishing "
-                    "(killed?); rerun the stage (it is idempotent)",
-                },
-            )
+        runs.fail_if_running(
+            engine,
+            row.id,
+            f"interrupted: process {row.pid} on {host} ended without finishing "
+            "(killed?); rerun the stage (it is idempotent)",
+        )
         log.warning("stale run marked failed", pipeline_run=row.id, pid=row.pid)
     return len(stale)
 
@@ -149,16 +131,10 @@ def _observe(stage: str, status: str, seconds: float, summary: dict, params: dic
 
 
 def _finish(engine: sa.Engine, row_id: int, status: str, summary: dict, error: str | None) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE pipeline_runs SET status = :st, summary = CAST(:su AS jsonb), "
-                "error = :e, finished_at = now() WHERE id = :id"
-            ),
-            {
-                "st": status,
-                "su": redact(json.dumps(summary, default=str)),
-                "e": None if error is None else redact(error),
-                "id": row_id,
-            },
-        )
+    runs.finish(
+        engine,
+        row_id,
+        status,
+        redact(json.dumps(summary, default=str)),
+        None if error is None else redact(error),
+    )

@@ -1,6 +1,7 @@
 """The record of who moved @champion, and when the pipeline noticed a move it did not make.
 
-The registry holds the aliases; the warehouse table ``champion_changes`` holds their history.
+The registry holds the aliases; the warehouse table ``champion_changes`` holds their history
+(:mod:`pipelines.warehouse.champion_changes`).
 The pipeline records its own moves (``bootstrap``, ``gate``, ``manual``, ``rollback``). A
 user may also promote or roll back by setting ``@champion`` in the MLflow UI: the next
 rebalance's predict step calls :func:`observe`, which compares the alias with the last
@@ -13,25 +14,16 @@ at the champion it replaced (so ``mltrade models rollback`` undoes the UI's move
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from pipelines.models import CHALLENGER, PREVIOUS_CHAMPION
 from pipelines.models.return_model import Registry
+from pipelines.warehouse import champion_changes
+from pipelines.warehouse.champion_changes import ChampionChange
 
 log = logging.getLogger(__name__)
 SOURCES = ("bootstrap", "gate", "manual", "rollback", "external")
-
-
-@dataclass(frozen=True)
-class ChampionChange:
-    model_name: str
-    version: str
-    previous_version: str | None
-    source: str
-    reason: str
-    run_id: str
 
 
 def record(
@@ -46,40 +38,9 @@ def record(
     """Append one move of @champion to ``champion_changes``."""
     if source not in SOURCES:
         raise ValueError(f"champion change source {source!r} is not one of {SOURCES}")
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO champion_changes (model_name, version, previous_version, source, "
-                "reason, run_id) VALUES (:m, :v, :p, :s, :r, :run)"
-            ),
-            {"m": model_name, "v": version, "p": previous_version, "s": source, "r": reason,
-             "run": run_id},
-        )
-
-
-def history(engine: sa.Engine, model_name: str) -> list[ChampionChange]:
-    """Every recorded move of ``model_name``'s @champion, oldest first."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT model_name, version, previous_version, source, reason, run_id "
-                "FROM champion_changes WHERE model_name = :m ORDER BY id"
-            ),
-            {"m": model_name},
-        ).all()
-    return [ChampionChange(*row) for row in rows]
-
-
-def last_recorded(engine: sa.Engine, model_name: str) -> str | None:
-    """The champion version the last recorded move set, or None."""
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.text(
-                "SELECT version FROM champion_changes WHERE model_name = :m "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            {"m": model_name},
-        ).scalar()
+    champion_changes.append(
+        engine, ChampionChange(model_name, version, previous_version, source, reason, run_id)
+    )
 
 
 def observe(
@@ -90,7 +51,7 @@ def observe(
     Returns the change recorded, or None when the alias is where the pipeline left it (a
     rerun records nothing twice).
     """
-    previous = last_recorded(engine, model_name)
+    previous = champion_changes.last_version(engine, model_name)
     if previous == version:
         return None
     if previous is None:

@@ -27,7 +27,7 @@ no portfolio; a metric with no date to average is NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from pipelines.errors import ModelError
 from pipelines.features import FEATURE_SET
 from pipelines.features.store import forward_returns, load_features
 from pipelines.models import walk_forward
+from pipelines.warehouse import bars
 
 ANNUALIZATION = 252
 GROUPS = 10
@@ -132,28 +133,6 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def size_proxy(engine: sa.Engine, start: date, end: date) -> pd.Series:
-    """Mean daily dollar volume (USD) over the 21 sessions through each date in ``[start, end]``."""
-    with engine.connect() as conn:
-        frame = pd.read_sql(
-            sa.text(
-                "SELECT session_date, symbol, dollar_volume FROM ("
-                "  SELECT session_date, symbol, avg(close * volume) OVER (PARTITION BY symbol "
-                "    ORDER BY session_date ROWS BETWEEN :w PRECEDING AND CURRENT ROW) "
-                "    AS dollar_volume FROM bars WHERE session_date BETWEEN :a AND :b) s "
-                "WHERE session_date >= :start"
-            ),
-            conn,
-            params={
-                "w": SIZE_WINDOW - 1,
-                "a": start - timedelta(days=2 * SIZE_WINDOW),
-                "b": end,
-                "start": start,
-            },
-        )
-    return frame.set_index(["session_date", "symbol"])["dollar_volume"].astype(float)
-
-
 @dataclass(frozen=True)
 class EvaluationWindow:
     start: date  # first out-of-sample feature date
@@ -218,7 +197,8 @@ def evaluate(
         raise ModelError(
             f"no realized returns for features {spec.start}..{spec.end}: load newer bars"
         )
-    size = size_proxy(engine, test_dates[0], test_dates[-1]).reindex(realized.index)
+    dollar_volume = bars.mean_dollar_volume(engine, test_dates[0], test_dates[-1], SIZE_WINDOW)
+    size = dollar_volume.reindex(realized.index)
     rows = {}
     variants = {"": features}
     if sentiment:

@@ -7,11 +7,12 @@ Two kinds of series, one registry (:data:`REGISTRY`):
   quarantined, orders sent, risk-gate decisions, model metrics, Airflow task runs (from the
   listener in ``plugins/``). Batch processes push them to a Pushgateway
   (``PUSHGATEWAY_URL``; nothing is pushed when it is empty) with :func:`push`.
-- **State**, read from the warehouse when scraped (:class:`WarehouseCollector`): data
-  freshness, validation pass ratio, kill switch, plans blocked, orders by status, fill
-  latency, equity and P&L, and how the champion's predictions fared against realized returns
-  (:mod:`pipelines.monitoring.realized`). ``mltrade metrics serve --port`` exposes both over
-  HTTP for Prometheus to scrape.
+- **State**, read from the warehouse when scraped (:class:`WarehouseCollector`, through the
+  repositories of :mod:`pipelines.warehouse` and its read models,
+  :mod:`pipelines.warehouse.monitoring`): data freshness, validation pass ratio, kill switch,
+  plans blocked, orders by status, fill latency, equity and P&L, and how the champion's
+  predictions fared against realized returns (:mod:`pipelines.monitoring.realized`).
+  ``mltrade metrics serve --port`` exposes both over HTTP for Prometheus to scrape.
 
 Units: seconds, USD, ratios as fractions (of equity, of rows); timestamps in Unix seconds.
 Every name starts with ``mltrade_``; :func:`metric_names` lists the exported sample names
@@ -301,7 +302,12 @@ class WarehouseCollector(Collector):
             )
 
     def _collect(self, conn: sa.Connection) -> Iterator[Metric]:
-        latest = conn.execute(sa.text("SELECT max(session_date) FROM bars")).scalar()
+        # Imported here: the warehouse package loads pandas and psycopg, which the processes
+        # that only count events (the Airflow listener) do not need.
+        from pipelines.warehouse import bars, controls, plans
+        from pipelines.warehouse import monitoring as read_models
+
+        latest = bars.latest_session(conn)
         fresh = GaugeMetricFamily(
             "mltrade_data_latest_session_timestamp_seconds",
             "Close (21:00 UTC) of the newest session in bars, Unix s; 0 when empty",
@@ -309,12 +315,6 @@ class WarehouseCollector(Collector):
         )
         yield fresh
 
-        last = conn.execute(
-            sa.text(
-                "SELECT source, rows_checked, rows_failed, success FROM validation_runs v "
-                "WHERE id = (SELECT max(id) FROM validation_runs w WHERE w.source = v.source)"
-            )
-        ).all()
         ratio = GaugeMetricFamily(
             "mltrade_validation_pass_ratio",
             "Fraction of the last validated batch's rows that passed, per source",
@@ -325,44 +325,38 @@ class WarehouseCollector(Collector):
             "1 when the last validation batch of a source passed the gate",
             labels=["source"],
         )
-        for source, checked, failed, success in last:
+        for source, checked, failed, success in read_models.last_validations(conn):
             ratio.add_metric([source], 1.0 - failed / checked if checked else 1.0)
             passed.add_metric([source], 1.0 if success else 0.0)
         yield ratio
         yield passed
 
-        quarantine = conn.execute(sa.text("SELECT count(*) FROM quarantine")).scalar_one()
         yield GaugeMetricFamily(
-            "mltrade_quarantine_rows", "Rows held in the quarantine table", value=quarantine
+            "mltrade_quarantine_rows", "Rows held in the quarantine table",
+            value=read_models.quarantined_rows(conn),
         )
 
-        kill = conn.execute(
-            sa.text("SELECT enabled FROM controls WHERE name = 'kill_switch'")
-        ).scalar()
+        kill_switch = controls.state(conn, controls.KILL_SWITCH)
         yield GaugeMetricFamily(
             "mltrade_kill_switch_engaged", "1 when the persisted kill switch is on",
-            value=1.0 if kill else 0.0,
+            value=1.0 if kill_switch and kill_switch.enabled else 0.0,
         )
 
         orders = GaugeMetricFamily(
             "mltrade_orders", "Orders in the ledger by status and broker",
             labels=["status", "broker"],
         )
-        for status, broker, n in conn.execute(
-            sa.text("SELECT status, broker, count(*) FROM orders GROUP BY 1, 2")
-        ).all():
+        for status, broker, n in read_models.orders_by_status(conn):
             orders.add_metric([status, broker], n)
         yield orders
 
-        plans = GaugeMetricFamily(
+        plan_counts = GaugeMetricFamily(
             "mltrade_plans", "Plans by status (proposed|approved|blocked|submitted)",
             labels=["status"],
         )
-        for status, n in conn.execute(
-            sa.text("SELECT status, count(*) FROM plans GROUP BY 1")
-        ).all():
-            plans.add_metric([status], n)
-        yield plans
+        for status, n in plans.count_by_status(conn):
+            plan_counts.add_metric([status], n)
+        yield plan_counts
 
         yield self._fill_latency(conn)
         yield from self._stage_failures(conn)
@@ -391,17 +385,9 @@ class WarehouseCollector(Collector):
 
     def _fill_latency(self, conn: sa.Connection) -> Metric:
         """Seconds from an order's first broker acknowledgement to its first fill event."""
-        latencies = conn.execute(
-            sa.text(
-                "SELECT extract(epoch FROM f.at - s.at) FROM "
-                "(SELECT client_order_id, min(at) AS at FROM order_events "
-                " WHERE status NOT IN ('planned', 'filled') GROUP BY 1) s JOIN "
-                "(SELECT client_order_id, min(at) AS at FROM order_events "
-                " WHERE status = 'filled' GROUP BY 1) f USING (client_order_id) "
-                "ORDER BY f.at DESC LIMIT 10000"
-            )
-        ).scalars().all()
-        values = [max(0.0, float(v)) for v in latencies]
+        from pipelines.warehouse import monitoring as read_models
+
+        values = [max(0.0, v) for v in read_models.fill_latencies(conn)]
         buckets = [
             (str(float(b)), sum(1 for v in values if v <= b)) for b in FILL_LATENCY_BUCKETS
         ]
@@ -414,17 +400,14 @@ class WarehouseCollector(Collector):
         )
 
     def _stage_failures(self, conn: sa.Connection) -> Iterator[Metric]:
+        from pipelines.warehouse import runs
+
         last = GaugeMetricFamily(
             "mltrade_stage_last_status_failed",
             "1 when the latest recorded run of a stage failed (pipeline_runs)",
             labels=["stage"],
         )
-        for stage, status in conn.execute(
-            sa.text(
-                "SELECT DISTINCT ON (stage) stage, status FROM pipeline_runs "
-                "WHERE status <> 'running' ORDER BY stage, id DESC"
-            )
-        ).all():
+        for stage, status in runs.last_statuses(conn).items():
             last.add_metric([stage], 1.0 if status == "failed" else 0.0)
         yield last
 

@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
+from pipelines.warehouse import bars, predictions
 
 HORIZON_SESSIONS = 1  # the label horizon: next-session returns
 
@@ -81,33 +82,15 @@ def realization_session(day: date, horizon: int = HORIZON_SESSIONS) -> date:
     return day
 
 
-_SCORED_ROWS = sa.text(
-    "SELECT p.model_version, p.symbol, p.expected_return, e.close / s.close - 1 AS realized "
-    "FROM predictions p "
-    "JOIN bars s ON s.symbol = p.symbol AND s.session_date = :d "
-    "JOIN bars e ON e.symbol = p.symbol AND e.session_date = :r "
-    "WHERE p.model_name = :m AND p.session_date = :d"
-)
-
-
 def latest_scores(conn: sa.Connection, as_of: date | None = None) -> list[PredictionScore]:
     """Per model name, the scores of its newest prediction date realized by ``as_of``.
 
     ``as_of`` None: whatever the warehouse holds. Empty when nothing is realized yet.
     """
-    newest = conn.execute(
-        sa.text("SELECT max(session_date) FROM bars WHERE session_date <= :a"),
-        {"a": as_of or date.max},
-    ).scalar()
+    newest = bars.latest_session(conn, as_of or date.max)
     if newest is None:
         return []
-    candidates = conn.execute(
-        sa.text(
-            "SELECT DISTINCT model_name, session_date FROM predictions "
-            "WHERE session_date < :n ORDER BY model_name, session_date DESC"
-        ),
-        {"n": newest},
-    ).all()
+    candidates = predictions.dates_before(conn, newest)
     scores: list[PredictionScore] = []
     done: set[str] = set()
     for model_name, day in candidates:
@@ -116,10 +99,7 @@ def latest_scores(conn: sa.Connection, as_of: date | None = None) -> list[Predic
         realized_on = realization_session(day)
         if realized_on > newest:
             continue  # its horizon has not passed yet: try an earlier date
-        rows = pd.DataFrame(
-            conn.execute(_SCORED_ROWS, {"m": model_name, "d": day, "r": realized_on}).all(),
-            columns=["version", "symbol", "expected", "realized"],
-        )
+        rows = predictions.with_realized(conn, model_name, day, realized_on)
         if rows.empty:
             continue  # no bars for its symbols on D or R (a gap in the data): an earlier date
         done.add(model_name)

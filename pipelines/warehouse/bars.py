@@ -1,4 +1,5 @@
-"""Bars in the warehouse: bulk upsert through COPY, and reads.
+"""Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session,
+the dollar volume that sizes stocks).
 
 The upsert streams rows with ``COPY`` into a temporary table, then merges them with
 ``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
@@ -14,7 +15,7 @@ instead of merging, and its retry takes the merge path.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -151,3 +152,34 @@ def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -
             rows = cursor.fetchall()
     bars = pd.DataFrame(rows, columns=["symbol", "session_date", "close"])
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+
+
+def latest_session(conn: sa.Connection, on_or_before: date = date.max) -> date | None:
+    """The newest session in ``bars`` on or before ``on_or_before``; None when there is none."""
+    return conn.execute(
+        sa.text("SELECT max(session_date) FROM bars WHERE session_date <= :d"),
+        {"d": on_or_before},
+    ).scalar()
+
+
+def mean_dollar_volume(engine: sa.Engine, start: date, end: date, sessions: int) -> pd.Series:
+    """Mean daily dollar volume (close × volume, USD) over each symbol's ``sessions`` bars
+    through each date in ``[start, end]``, by (session_date, symbol)."""
+    with engine.connect() as conn:
+        frame = pd.read_sql(
+            sa.text(
+                "SELECT session_date, symbol, dollar_volume FROM ("
+                "  SELECT session_date, symbol, avg(close * volume) OVER (PARTITION BY symbol "
+                "    ORDER BY session_date ROWS BETWEEN :w PRECEDING AND CURRENT ROW) "
+                "    AS dollar_volume FROM bars WHERE session_date BETWEEN :a AND :b) s "
+                "WHERE session_date >= :start"
+            ),
+            conn,
+            params={
+                "w": sessions - 1,
+                "a": start - timedelta(days=2 * sessions),
+                "b": end,
+                "start": start,
+            },
+        )
+    return frame.set_index(["session_date", "symbol"])["dollar_volume"].astype(float)

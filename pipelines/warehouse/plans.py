@@ -200,3 +200,8 @@ def stress(engine: sa.Engine, plan: PlanRef) -> list[sa.Row]:
                 plan.params(),
             ).all()
         )
+
+
+def count_by_status(conn: sa.Connection) -> list[sa.Row]:
+    """``(status, count)`` of every plan version."""
+    return list(conn.execute(sa.text("SELECT status, count(*) FROM plans GROUP BY 1")).all())

@@ -14,12 +14,13 @@ from mlflow import MlflowClient
 from pipelines.config import get_settings
 from pipelines.errors import ModelError
 from pipelines.features.store import build_features, load_features
-from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, champions, registry
+from pipelines.models import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, registry
 from pipelines.models.inference import predict
 from pipelines.models.promotion import gated_promotion, rollback
 from pipelines.models.registry import MLflowRegistry
 from pipelines.models.return_model import ReturnModel
 from pipelines.models.training import promote, train
+from pipelines.warehouse import champion_changes
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def test_first_model_is_champion_only_and_retraining_is_a_noop(trained) -> None:
     assert tags["train_end"] == "2010-08-06" and tags["feature_set_version"]
     assert train(engine, reg, settings, AS_OF, "run-2") == ref, "same inputs register nothing"
     assert [(c.version, c.previous_version, c.source) for c in
-            champions.history(engine, ref.name)] == [("1", None, "bootstrap")]
+            champion_changes.history(engine, ref.name)] == [("1", None, "bootstrap")]
     _the_training_run_shows_its_data_diagnostics_and_descriptions(settings, ref)
 
 
@@ -107,23 +108,23 @@ def test_a_new_window_is_a_challenger_until_promoted_in_the_ui_or_by_hand(traine
     MlflowClient(settings.mlflow_uri).set_registered_model_alias(ref.name, CHAMPION, "2")
     used, _ = predict(engine, reg, ref.name, AS_OF, "rebalance-1")
     assert used.ref.version == "2" and set(_predictions(engine)["model_version"]) == {"2"}
-    last = champions.history(engine, ref.name)[-1]
+    last = champion_changes.history(engine, ref.name)[-1]
     assert (last.version, last.previous_version, last.source, last.run_id) == (
         "2", "1", "external", "rebalance-1")
     assert reg.alias_version(ref.name, PREVIOUS_CHAMPION) == "1"
     assert reg.alias_version(ref.name, CHALLENGER) is None, "it has won"
     predict(engine, reg, ref.name, AS_OF, "rebalance-2")
-    assert len(champions.history(engine, ref.name)) == 2, "a rerun records nothing new"
+    assert len(champion_changes.history(engine, ref.name)) == 2, "a rerun records nothing new"
     # Rolling back from the pipeline undoes the UI's move, and says so.
     assert rollback(reg, ref.name, engine, "rollback-1")["champion"] == "1"
-    assert champions.history(engine, ref.name)[-1].source == "rollback"
+    assert champion_changes.history(engine, ref.name)[-1].source == "rollback"
     predict(engine, reg, ref.name, AS_OF, "rebalance-3")
-    assert len(champions.history(engine, ref.name)) == 3, "the pipeline's own move is known"
+    assert len(champion_changes.history(engine, ref.name)) == 3, "the pipeline's own move is known"
     # A manual promotion moves @champion and keeps the one it replaced.
     promote(reg, ref.name, "2", engine, "manual", "run-4")
     assert reg.alias_version(ref.name, CHAMPION) == "2"
     assert reg.alias_version(ref.name, PREVIOUS_CHAMPION) == "1"
-    assert champions.history(engine, ref.name)[-1].source == "manual"
+    assert champion_changes.history(engine, ref.name)[-1].source == "manual"
 
 
 def test_predictions_are_reproducible_and_rerun_identically(trained) -> None:
@@ -212,7 +213,7 @@ def test_gated_promotion_scores_both_on_one_window_and_rollback_undoes_it(
     assert decision["promoted"] == (gain >= settings.promotion_min_ic_gain)
     expected = challenger.version if decision["promoted"] else champion.version
     assert reg.alias_version(champion.name, CHAMPION) == expected
-    sources = [c.source for c in champions.history(engine, champion.name)]
+    sources = [c.source for c in champion_changes.history(engine, champion.name)]
     assert sources == (["bootstrap", "gate"] if decision["promoted"] else ["bootstrap"])
 
     promote(reg, champion.name, challenger.version)  # by hand, whatever the gate said
