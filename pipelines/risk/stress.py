@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -86,14 +87,28 @@ def historical(engine: sa.Engine, weights: pd.Series) -> list[StressResult]:
     return out
 
 
-def index_replays(weights: pd.Series, returns: pd.DataFrame) -> list[StressResult]:
-    """``−β·R_index`` per scenario; ``returns`` are the plan symbols' trailing daily returns."""
+@cache
+def _sp500() -> tuple[pd.Series, dict[str, float | None]]:
+    """The S&P 500's daily returns by date, and its return over each scenario window (None
+    when the index does not cover it), from the closes shipped with skfolio; read once, as
+    the file never changes."""
     from skfolio.datasets import load_sp500_index
 
-    index = load_sp500_index().iloc[:, 0]
-    index.index = pd.DatetimeIndex(index.index).date
+    closes = load_sp500_index().iloc[:, 0]
+    closes.index = pd.DatetimeIndex(closes.index).date
+    moves: dict[str, float | None] = {}
+    for name, (start, end) in SCENARIOS.items():
+        before = closes.loc[closes.index < start]
+        window = closes.loc[(closes.index >= start) & (closes.index <= end)]
+        covered = not (window.empty or before.empty)
+        moves[name] = float(window.iloc[-1] / before.iloc[-1] - 1) if covered else None
+    return (closes / closes.shift(1) - 1).dropna(), moves
+
+
+def index_replays(weights: pd.Series, returns: pd.DataFrame) -> list[StressResult]:
+    """``−β·R_index`` per scenario; ``returns`` are the plan symbols' trailing daily returns."""
+    index_returns, moves = _sp500()
     plan = returns.reindex(columns=weights.index).fillna(0.0) @ weights
-    index_returns = (index / index.shift(1) - 1).dropna()
     common = plan.index.intersection(index_returns.index)
     if len(common) >= MIN_BETA_DAYS:
         market, source = index_returns.loc[common], "sp500_index"
@@ -104,12 +119,10 @@ def index_replays(weights: pd.Series, returns: pd.DataFrame) -> list[StressResul
     beta = float(x @ (y.to_numpy() - y.mean()) / (x @ x))
     out = []
     for name, (start, end) in SCENARIOS.items():
-        before = index.loc[index.index < start]
-        window = index.loc[(index.index >= start) & (index.index <= end)]
-        if window.empty or before.empty:
+        move = moves[name]
+        if move is None:
             out.append(StressResult(f"sp500_beta_{name}", "historical", False, None, start, end))
             continue
-        move = float(window.iloc[-1] / before.iloc[-1] - 1)
         out.append(
             StressResult(f"sp500_beta_{name}", "historical", True, -beta * move, start, end,
                          {"beta": beta, "beta_source": source, "index_return": move})
