@@ -489,6 +489,8 @@ def backtest_controls(
     years: Annotated[float, typer.Option(help="years of daily bars (252 sessions each)")] = 10.0,
     strategy: Annotated[str, typer.Option(help="the learning strategy under test")] = "ml_ipca",
     windows: Annotated[int, typer.Option(help="walk-forward windows")] = 12,
+    scheme: Annotated[str, typer.Option(help="rolling | expanding")] = "rolling",
+    rebalance_every: Annotated[int, typer.Option(help="sessions between rebalances")] = 5,
     seed: Annotated[int, typer.Option(help="the markets' seed")] = 0,
 ) -> None:
     """Positive and null controls: the pipeline on a market with planted signal (and its
@@ -496,9 +498,8 @@ def backtest_controls(
     from pipelines.backtest.controls import ControlDesign, ControlRun, run_controls, verdict
     from pipelines.backtest.splits import WalkForward
 
-    design = ControlDesign(
-        assets, years, seed, strategy, WalkForward(n_windows=windows, retrain_every=21)
-    )
+    plan = WalkForward(n_windows=windows, scheme=scheme, retrain_every=21)  # type: ignore[arg-type]
+    design = ControlDesign(assets, years, seed, strategy, plan, rebalance_every)
 
     def show(run: ControlRun) -> None:
         m = run.metrics
