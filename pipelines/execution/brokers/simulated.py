@@ -51,7 +51,8 @@ class SimulatedBroker:
                 sa.text(
                     "INSERT INTO sim_broker_orders (broker_order_id, client_order_id, "
                     "symbol, side, qty, session_date, status) VALUES (:id, :c, :s, :side, "
-                    ":q, :d, 'accepted') ON CONFLICT (client_order_id) DO NOTHING"
+                    ":q, :d, 'accepted') ON CONFLICT (client_order_id) DO NOTHING "
+                    "RETURNING *, 0 AS filled"
                 ),
                 {
                     "id": str(uuid.uuid5(uuid.NAMESPACE_URL, intent.client_order_id)),
@@ -61,11 +62,13 @@ class SimulatedBroker:
                     "q": intent.qty,
                     "d": intent.session_date,
                 },
-            ).rowcount
+            ).one_or_none()
+        if inserted is not None:
+            return self._order(inserted)
         order = self.get_order_by_client_id(intent.client_order_id)
-        if order is None:  # cannot happen: the row was inserted or existed
+        if order is None:  # cannot happen: the row existed
             raise BrokerError(f"order {intent.client_order_id} vanished from the book")
-        if not inserted and (order.symbol, order.side, order.qty) != (
+        if (order.symbol, order.side, order.qty) != (
             intent.symbol,
             intent.side,
             intent.qty,
@@ -140,8 +143,7 @@ class SimulatedBroker:
             fills = [self._fill(row) for row in due]
             conn.execute(
                 sa.text(
-                    "UPDATE sim_broker_orders SET status = 'filled' "
-                    "WHERE client_order_id = ANY(:c)"
+                    "UPDATE sim_broker_orders SET status = 'filled' WHERE client_order_id = ANY(:c)"
                 ),
                 {"c": [f["c"] for f in fills]},
             )
@@ -194,8 +196,7 @@ class SimulatedBroker:
         if open_:
             conn.execute(
                 sa.text(
-                    "INSERT INTO positions (broker, symbol, qty, avg_price) "
-                    "VALUES (:b, :s, :q, :p)"
+                    "INSERT INTO positions (broker, symbol, qty, avg_price) VALUES (:b, :s, :q, :p)"
                 ),
                 open_,
             )
