@@ -309,11 +309,12 @@ class _Replay:
         self.steps: dict[str, float] = {}
         self.market = data.close.pct_change(fill_method=None).mean(axis=1)
 
-    def equity(self, day: date) -> tuple[float, pd.Series]:
-        """Equity (USD) at ``day``'s close and the held positions' values."""
-        held = {s: float(q) for s, q in self.broker.get_positions().items()}
-        values = pd.Series(held, dtype=float) * self.marks.loc[day].reindex(list(held))
-        return self.broker.get_cash() + float(values.sum()), values
+    def book(self, day: date) -> tuple[float, float, pd.Series]:
+        """The broker's book at ``day``'s close: equity and cash (USD), the positions' values."""
+        account = self.broker.get_account_snapshot()
+        values = pd.Series({s: float(q) for s, q in account.positions.items()}, dtype=float)
+        values = values * self.marks.loc[day].reindex(values.index)
+        return account.cash + float(values.sum()), account.cash, values
 
     def step(
         self,
@@ -325,9 +326,10 @@ class _Replay:
         as_of = self.data.sessions[self.row[day] - 1]
         self.clock.advance_to(premarket(day))  # type: ignore[attr-defined]
         clock = time.perf_counter()
-        start_equity, _ = self.equity(as_of)
+        start_equity, _, start_values = self.book(as_of)
         rebalance = force or self.since_rebalance >= self.config.rebalance_every
-        if not rebalance and self._drift(as_of, start_equity) > self.config.drift_threshold:
+        drift = 0.0 if rebalance else self._drift(as_of, start_equity, start_values)
+        if drift > self.config.drift_threshold:
             rebalance = True
         _add(self.steps, "drift", clock)
         if rebalance:
@@ -357,20 +359,20 @@ class _Replay:
             reconcile(self.store, self.broker, self.settings)  # earlier orders still fill
             _add(self.steps, "reconcile", since[0])
 
-    def _drift(self, as_of: date, equity: float) -> float:
-        # the targets the book was last traded to
+    def _drift(self, as_of: date, equity: float, values: pd.Series) -> float:
+        """Half the L1 distance between the held weights and the targets the book was last
+        traded to."""
         plan = plans.last_submitted(self.store, self.settings.strategy, as_of)
         if plan is None or equity <= 0:
             return 0.0
         targets = plans.target_weights(self.store, plan)
-        _, values = self.equity(as_of)
         current = values / equity
         names = targets.index.union(current.index)
         gap = targets.reindex(names, fill_value=0.0) - current.reindex(names, fill_value=0.0)
         return float(gap.abs().sum() / 2)
 
     def _mark(self, day: date, start_equity: float, rebalanced: bool) -> None:
-        equity, values = self.equity(day)
+        equity, cash, values = self.book(day)
         values = values[values != 0]
         self.weights.extend((day, s, float(v / equity)) for s, v in values.items())
         fills = _fills(self.store, day, day)
@@ -380,7 +382,7 @@ class _Replay:
             {
                 "session_date": day,
                 "equity": equity,
-                "cash": self.broker.get_cash(),
+                "cash": cash,
                 "return": equity / start_equity - 1,
                 "benchmark_return": float(np.nan_to_num(self.market.loc[day])),
                 "gross_exposure": float(values.abs().sum() / equity),
