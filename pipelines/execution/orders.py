@@ -20,7 +20,7 @@ Submission of a session's plan holds the plan lock (:func:`plan_lock`), so two s
 never interleave: the second fails at once with :class:`PlanConflict`.
 The order state machine lives in :mod:`pipelines.execution.ledger`, the plan's in
 :mod:`pipelines.portfolio.plan_state`; the guard every entry point calls first in
-:mod:`pipelines.execution.guards`.
+:mod:`pipelines.execution.guards`; the ledger's statements in :mod:`pipelines.warehouse.orders`.
 """
 
 from __future__ import annotations
