@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from pipelines import calendar
 from pipelines.controls import assert_trading_allowed
 from pipelines.errors import NotATradingSession, ReconciliationError, StaleMarketData
+from pipelines.warehouse import bars, reconciliations
 
 
 def require_trading_allowed(engine: sa.Engine, session_date: date, broker: str) -> None:
@@ -46,14 +47,7 @@ def require_fresh_bars(engine: sa.Engine, session_date: date) -> None:
     """Raise :class:`StaleMarketData` unless ``bars`` holds the session before
     ``session_date`` (the closes a rebalance for ``session_date`` plans and sizes on)."""
     needed = calendar.previous_session(session_date)
-    with engine.connect() as conn:
-        present, newest = conn.execute(
-            sa.text(
-                "SELECT EXISTS (SELECT 1 FROM bars WHERE session_date = :d), "
-                "(SELECT max(session_date) FROM bars WHERE session_date <= :d)"
-            ),
-            {"d": needed},
-        ).one()
+    present, newest = bars.session_stored(engine, needed)
     if not present:
         raise StaleMarketData(
             f"no bars for {needed}, the session before {session_date} (newest: "
@@ -64,14 +58,7 @@ def require_fresh_bars(engine: sa.Engine, session_date: date) -> None:
 
 def assert_reconciled(engine: sa.Engine, broker: str) -> None:
     """Refuse to trade while the broker's latest reconciliation found differences."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT ok, problems, at FROM reconciliations WHERE broker = :b "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            {"b": broker},
-        ).one_or_none()
+    row = reconciliations.latest(engine, broker)
     if row is not None and not row.ok:
         raise ReconciliationError(
             f"the last reconciliation with {broker} ({row.at}) found differences; trading is "

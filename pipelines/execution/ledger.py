@@ -13,6 +13,7 @@ before the send (so a crash mid-send is visible); the broker's answer moves it o
 filled, cancelled, rejected, expired. Every transition writes an ``order_events`` row with the
 time and its source (``ledger`` | ``broker`` | ``reconcile`` | ``retry``). A transition the
 machine does not allow raises :class:`LedgerError`: the ledger never goes backwards silently.
+The statements that read and write the ledger live in :mod:`pipelines.warehouse.orders`.
 
 Fills: the broker reports an order's cumulative filled quantity and average price; the ledger
 turns the increase into ``fills`` rows (``{client_order_id}-{n}``), unless the broker wrote
@@ -27,7 +28,6 @@ of exactly what the ledger holds is a no-op (a redelivery).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from pipelines.errors import ReconciliationError
 from pipelines.execution.brokers.base import BrokerOrder
+from pipelines.warehouse import orders
 
 PLANNED, SUBMITTED, ACCEPTED, PARTIALLY_FILLED, FILLED = (
     "planned",
@@ -92,61 +93,20 @@ def transition(
     raises :class:`LedgerError` for a forbidden move.
     """
     if current is None:
-        current = conn.execute(
-            sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
-            {"c": client_order_id},
-        ).scalar_one_or_none()
+        current = orders.locked_status(conn, client_order_id)
     if current is None:
         raise LedgerError(f"order {client_order_id} is not in the ledger")
     if current == new and new != PARTIALLY_FILLED:
         if columns:
-            update(conn, client_order_id, None, columns)
+            orders.update(conn, client_order_id, None, columns)
         return False
     if not can_move(current, new):
         raise LedgerError(
             f"order {client_order_id}: {current} -> {new} is not an allowed transition; "
             "the ledger and the broker disagree, check the order at the broker"
         )
-    update(conn, client_order_id, new, columns, (source, detail))
+    orders.update(conn, client_order_id, new, columns, (source, detail))
     return True
-
-
-def update(
-    conn: sa.Connection,
-    coid: str,
-    status: str | None,
-    columns: dict[str, Any],
-    event_of: tuple[str, dict[str, Any] | None] | None = None,
-) -> None:
-    """Update the order's columns (and status) and, with ``event_of`` = (source, detail),
-    record the event in the same statement (one round trip)."""
-    sets = ["updated_at = now()"] + [f"{name} = :{name}" for name in columns]
-    params = {"c": coid, **columns}
-    if status is not None:
-        sets.append("status = :status")
-        params["status"] = status
-    sql = f"UPDATE orders SET {', '.join(sets)} WHERE client_order_id = :c"
-    if event_of is not None:
-        sql = (
-            f"WITH u AS ({sql} RETURNING client_order_id, status) "
-            "INSERT INTO order_events (client_order_id, status, source, detail) "
-            "SELECT client_order_id, status, :src, CAST(:d AS jsonb) FROM u"
-        )
-        params["src"] = event_of[0]
-        params["d"] = json.dumps(event_of[1], default=str)
-    conn.execute(sa.text(sql), params)
-
-
-def event(
-    conn: sa.Connection, coid: str, status: str, source: str, detail: dict[str, Any] | None
-) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO order_events (client_order_id, status, source, detail) "
-            "VALUES (:c, :st, :src, CAST(:d AS jsonb))"
-        ),
-        {"c": coid, "st": status, "src": source, "d": json.dumps(detail, default=str)},
-    )
 
 
 def record_broker_state(engine: sa.Engine, coid: str, order: BrokerOrder, source: str) -> bool:
@@ -252,23 +212,10 @@ def _hold(conn: sa.Connection, coids: Sequence[str]) -> dict[str, _Held]:
     ids = sorted({c for c in coids if "\x00" not in c})  # text cannot hold NUL: not ours
     held = {
         row.client_order_id: _Held(row.status, row.qty, row.filled_qty, Decimal(0), 0.0, 0)
-        for row in conn.execute(
-            sa.text(
-                "SELECT client_order_id, status, qty, filled_qty FROM orders "
-                "WHERE client_order_id = ANY(CAST(:ids AS text[])) "
-                "ORDER BY client_order_id FOR UPDATE"
-            ),
-            {"ids": ids},
-        )
+        for row in orders.lock_many(conn, ids)
     }
     if held:
-        for coid, qty, value, count in conn.execute(
-            sa.text(
-                "SELECT client_order_id, sum(qty), sum(qty * price), count(*) FROM fills "
-                "WHERE client_order_id = ANY(CAST(:ids AS text[])) GROUP BY client_order_id"
-            ),
-            {"ids": list(held)},
-        ):
+        for coid, qty, value, count in orders.fill_totals(conn, list(held)):
             h = held[coid]
             h.fill_qty, h.fill_value, h.fills = Decimal(qty), float(value), int(count)
     return held
@@ -359,45 +306,8 @@ def _new_fill(h: _Held, coid: str, order: BrokerOrder, now: datetime) -> dict[st
     }
 
 
-# One statement for a batch's writes: the orders' new columns, their fills (a fill id already
-# there is a redelivery: skipped) and one event per applied report, in the batch's order. The
-# rows travel as three JSON documents: one parameter each, not one array per column (psycopg
-# escapes every element of a text array in Python, a quarter of the batch's time).
-_WRITE = sa.text(
-    """
-    WITH moved AS (
-        UPDATE orders o SET status = u.status, broker_order_id = u.broker_order_id,
-            filled_qty = u.filled_qty, filled_avg_price = u.filled_avg_price,
-            updated_at = now()
-        FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS u(client_order_id text, status text,
-            broker_order_id text, filled_qty numeric, filled_avg_price double precision)
-        WHERE o.client_order_id = u.client_order_id
-    ), filled AS (
-        INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, filled_at)
-        SELECT * FROM jsonb_to_recordset(CAST(:fills AS jsonb)) AS f(fill_id text,
-            client_order_id text, symbol text, side text, qty numeric, price double precision,
-            filled_at timestamptz)
-        ON CONFLICT (fill_id) DO NOTHING
-    )
-    INSERT INTO order_events (client_order_id, status, source, detail)
-    SELECT e.client_order_id, e.status, :source, e.detail
-    FROM jsonb_to_recordset(CAST(:events AS jsonb))
-        AS e(n integer, client_order_id text, status text, detail jsonb)
-    ORDER BY e.n
-    """
-)
-
-
 def _write(conn: sa.Connection, plan: _Plan, source: str) -> None:
-    conn.execute(
-        _WRITE,
-        {
-            "orders": json.dumps(list(plan.orders.values()), default=str),
-            "fills": json.dumps(plan.fills, default=str),
-            "events": json.dumps(plan.events, default=str),
-            "source": source,
-        },
-    )
+    orders.write_batch(conn, list(plan.orders.values()), plan.fills, plan.events, source)
 
 
 def _write_one_by_one(conn: sa.Connection, plan: _Plan, source: str) -> list[Refused]:

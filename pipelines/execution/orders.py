@@ -20,7 +20,7 @@ Submission of a session's plan holds the plan lock (:func:`plan_lock`), so two s
 never interleave: the second fails at once with :class:`PlanConflict`.
 The order state machine lives in :mod:`pipelines.execution.ledger`, the plan's in
 :mod:`pipelines.portfolio.plan_state`; the guard every entry point calls first in
-:mod:`pipelines.execution.guards`.
+:mod:`pipelines.execution.guards`; the ledger's statements in :mod:`pipelines.warehouse.orders`.
 """
 
 from __future__ import annotations
@@ -56,14 +56,14 @@ from pipelines.execution.brokers.base import (
     Side,
     TransientBrokerError,
 )
-from pipelines.execution.dead_letter import dead_letter, dead_letter_status, mark_retried
+from pipelines.execution.dead_letter import dead_letter, dead_letter_status
 from pipelines.execution.guards import assert_reconciled, require_trading_allowed
 from pipelines.execution.ledger import record_broker_state
 from pipelines.monitoring.logging import redact
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
 from pipelines.runlog import stage_run
-from pipelines.warehouse import plans
+from pipelines.warehouse import orders, plans
 from pipelines.warehouse.plans import PlanRef
 from pipelines.warehouse.prices import last_closes
 
@@ -200,13 +200,8 @@ def _submit_locked(
             _record_intents(engine, plan, intents, broker.name, model_name, model_version)
             checkpoint("after_ledger", None)
         outcomes = send_orders(engine, settings, broker, _unsent(engine, plan), sleep)
-        with engine.connect() as conn:
-            total = conn.execute(
-                sa.text(f"SELECT count(*) FROM orders WHERE {plans.KEY}"),
-                plan.params(),
-            ).scalar_one()
         summary = SubmitSummary(
-            total,
+            orders.count(engine, plan),
             outcomes.count(SENT),
             outcomes.count(RECOVERED),
             outcomes.count(DEAD_LETTERED),
@@ -311,14 +306,7 @@ def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
     """Check the kill switch and commit ``submitted`` (and the attempt) before the broker is
     called, in one transaction; return the status the order had."""
     with engine.begin() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT o.status, o.attempts, k.enabled, k.reason, k.updated_at FROM orders o "
-                "LEFT JOIN controls k ON k.name = :k WHERE o.client_order_id = :c "
-                "FOR UPDATE OF o"
-            ),
-            {"c": coid, "k": KILL_SWITCH},
-        ).one()
+        row = orders.locked_for_send(conn, coid, KILL_SWITCH)
         if row.enabled:
             raise KillSwitchEngaged(
                 f"kill switch is on since {row.updated_at} ({row.reason}); no order is sent. "
@@ -329,7 +317,7 @@ def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
             return previous  # the broker answered already (another run): just look
         detail = {"attempt": attempt}
         if previous == ledger.SUBMITTED:  # a resend: same state, one more attempt recorded
-            ledger.update(conn, coid, None, {"attempts": row.attempts + 1}, ("ledger", detail))
+            orders.update(conn, coid, None, {"attempts": row.attempts + 1}, ("ledger", detail))
         else:
             ledger.transition(
                 conn,
@@ -344,22 +332,11 @@ def _mark_submitted(engine: sa.Engine, coid: str, attempt: int) -> str:
 
 
 def _note_error(engine: sa.Engine, coid: str, error: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE orders SET last_error = :e WHERE client_order_id = :c"),
-            {"e": redact(error)[:1000], "c": coid},
-        )
+    orders.set_last_error(engine, coid, redact(error)[:1000])
 
 
 def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str, object]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT status, model_name, model_version, orders_frozen_at FROM plans "
-                f"WHERE {plans.KEY}"
-            ),
-            plan.params(),
-        ).one_or_none()
+    row = plans.for_submission(engine, plan)
     if row is None:
         raise RiskLimitBreached(f"plan {plan} does not exist")
     return row.status, row.model_name, row.model_version, row.orders_frozen_at
@@ -367,36 +344,13 @@ def _plan_row(engine: sa.Engine, plan: PlanRef) -> tuple[str, str, str, object]:
 
 def freeze_orders(conn: sa.Connection, plan: PlanRef, intents: list[OrderIntent]) -> None:
     """Store the plan's orders (on the caller's transaction: the one that approves it)."""
-    key = plan.params()
-    conn.execute(sa.text(f"DELETE FROM plan_orders WHERE {plans.KEY}"), key)
-    if intents:
-        conn.execute(
-            sa.text(
-                "INSERT INTO plan_orders (strategy, session_date, plan_version, "
-                "client_order_id, symbol, side, qty) VALUES (:s, :d, :v, :c, :sym, :side, :q)"
-            ),
-            [
-                {**key, "c": i.client_order_id, "sym": i.symbol, "side": i.side, "q": i.qty}
-                for i in intents
-            ],
-        )
-    conn.execute(sa.text(f"UPDATE plans SET orders_frozen_at = now() WHERE {plans.KEY}"), key)
+    orders.replace_frozen(conn, plan, intents)
+    plans.mark_orders_frozen(conn, plan)
 
 
 def frozen_orders(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
     """The orders frozen with the plan at approval, sells first."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT client_order_id, symbol, side, qty FROM plan_orders "
-                f"WHERE {plans.KEY} ORDER BY side DESC, symbol"
-            ),
-            plan.params(),
-        ).all()
-    return [
-        OrderIntent(r.client_order_id, r.symbol, r.side, Decimal(r.qty), plan.session_date)
-        for r in rows
-    ]
+    return _intents(orders.frozen(engine, plan), plan)
 
 
 def _record_intents(
@@ -413,39 +367,17 @@ def _record_intents(
     """
     with engine.begin() as conn:
         for intent in intents:
-            inserted = conn.execute(
-                sa.text(
-                    "INSERT INTO orders (client_order_id, strategy, session_date, "
-                    "plan_version, symbol, side, qty, status, broker, model_name, "
-                    "model_version) VALUES (:c, :s, :d, :v, :sym, :side, :q, 'planned', "
-                    ":b, :m, :mv) ON CONFLICT (client_order_id) DO NOTHING"
-                ),
-                {
-                    **plan.params(),
-                    "c": intent.client_order_id,
-                    "sym": intent.symbol,
-                    "side": intent.side,
-                    "q": intent.qty,
-                    "b": broker,
-                    "m": model_name,
-                    "mv": model_version,
-                },
-            ).rowcount
-            if inserted:
-                ledger.event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
+            if orders.insert(conn, plan, intent, ledger.PLANNED, broker, model_name, model_version):
+                orders.insert_event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
         plan_state.move(conn, plan.params(), {plan_state.APPROVED}, plan_state.SUBMITTED)
 
 
 def _unsent(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:
     """Ledger rows of the plan the broker has not confirmed yet (``planned``, ``submitted``)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {plans.KEY} "
-                "AND status IN ('planned', 'submitted') ORDER BY side DESC, symbol"
-            ),
-            plan.params(),
-        ).all()
+    return _intents(orders.with_status(engine, plan, (ledger.PLANNED, ledger.SUBMITTED)), plan)
+
+
+def _intents(rows: list[sa.Row], plan: PlanRef) -> list[OrderIntent]:
     return [
         OrderIntent(r.client_order_id, r.symbol, r.side, Decimal(r.qty), plan.session_date)
         for r in rows
@@ -469,18 +401,11 @@ def retry_dead_letter(
         raise BrokerError(f"{coid} is {status} now, not dead-lettered: nothing to retry")
     assert_trading_allowed(engine)
     assert_reconciled(engine, broker.name)
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT symbol, side, qty, session_date, broker FROM orders "
-                "WHERE client_order_id = :c"
-            ),
-            {"c": coid},
-        ).one()
+    row = orders.read(engine, coid)
     if row.broker != broker.name:
         raise BrokerError(f"{coid} belongs to broker {row.broker}, not {broker.name}")
     intent = OrderIntent(coid, row.symbol, row.side, Decimal(row.qty), row.session_date)
     outcome = send_order(engine, settings, broker, intent, sleep)
-    mark_retried(engine, coid)
+    orders.mark_retried(engine, coid, ledger.DEAD_LETTER)
     log.info("dead letter retried client_order_id=%s outcome=%s", coid, outcome)
     return outcome

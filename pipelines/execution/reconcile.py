@@ -17,14 +17,14 @@ finished and cannot move again; the positions check still covers every fill. Wit
 reconciliation on record the whole history is listed.
 
 ``planned``/``submitted`` orders the broker does not know are sends still to happen (a rerun
-resumes them), not differences. Every reconciliation is stored in ``reconciliations``; any
+resumes them), not differences. Every reconciliation is stored
+(:mod:`pipelines.warehouse.reconciliations`); any
 difference raises :class:`ReconciliationError`, and submission refuses to run while the
 broker's latest reconciliation failed, until a person resolves it and reconciles again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,6 +36,7 @@ from pipelines.config import Settings
 from pipelines.errors import ReconciliationError
 from pipelines.execution import ledger
 from pipelines.execution.brokers.base import Broker, BrokerOrder
+from pipelines.warehouse import accounts, orders, reconciliations
 from pipelines.warehouse.prices import last_closes
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,15 @@ def reconcile(
     problems += _fill_differences(engine, broker, at_broker, list(ours))
     problems += _position_differences(engine, broker)
     report = ReconcileReport(fills_made, len(ours), updated, still_open, pending)
-    _store(engine, broker.name, run_id, report, problems, listed_at)
+    reconciliations.insert(
+        engine,
+        broker.name,
+        run_id,
+        report.orders_checked,
+        report.orders_updated,
+        problems,
+        listed_at,
+    )
     if problems:
         log.error("reconcile broker=%s problems=%d: %s", broker.name, len(problems), problems[:5])
         raise ReconciliationError(
@@ -114,14 +123,7 @@ def reconcile(
 def _last_clean_listing(engine: sa.Engine, broker: Broker) -> datetime | None:
     """Where this call's listing starts: the last clean reconciliation's listing time less
     the broker's ``listing_overlap``; None (the whole history) when there is none."""
-    with engine.connect() as conn:
-        listed = conn.execute(
-            sa.text(
-                "SELECT listed_at FROM reconciliations WHERE broker = :b AND ok "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            {"b": broker.name},
-        ).scalar()
+    listed = reconciliations.last_clean_listing(engine, broker.name)
     return None if listed is None else listed - broker.listing_overlap
 
 
@@ -130,34 +132,16 @@ def _ledger_orders(
 ) -> dict[str, sa.Row]:
     """The ledger's orders to compare: all of them for a full listing, else the unfinished
     ones and those the broker listed."""
-    where = "" if since is None else (
-        " AND (status = ANY(:open) OR client_order_id = ANY(:listed))")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT client_order_id, symbol, side, qty, status, filled_qty FROM orders "
-                "WHERE broker = :b" + where
-            ),
-            {"b": broker, "open": list(OPEN_STATUSES), "listed": listed},
-        ).all()
-    return {r.client_order_id: r for r in rows}
+    unfinished = None if since is None else OPEN_STATUSES
+    return {r.client_order_id: r for r in orders.of_broker(engine, broker, unfinished, listed)}
 
 
 def _fill_differences(
     engine: sa.Engine, broker: Broker, at_broker: dict[str, BrokerOrder], compared: list[str]
 ) -> list[str]:
     """Each compared order's filled quantity in the ledger, in its fills and at the broker."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT o.client_order_id, o.filled_qty, coalesce(sum(f.qty), 0) AS fills "
-                "FROM orders o LEFT JOIN fills f USING (client_order_id) WHERE o.broker = :b "
-                "AND o.client_order_id = ANY(:c) GROUP BY o.client_order_id, o.filled_qty"
-            ),
-            {"b": broker.name, "c": compared},
-        ).all()
     problems = []
-    for coid, filled_qty, fills in rows:
+    for coid, filled_qty, fills in orders.filled_and_fills(engine, broker.name, compared):
         reported = at_broker[coid].filled_qty if coid in at_broker else Decimal(filled_qty)
         if not Decimal(filled_qty) == Decimal(fills) == reported:
             problems.append(
@@ -168,17 +152,7 @@ def _fill_differences(
 
 
 def _position_differences(engine: sa.Engine, broker: Broker) -> list[str]:
-    with engine.connect() as conn:
-        ledger_positions: dict[str, Decimal] = dict(
-            conn.execute(
-                sa.text(
-                    "SELECT f.symbol, sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) "
-                    "FROM fills f JOIN orders o USING (client_order_id) WHERE o.broker = :b "
-                    "GROUP BY f.symbol"
-                ),
-                {"b": broker.name},
-            ).all()
-        )
+    ledger_positions = orders.net_fills(engine, broker.name)
     held = broker.get_positions()
     problems = []
     for symbol in sorted(set(held) | {s for s, q in ledger_positions.items() if q}):
@@ -190,45 +164,15 @@ def _position_differences(engine: sa.Engine, broker: Broker) -> list[str]:
     return problems
 
 
-def _store(
-    engine: sa.Engine,
-    broker: str,
-    run_id: str | None,
-    report: ReconcileReport,
-    problems: list[str],
-    listed_at: datetime,
-) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO reconciliations (broker, run_id, ok, orders_checked, "
-                "orders_updated, problems, listed_at) "
-                "VALUES (:b, :r, :ok, :c, :u, CAST(:p AS jsonb), :at)"
-            ),
-            {
-                "at": listed_at,
-                "b": broker,
-                "r": run_id,
-                "ok": not problems,
-                "c": report.orders_checked,
-                "u": report.orders_updated,
-                "p": json.dumps(problems),
-            },
-        )
-
-
 def portfolio_summary(engine: sa.Engine, broker: Broker, settings: Settings, as_of: date) -> dict:
     """Cash, positions valued at the last close on or before ``as_of``, equity and P&L (USD)."""
     held = broker.get_positions()
     prices = last_closes(engine, as_of, list(held))
     positions_value = sum(float(q) * prices[s] for s, q in held.items())
     cash = broker.get_cash()
-    with engine.connect() as conn:
-        initial = conn.execute(
-            sa.text("SELECT initial_cash FROM broker_accounts WHERE broker = :b"),
-            {"b": broker.name},
-        ).scalar()
-    initial = float(initial) if initial is not None else settings.initial_capital
+    initial = accounts.initial_cash(engine, broker.name)
+    if initial is None:
+        initial = settings.initial_capital
     equity = cash + positions_value
     return {
         "as_of": as_of.isoformat(),

@@ -3,10 +3,10 @@
 A plan is keyed by (strategy, session_date, plan_version): :class:`PlanRef`, and :data:`KEY`
 selects its rows in any table keyed by it. Its status moves only through
 :mod:`pipelines.portfolio.plan_state`, and the orders frozen for it live with the orders
-(:mod:`pipelines.execution.orders`); the functions here read it, write a new plan, and record
-what the gate decided. Those taking a ``conn`` run on the caller's
-transaction (they are parts of a larger atomic change); those taking an ``engine`` are whole
-reads or writes. Weights are fractions of equity; stress losses are positive fractions.
+(:mod:`pipelines.warehouse.orders`); the functions here read it, write a new plan, and record
+what the gate decided and when its orders were frozen. Those taking a ``conn`` run on the
+caller's transaction (they are parts of a larger atomic change); those taking an ``engine``
+are whole reads or writes. Weights are fractions of equity; stress losses are positive fractions.
 """
 
 from __future__ import annotations
@@ -97,6 +97,18 @@ def decision(engine: sa.Engine, plan: PlanRef) -> tuple[str, dict[str, Any] | No
     return row.status, row.risk_report
 
 
+def for_submission(engine: sa.Engine, plan: PlanRef) -> sa.Row | None:
+    """The plan's status, model_name, model_version and orders_frozen_at (None until its orders
+    are frozen), or None when the plan does not exist."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                f"SELECT status, model_name, model_version, orders_frozen_at FROM plans WHERE {KEY}"
+            ),
+            plan.params(),
+        ).one_or_none()
+
+
 def target_weights(engine: sa.Engine, plan: PlanRef) -> pd.Series:
     """The plan's weights by symbol (sorted)."""
     with engine.connect() as conn:
@@ -162,6 +174,10 @@ def set_weights(conn: sa.Connection, plan: PlanRef, weights: pd.Series) -> None:
         [{**plan.params(), "sym": symbol, "w": float(np.float64(w))}
          for symbol, w in weights.items()],
     )  # fmt: skip
+
+
+def mark_orders_frozen(conn: sa.Connection, plan: PlanRef) -> None:
+    conn.execute(sa.text(f"UPDATE plans SET orders_frozen_at = now() WHERE {KEY}"), plan.params())
 
 
 def set_risk_report(conn: sa.Connection, plan: PlanRef, report: dict[str, Any]) -> None:

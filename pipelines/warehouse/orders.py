@@ -1,0 +1,410 @@
+"""The order ledger repository: ``orders``, ``order_events``, ``fills``, ``plan_orders`` and
+``dead_letter_orders``.
+
+An order is keyed by its ``client_order_id``; the orders of a plan (and those frozen with it
+in ``plan_orders``) are selected by :data:`pipelines.warehouse.plans.KEY`. Which moves between
+statuses are allowed is decided by the state machine (:mod:`pipelines.execution.ledger`); the
+statuses a statement needs are given by its caller. Those taking a ``conn`` run on the
+caller's transaction (they are parts of a larger atomic change, and the rows they lock stay
+locked until it ends); those taking an ``engine`` are whole reads or writes. Quantities are
+shares, prices USD.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from pipelines.warehouse.plans import KEY, PlanRef
+
+
+class Line(Protocol):
+    """An order line of a plan (an ``OrderIntent`` is one)."""
+
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> Decimal: ...
+
+
+def locked_status(conn: sa.Connection, coid: str) -> str | None:
+    """The order's status (None when it is not in the ledger), its row locked until the
+    caller's transaction ends."""
+    return conn.execute(
+        sa.text("SELECT status FROM orders WHERE client_order_id = :c FOR UPDATE"),
+        {"c": coid},
+    ).scalar_one_or_none()
+
+
+def update(
+    conn: sa.Connection,
+    coid: str,
+    status: str | None,
+    columns: dict[str, Any],
+    event_of: tuple[str, dict[str, Any] | None] | None = None,
+) -> None:
+    """Update the order's columns (and status) and, with ``event_of`` = (source, detail),
+    record the event in the same statement (one round trip)."""
+    sets = ["updated_at = now()"] + [f"{name} = :{name}" for name in columns]
+    params = {"c": coid, **columns}
+    if status is not None:
+        sets.append("status = :status")
+        params["status"] = status
+    sql = f"UPDATE orders SET {', '.join(sets)} WHERE client_order_id = :c"
+    if event_of is not None:
+        sql = (
+            f"WITH u AS ({sql} RETURNING client_order_id, status) "
+            "INSERT INTO order_events (client_order_id, status, source, detail) "
+            "SELECT client_order_id, status, :src, CAST(:d AS jsonb) FROM u"
+        )
+        params["src"] = event_of[0]
+        params["d"] = json.dumps(event_of[1], default=str)
+    conn.execute(sa.text(sql), params)
+
+
+def insert_event(
+    conn: sa.Connection, coid: str, status: str, source: str, detail: dict[str, Any] | None
+) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO order_events (client_order_id, status, source, detail) "
+            "VALUES (:c, :st, :src, CAST(:d AS jsonb))"
+        ),
+        {"c": coid, "st": status, "src": source, "d": json.dumps(detail, default=str)},
+    )
+
+
+def lock_many(conn: sa.Connection, coids: Sequence[str]) -> list[sa.Row]:
+    """The orders' client_order_id, status, qty and filled_qty, their rows locked in
+    ``client_order_id`` order (two lockers of overlapping sets wait instead of deadlocking)."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT client_order_id, status, qty, filled_qty FROM orders "
+                "WHERE client_order_id = ANY(CAST(:ids AS text[])) "
+                "ORDER BY client_order_id FOR UPDATE"
+            ),
+            {"ids": list(coids)},
+        )
+    )
+
+
+def fill_totals(conn: sa.Connection, coids: Sequence[str]) -> list[sa.Row]:
+    """(client_order_id, shares, USD value, rows) of each order's fills; orders without fills
+    are left out."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT client_order_id, sum(qty), sum(qty * price), count(*) FROM fills "
+                "WHERE client_order_id = ANY(CAST(:ids AS text[])) GROUP BY client_order_id"
+            ),
+            {"ids": list(coids)},
+        )
+    )
+
+
+# One statement for a batch's writes: the orders' new columns, their fills (a fill id already
+# there is a redelivery: skipped) and one event per applied report, in the batch's order. The
+# rows travel as three JSON documents: one parameter each, not one array per column (psycopg
+# escapes every element of a text array in Python, a quarter of the batch's time).
+_WRITE = sa.text(
+    """
+    WITH moved AS (
+        UPDATE orders o SET status = u.status, broker_order_id = u.broker_order_id,
+            filled_qty = u.filled_qty, filled_avg_price = u.filled_avg_price,
+            updated_at = now()
+        FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS u(client_order_id text, status text,
+            broker_order_id text, filled_qty numeric, filled_avg_price double precision)
+        WHERE o.client_order_id = u.client_order_id
+    ), filled AS (
+        INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, filled_at)
+        SELECT * FROM jsonb_to_recordset(CAST(:fills AS jsonb)) AS f(fill_id text,
+            client_order_id text, symbol text, side text, qty numeric, price double precision,
+            filled_at timestamptz)
+        ON CONFLICT (fill_id) DO NOTHING
+    )
+    INSERT INTO order_events (client_order_id, status, source, detail)
+    SELECT e.client_order_id, e.status, :source, e.detail
+    FROM jsonb_to_recordset(CAST(:events AS jsonb))
+        AS e(n integer, client_order_id text, status text, detail jsonb)
+    ORDER BY e.n
+    """
+)
+
+
+def write_batch(
+    conn: sa.Connection,
+    orders: list[dict[str, Any]],
+    fills: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    source: str,
+) -> None:
+    """Write a batch of broker reports in one statement: ``orders`` (client_order_id, status,
+    broker_order_id, filled_qty, filled_avg_price), new ``fills`` rows and ``events``
+    (n: their order, client_order_id, status, detail), the events' source being ``source``."""
+    conn.execute(
+        _WRITE,
+        {
+            "orders": json.dumps(orders, default=str),
+            "fills": json.dumps(fills, default=str),
+            "events": json.dumps(events, default=str),
+            "source": source,
+        },
+    )
+
+
+def count(engine: sa.Engine, plan: PlanRef) -> int:
+    """How many orders the ledger holds for the plan."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(f"SELECT count(*) FROM orders WHERE {KEY}"), plan.params()
+            ).scalar_one()
+        )
+
+
+def insert(
+    conn: sa.Connection,
+    plan: PlanRef,
+    line: Line,
+    status: str,
+    broker: str,
+    model_name: str,
+    model_version: str,
+) -> bool:
+    """Write the plan's order ``line`` in ``status``; False (nothing written) when the ledger
+    holds it already."""
+    return bool(
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (client_order_id, strategy, session_date, "
+                "plan_version, symbol, side, qty, status, broker, model_name, "
+                "model_version) VALUES (:c, :s, :d, :v, :sym, :side, :q, :st, "
+                ":b, :m, :mv) ON CONFLICT (client_order_id) DO NOTHING"
+            ),
+            {
+                **plan.params(),
+                "c": line.client_order_id,
+                "sym": line.symbol,
+                "side": line.side,
+                "q": line.qty,
+                "st": status,
+                "b": broker,
+                "m": model_name,
+                "mv": model_version,
+            },
+        ).rowcount
+    )
+
+
+def with_status(engine: sa.Engine, plan: PlanRef, statuses: Iterable[str]) -> list[sa.Row]:
+    """The plan's orders (client_order_id, symbol, side, qty) in one of ``statuses``, sells
+    first, then by symbol."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    f"SELECT client_order_id, symbol, side, qty FROM orders WHERE {KEY} "
+                    "AND status = ANY(:st) ORDER BY side DESC, symbol"
+                ),
+                {**plan.params(), "st": list(statuses)},
+            ).all()
+        )
+
+
+def read(engine: sa.Engine, coid: str) -> sa.Row:
+    """The order's symbol, side, qty, session_date and broker."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT symbol, side, qty, session_date, broker FROM orders "
+                "WHERE client_order_id = :c"
+            ),
+            {"c": coid},
+        ).one()
+
+
+def locked_for_send(conn: sa.Connection, coid: str, kill_switch: str) -> sa.Row:
+    """The order's status and attempts, its row locked until the caller's transaction ends,
+    with the ``controls`` row ``kill_switch``'s enabled, reason and updated_at (NULL when it
+    was never set)."""
+    return conn.execute(
+        sa.text(
+            "SELECT o.status, o.attempts, k.enabled, k.reason, k.updated_at FROM orders o "
+            "LEFT JOIN controls k ON k.name = :k WHERE o.client_order_id = :c "
+            "FOR UPDATE OF o"
+        ),
+        {"c": coid, "k": kill_switch},
+    ).one()
+
+
+def set_last_error(engine: sa.Engine, coid: str, error: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE orders SET last_error = :e WHERE client_order_id = :c"),
+            {"e": error, "c": coid},
+        )
+
+
+def of_broker(
+    engine: sa.Engine, broker: str, statuses: Sequence[str] | None, listed: Sequence[str]
+) -> list[sa.Row]:
+    """The broker's orders (client_order_id, symbol, side, qty, status, filled_qty): all of
+    them when ``statuses`` is None, else those in one of ``statuses`` or in ``listed``."""
+    narrowed = " AND (status = ANY(:open) OR client_order_id = ANY(:listed))"
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT client_order_id, symbol, side, qty, status, filled_qty FROM orders "
+                    "WHERE broker = :b" + ("" if statuses is None else narrowed)
+                ),
+                {"b": broker, "open": list(statuses or ()), "listed": list(listed)},
+            ).all()
+        )
+
+
+def filled_and_fills(engine: sa.Engine, broker: str, coids: Sequence[str]) -> list[sa.Row]:
+    """(client_order_id, filled_qty, fills: the sum of its fills rows, 0 when none) of each of
+    the broker's orders in ``coids``."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT o.client_order_id, o.filled_qty, coalesce(sum(f.qty), 0) AS fills "
+                    "FROM orders o LEFT JOIN fills f USING (client_order_id) WHERE o.broker = :b "
+                    "AND o.client_order_id = ANY(:c) GROUP BY o.client_order_id, o.filled_qty"
+                ),
+                {"b": broker, "c": list(coids)},
+            ).all()
+        )
+
+
+def net_fills(engine: sa.Engine, broker: str) -> dict[str, Decimal]:
+    """Shares by symbol of the broker's fills, bought less sold."""
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.text(
+                    "SELECT f.symbol, sum(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) "
+                    "FROM fills f JOIN orders o USING (client_order_id) WHERE o.broker = :b "
+                    "GROUP BY f.symbol"
+                ),
+                {"b": broker},
+            ).all()
+        )
+
+
+def replace_frozen(conn: sa.Connection, plan: PlanRef, lines: Sequence[Line]) -> None:
+    """Replace the order lines frozen with the plan (``plan_orders``)."""
+    key = plan.params()
+    conn.execute(sa.text(f"DELETE FROM plan_orders WHERE {KEY}"), key)
+    if lines:
+        conn.execute(
+            sa.text(
+                "INSERT INTO plan_orders (strategy, session_date, plan_version, "
+                "client_order_id, symbol, side, qty) VALUES (:s, :d, :v, :c, :sym, :side, :q)"
+            ),
+            [
+                {**key, "c": i.client_order_id, "sym": i.symbol, "side": i.side, "q": i.qty}
+                for i in lines
+            ],
+        )
+
+
+def frozen(engine: sa.Engine, plan: PlanRef) -> list[sa.Row]:
+    """The order lines frozen with the plan (client_order_id, symbol, side, qty), sells first,
+    then by symbol."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT client_order_id, symbol, side, qty FROM plan_orders "
+                    f"WHERE {KEY} ORDER BY side DESC, symbol"
+                ),
+                plan.params(),
+            ).all()
+        )
+
+
+def upsert_dead_letter(
+    conn: sa.Connection,
+    coid: str,
+    broker: str,
+    http_status: int | None,
+    error_code: int | None,
+    error: str,
+    attempts: int,
+) -> None:
+    """Record why the broker refused the order; a second refusal replaces the error, adds its
+    attempts and makes the row unresolved again."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO dead_letter_orders (client_order_id, broker, http_status, "
+            "error_code, error, attempts) VALUES (:c, :b, :s, :code, :e, :a) "
+            "ON CONFLICT (client_order_id) DO UPDATE SET http_status = excluded.http_status, "
+            "error_code = excluded.error_code, error = excluded.error, "
+            "attempts = dead_letter_orders.attempts + excluded.attempts, "
+            "failed_at = now(), resolved = false"
+        ),
+        {
+            "c": coid,
+            "b": broker,
+            "s": http_status,
+            "code": error_code,
+            "e": error,
+            "a": attempts,
+        },
+    )
+
+
+def dead_letters(engine: sa.Engine, include_resolved: bool) -> list[sa.Row]:
+    """The dead letters with their orders (client_order_id, broker, symbol, side, qty as
+    text, http_status, error_code, error, attempts, failed_at, retried_at, resolved, the
+    order's status), oldest failure first."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT d.client_order_id, d.broker, o.symbol, o.side, o.qty::text AS qty, "
+                    "d.http_status, d.error_code, d.error, d.attempts, d.failed_at, "
+                    "d.retried_at, d.resolved, o.status FROM dead_letter_orders d JOIN orders o "
+                    "USING (client_order_id) WHERE :all OR NOT d.resolved ORDER BY d.failed_at"
+                ),
+                {"all": include_resolved},
+            ).all()
+        )
+
+
+def mark_retried(engine: sa.Engine, coid: str, dead_letter: str) -> None:
+    """Stamp the retry; the dead letter is resolved when its order's status is no longer
+    ``dead_letter`` (the status's name)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE dead_letter_orders d SET retried_at = now(), "
+                "resolved = (o.status <> :dead) FROM orders o "
+                "WHERE o.client_order_id = d.client_order_id AND d.client_order_id = :c"
+            ),
+            {"c": coid, "dead": dead_letter},
+        )
+
+
+def dead_letter_status(engine: sa.Engine, coid: str) -> str | None:
+    """The ledger status of a dead-lettered order; None when it was never dead-lettered."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT o.status FROM dead_letter_orders d JOIN orders o "
+                "USING (client_order_id) WHERE d.client_order_id = :c"
+            ),
+            {"c": coid},
+        ).scalar_one_or_none()
