@@ -304,7 +304,7 @@ class WarehouseCollector(Collector):
     def _collect(self, conn: sa.Connection) -> Iterator[Metric]:
         # Imported here: the warehouse package loads pandas and psycopg, which the processes
         # that only count events (the Airflow listener) do not need.
-        from pipelines.warehouse import bars, controls, plans
+        from pipelines.warehouse import bars, controls, orders, plans
         from pipelines.warehouse import monitoring as read_models
 
         latest = bars.latest_session(conn)
@@ -342,13 +342,13 @@ class WarehouseCollector(Collector):
             value=1.0 if kill_switch and kill_switch.enabled else 0.0,
         )
 
-        orders = GaugeMetricFamily(
+        by_status = GaugeMetricFamily(
             "mltrade_orders", "Orders in the ledger by status and broker",
             labels=["status", "broker"],
         )
-        for status, broker, n in read_models.orders_by_status(conn):
-            orders.add_metric([status, broker], n)
-        yield orders
+        for status, broker, n in orders.orders_by_status(conn):
+            by_status.add_metric([status, broker], n)
+        yield by_status
 
         plan_counts = GaugeMetricFamily(
             "mltrade_plans", "Plans by status (proposed|approved|blocked|submitted)",
@@ -385,9 +385,9 @@ class WarehouseCollector(Collector):
 
     def _fill_latency(self, conn: sa.Connection) -> Metric:
         """Seconds from an order's first broker acknowledgement to its first fill event."""
-        from pipelines.warehouse import monitoring as read_models
+        from pipelines.warehouse import orders
 
-        values = [max(0.0, v) for v in read_models.fill_latencies(conn)]
+        values = [max(0.0, v) for v in orders.fill_latencies(conn)]
         buckets = [
             (str(float(b)), sum(1 for v in values if v <= b)) for b in FILL_LATENCY_BUCKETS
         ]

@@ -408,3 +408,28 @@ def dead_letter_status(engine: sa.Engine, coid: str) -> str | None:
             ),
             {"c": coid},
         ).scalar_one_or_none()
+
+
+def orders_by_status(conn: sa.Connection) -> list[sa.Row]:
+    """``(status, broker, count)`` of the orders in the ledger."""
+    return list(
+        conn.execute(sa.text("SELECT status, broker, count(*) FROM orders GROUP BY 1, 2")).all()
+    )
+
+
+def fill_latencies(conn: sa.Connection) -> list[float]:
+    """Seconds from each order's first broker acknowledgement to its first fill event, over the
+    latest 10,000 filled orders (negative when the fill was recorded first)."""
+    return [
+        float(seconds)
+        for seconds in conn.execute(
+            sa.text(
+                "SELECT extract(epoch FROM f.at - s.at) FROM "
+                "(SELECT client_order_id, min(at) AS at FROM order_events "
+                " WHERE status NOT IN ('planned', 'filled') GROUP BY 1) s JOIN "
+                "(SELECT client_order_id, min(at) AS at FROM order_events "
+                " WHERE status = 'filled' GROUP BY 1) f USING (client_order_id) "
+                "ORDER BY f.at DESC LIMIT 10000"
+            )
+        ).scalars()
+    ]
