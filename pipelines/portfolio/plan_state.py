@@ -13,12 +13,14 @@ blocked plan again (a released kill switch, new data), but never an approved one
 moves ``approved`` to ``submitted`` in the transaction that writes the ledger rows. An
 explicit re-plan moves the latest version to ``superseded`` and writes version + 1.
 
-Every move is ``UPDATE plans ... WHERE status = ANY(expected)`` with the row count checked:
-a run whose view of the plan is stale fails with :class:`PlanConflict` and changes nothing.
+Every move is ``UPDATE plans ... WHERE status = ANY(expected)`` with the row count checked
+(:func:`pipelines.warehouse.plans.move_status`): a run whose view of the plan is stale fails
+with :class:`PlanConflict` and changes nothing.
 
 The plan lock (:func:`plan_lock`) is a PostgreSQL session advisory lock on
-(strategy, session_date): one rebalance, gate or submission of a session at a time across
-every process (CLI, Airflow workers), released when the holder ends or dies.
+(strategy, session_date) (:mod:`pipelines.warehouse.locks`): one rebalance, gate or submission
+of a session at a time across every process (CLI, Airflow workers), released when the holder
+ends or dies.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.errors import PlanConflict
-from pipelines.warehouse.plans import KEY
+from pipelines.warehouse import locks, plans
 
 PROPOSED, APPROVED, BLOCKED, SUBMITTED, SUPERSEDED = (
     "proposed",
@@ -68,15 +70,9 @@ def move(
     for status in expected:
         if new not in TRANSITIONS[status]:
             raise ValueError(f"plan status {status} -> {new} is not an allowed transition")
-    sets = ", ".join(["status = :new"] + [f"{c} = :{c}" for c in columns])
-    moved = conn.execute(
-        sa.text(f"UPDATE plans SET {sets} WHERE {KEY} AND status = ANY(:exp)"),
-        {**key, **columns, "new": new, "exp": expected},
-    ).rowcount
-    if moved != 1:
-        now = conn.execute(
-            sa.text(f"SELECT status FROM plans WHERE {KEY}"), key
-        ).scalar_one_or_none()
+    plan = plans.PlanRef(key["s"], key["d"], key["v"])
+    if not plans.move_status(conn, plan, expected, new, columns):
+        now = plans.status(conn, plan)
         raise PlanConflict(
             f"plan {key['s']} {key['d']} v{key['v']} is {now or 'missing'}, not "
             f"{'/'.join(expected)}: another run moved it first; this run changed nothing"
@@ -107,12 +103,10 @@ def plan_lock(engine: sa.Engine, strategy: str, session_date: date, what: str) -
             with _held_guard:
                 _held[key] -= 1
         return
-    params = {"c": LOCK_CLASS, "k": f"{strategy}|{session_date.isoformat()}"}
+    lock_key = f"{strategy}|{session_date.isoformat()}"
     conn = engine.connect()
     try:
-        got = conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:c, hashtext(:k))"), params
-        ).scalar_one()
+        got = locks.try_lock(conn, LOCK_CLASS, lock_key)
         conn.commit()  # the lock is the session's; leave no transaction open
         if not got:
             raise PlanConflict(
@@ -127,7 +121,7 @@ def plan_lock(engine: sa.Engine, strategy: str, session_date: date, what: str) -
         finally:
             with _held_guard:
                 del _held[key]
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:c, hashtext(:k))"), params)
+            locks.unlock(conn, LOCK_CLASS, lock_key)
             conn.commit()
     finally:
         conn.close()

@@ -2,11 +2,13 @@
 
 A plan is keyed by (strategy, session_date, plan_version): :class:`PlanRef`, and :data:`KEY`
 selects its rows in any table keyed by it. Its status moves only through
-:mod:`pipelines.portfolio.plan_state`, and the orders frozen for it live with the orders
-(:mod:`pipelines.warehouse.orders`); the functions here read it, write a new plan, and record
-what the gate decided and when its orders were frozen. Those taking a ``conn`` run on the
-caller's transaction (they are parts of a larger atomic change); those taking an ``engine``
-are whole reads or writes. Weights are fractions of equity; stress losses are positive fractions.
+:mod:`pipelines.portfolio.plan_state`, which decides the allowed moves and runs the guarded
+statement here (:func:`move_status`), and the orders frozen for it live with the orders
+(:mod:`pipelines.warehouse.orders`); the functions here read it, write a new plan, move its
+status, and record what the gate decided and when its orders were frozen. Those taking a
+``conn`` run on the caller's transaction (they are parts of a larger atomic change); those
+taking an ``engine`` are whole reads or writes. Weights are fractions of equity; stress
+losses are positive fractions.
 """
 
 from __future__ import annotations
@@ -163,6 +165,26 @@ def locked_status(conn: sa.Connection, plan: PlanRef) -> str:
             sa.text(f"SELECT status FROM plans WHERE {KEY} FOR UPDATE"), plan.params()
         ).scalar_one()
     )
+
+
+def move_status(
+    conn: sa.Connection, plan: PlanRef, expected: list[str], new: str, columns: dict[str, Any]
+) -> bool:
+    """Set the plan's status to ``new`` (and its ``columns``) if it is in one of ``expected``;
+    False (nothing changed) when it is not, or the plan does not exist."""
+    sets = ", ".join(["status = :new"] + [f"{c} = :{c}" for c in columns])
+    moved = conn.execute(
+        sa.text(f"UPDATE plans SET {sets} WHERE {KEY} AND status = ANY(:exp)"),
+        {**plan.params(), **columns, "new": new, "exp": expected},
+    ).rowcount
+    return moved == 1
+
+
+def status(conn: sa.Connection, plan: PlanRef) -> str | None:
+    """The plan's status, or None when it does not exist."""
+    return conn.execute(
+        sa.text(f"SELECT status FROM plans WHERE {KEY}"), plan.params()
+    ).scalar_one_or_none()
 
 
 def set_weights(conn: sa.Connection, plan: PlanRef, weights: pd.Series) -> None:
