@@ -20,7 +20,7 @@ from pipelines.monitoring import metrics
 from pipelines.monitoring.logging import ensure_logging
 from pipelines.monitoring.metrics import observed
 from pipelines.warehouse import get_engine
-from pipelines.warehouse.migrate import discover
+from pipelines.warehouse.migrate import discover, recorded
 from pipelines.warehouse.partitions import drop_expired_partitions as drop_expired
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def warehouse() -> sa.Engine:
     engine = get_engine()
     with engine.connect() as conn:
         try:
-            applied = set(conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars())
+            applied = set(recorded(conn))
         except sa.exc.ProgrammingError:
             applied = set()
     pending = [m.path.name for m in discover() if m.version not in applied]
@@ -440,15 +440,17 @@ def rebalance(
 
 def demo_summary(as_of: date) -> dict:
     """What the demo prints: rows per stage, the champion, the latest plan, orders and P&L."""
+    from pipelines.warehouse.counts import row_counts
+    from pipelines.warehouse.orders import orders_by_status
+
     engine, settings = warehouse(), get_settings()
     with engine.connect() as conn:
-        count = {
-            table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in ("bars", "quarantine", "features", "predictions", "orders", "fills")
-        }
-        orders: dict[str, int] = dict(
-            conn.execute(sa.text("SELECT status, count(*) FROM orders GROUP BY 1")).all()
+        count = row_counts(
+            conn, ("bars", "quarantine", "features", "predictions", "orders", "fills")
         )
+        orders: dict[str, int] = {}
+        for status, _broker, n in orders_by_status(conn):
+            orders[status] = orders.get(status, 0) + n
     return {
         "rows": count,
         "model": {
@@ -475,8 +477,10 @@ def _top_weights(engine: sa.Engine, strategy: str, top: int = 5) -> dict[str, fl
 
 def latest_bar_date() -> date:
     """The newest session in ``bars``: the default 'as of' for runs triggered by data."""
+    from pipelines.warehouse.bars import latest_session
+
     with warehouse().connect() as conn:
-        latest = conn.execute(sa.text("SELECT max(session_date) FROM bars")).scalar()
+        latest = latest_session(conn)
     if latest is None:
         raise WarehouseError("no bars loaded yet: run `mltrade ingest` first")
     return latest

@@ -63,6 +63,11 @@ def _run_script(conn: sa.Connection, sql: str) -> None:
         cursor.execute(sql)
 
 
+def recorded(conn: sa.Connection) -> dict[int, str]:
+    """The checksum of each applied migration, by version (``schema_migrations``)."""
+    return dict(conn.execute(sa.text("SELECT version, checksum FROM schema_migrations")).all())
+
+
 def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
     """Apply pending migrations; return the versions applied now (empty when up to date)."""
     applied_now: list[int] = []
@@ -70,9 +75,7 @@ def upgrade(engine: sa.Engine, sql_dir: Path = SQL_DIR) -> list[int]:
         conn.execute(sa.text(_LEDGER))
         # One upgrader at a time: concurrent Airflow tasks may all call upgrade().
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mltrade.migrations'))"))
-        applied: dict[int, str] = dict(
-            conn.execute(sa.text("SELECT version, checksum FROM schema_migrations")).all()
-        )
+        applied = recorded(conn)
         for migration in discover(sql_dir):
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
