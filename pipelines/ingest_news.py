@@ -27,6 +27,8 @@ from pipelines.news.matcher import SymbolMatcher, sample_company_names
 from pipelines.news.scoring import Scorer, get_scorers
 from pipelines.news.sources import get_news_source
 from pipelines.runlog import stage_run
+from pipelines.warehouse.bars import stored_symbols
+from pipelines.warehouse.universe import all_members
 
 log = logging.getLogger(__name__)
 SCORE_BATCH = 5_000
@@ -52,14 +54,7 @@ def universe_symbols(engine: sa.Engine, settings: Settings) -> list[str]:
     if settings.universe:
         return list(settings.universe)
     with engine.connect() as conn:
-        found = list(
-            conn.execute(sa.text("SELECT DISTINCT symbol FROM universe ORDER BY 1")).scalars()
-        )
-        if not found:
-            found = list(
-                conn.execute(sa.text("SELECT DISTINCT symbol FROM bars ORDER BY 1")).scalars()
-            )
-    return found
+        return all_members(conn) or stored_symbols(conn)
 
 
 def sessions_with_cutoff_in(start: datetime, end: datetime) -> list[date]:

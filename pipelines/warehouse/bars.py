@@ -176,6 +176,11 @@ def latest_session(conn: sa.Connection, on_or_before: date = date.max) -> date |
     ).scalar()
 
 
+def stored_symbols(conn: sa.Connection) -> list[str]:
+    """Every symbol with bars, sorted."""
+    return list(conn.execute(sa.text("SELECT DISTINCT symbol FROM bars ORDER BY 1")).scalars())
+
+
 def mean_dollar_volume(engine: sa.Engine, start: date, end: date, sessions: int) -> pd.Series:
     """Mean daily dollar volume (close × volume, USD) over each symbol's ``sessions`` bars
     through each date in ``[start, end]``, by (session_date, symbol)."""

@@ -42,6 +42,11 @@ def members(conn: sa.Connection, on: date) -> list[str]:
     )
 
 
+def all_members(conn: sa.Connection) -> list[str]:
+    """Every symbol that was ever a member, sorted."""
+    return list(conn.execute(sa.text("SELECT DISTINCT symbol FROM universe ORDER BY 1")).scalars())
+
+
 def upsert(conn: sa.Connection, memberships: Iterable[Membership]) -> int:
     """Insert or update memberships keyed ``(symbol, valid_from)``; return rows changed.
 
