@@ -18,7 +18,7 @@ from pipelines.execution.brokers.base import Broker
 from pipelines.execution.reconcile import portfolio_summary
 from pipelines.risk.kill_switch import kill_switch_status
 from pipelines.risk.report import plan_risk
-from pipelines.warehouse import plans
+from pipelines.warehouse import accounts, bars, orders, plans
 
 
 def _latest_plan(engine: sa.Engine, strategy: str) -> dict | None:
@@ -35,13 +35,6 @@ def _latest_plan(engine: sa.Engine, strategy: str) -> dict | None:
 
 
 def _orders(conn: sa.Connection, strategy: str, day: str) -> list[dict]:
-    rows = conn.execute(
-        sa.text(
-            "SELECT client_order_id, symbol, side, qty, status FROM orders "
-            "WHERE strategy = :s AND session_date = :d ORDER BY symbol, side"
-        ),
-        {"s": strategy, "d": date.fromisoformat(day)},
-    ).all()
     return [
         {
             "client_order_id": r.client_order_id,
@@ -50,23 +43,15 @@ def _orders(conn: sa.Connection, strategy: str, day: str) -> list[dict]:
             "qty": float(r.qty),
             "status": r.status,
         }
-        for r in rows
+        for r in orders.of_session(conn, strategy, date.fromisoformat(day))
     ]
 
 
 def _positions(conn: sa.Connection, broker: str) -> list[dict]:
-    rows = conn.execute(
-        sa.text(
-            "SELECT symbol, qty, avg_price FROM positions WHERE broker = :b AND qty <> 0 "
-            "ORDER BY symbol"
-        ),
-        {"b": broker},
-    ).all()
-    return [{"symbol": r.symbol, "qty": float(r.qty), "avg_price": r.avg_price} for r in rows]
-
-
-def _newest_close(conn: sa.Connection) -> date | None:
-    return conn.execute(sa.text("SELECT max(ts)::date FROM bars")).scalar()
+    return [
+        {"symbol": r.symbol, "qty": float(r.qty), "avg_price": r.avg_price}
+        for r in accounts.held(conn, broker)
+    ]
 
 
 def links(settings: Settings) -> dict[str, str]:
@@ -86,9 +71,9 @@ def snapshot(engine: sa.Engine, settings: Settings, broker: Broker) -> dict:
     """Everything the cockpit page shows, as plain data."""
     plan = _latest_plan(engine, settings.strategy)
     with engine.connect() as conn:
-        orders = _orders(conn, settings.strategy, plan["session_date"]) if plan else []
+        session_orders = _orders(conn, settings.strategy, plan["session_date"]) if plan else []
         positions = _positions(conn, broker.name)
-        newest = _newest_close(conn)
+        newest = bars.newest_close_day(conn)
     enabled, reason, since = kill_switch_status(engine)
     summary = plan_summary(engine, plan) if plan else None
     risk = (
@@ -100,7 +85,7 @@ def snapshot(engine: sa.Engine, settings: Settings, broker: Broker) -> dict:
         "plan": plan,
         "summary": summary,
         "risk": risk,
-        "orders": orders,
+        "orders": session_orders,
         "positions": positions,
         "portfolio": portfolio_summary(engine, broker, settings, newest) if newest else None,
         "kill_switch": {

@@ -52,7 +52,7 @@ from pipelines.features import characteristics
 from pipelines.portfolio.risk_model import WINDOW_SESSIONS
 from pipelines.runtime import Ports, backtest_ports
 from pipelines.session import Predicted, Predictor, rebalance_session
-from pipelines.warehouse import plans, predictions
+from pipelines.warehouse import accounts, orders, plans, predictions
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -439,18 +439,7 @@ TRADE_COLUMNS = [
 def _fills(store: sa.Engine, start: date, end: date) -> pd.DataFrame:
     """The simulated broker's fills of sessions ``[start, end]``, with the open they priced
     against (``reference``) and what they paid over it (``cost``, USD)."""
-    with store.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT o.session_date, f.symbol, f.side, f.qty::float8 AS qty, f.price, "
-                "b.open AS reference, f.commission FROM fills f "
-                "JOIN sim_broker_orders o USING (client_order_id) "
-                "JOIN bars b ON b.symbol = f.symbol AND b.session_date = o.session_date "
-                "WHERE o.session_date BETWEEN :a AND :b "
-                "ORDER BY o.session_date, f.side DESC, f.symbol"
-            ),
-            {"a": start, "b": end},
-        ).all()
+    rows = orders.simulated_fills(store, start, end)
     trades = pd.DataFrame([tuple(r) for r in rows], columns=TRADE_COLUMNS[:-1])
     trades["qty"] = trades["qty"].astype(float)
     trades["cost"] = (trades["price"] - trades["reference"]).abs() * trades["qty"] + trades[
@@ -541,21 +530,4 @@ def replay_sessions(
 def ledger_snapshot(store: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(orders, fills, positions)`` of a store, sorted: what the equivalence compares."""
     with store.connect() as conn:
-        orders = pd.read_sql(
-            sa.text(
-                "SELECT client_order_id, symbol, side, qty::float8 AS qty, status, "
-                "filled_qty::float8 AS filled_qty FROM orders ORDER BY client_order_id"
-            ),
-            conn,
-        )
-        fills = pd.read_sql(
-            sa.text(
-                "SELECT fill_id, client_order_id, symbol, side, qty::float8 AS qty, price, "
-                "commission FROM fills ORDER BY fill_id"
-            ),
-            conn,
-        )
-        positions = pd.read_sql(
-            sa.text("SELECT symbol, qty::float8 AS qty FROM positions ORDER BY symbol"), conn
-        )
-    return orders, fills, positions
+        return orders.orders_frame(conn), orders.fills_frame(conn), accounts.positions_frame(conn)

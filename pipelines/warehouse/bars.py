@@ -1,5 +1,5 @@
-"""Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session,
-the dollar volume that sizes stocks).
+"""Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session and
+close, the symbols stored, the dollar volume that sizes stocks).
 
 The upsert streams rows with ``COPY`` into a temporary table, then merges them with
 ``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
@@ -179,6 +179,12 @@ def latest_session(conn: sa.Connection, on_or_before: date = date.max) -> date |
 def stored_symbols(conn: sa.Connection) -> list[str]:
     """Every symbol with bars, sorted."""
     return list(conn.execute(sa.text("SELECT DISTINCT symbol FROM bars ORDER BY 1")).scalars())
+
+
+def newest_close_day(conn: sa.Connection) -> date | None:
+    """The date of the newest bar's close time (``ts``) in the server's time zone; None when
+    ``bars`` is empty."""
+    return conn.execute(sa.text("SELECT max(ts)::date FROM bars")).scalar()
 
 
 def mean_dollar_volume(engine: sa.Engine, start: date, end: date, sessions: int) -> pd.Series:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
+import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.warehouse.plans import KEY, PlanRef
@@ -220,6 +222,20 @@ def with_status(engine: sa.Engine, plan: PlanRef, statuses: Iterable[str]) -> li
         )
 
 
+def of_session(conn: sa.Connection, strategy: str, session_date: date) -> list[sa.Row]:
+    """The orders (client_order_id, symbol, side, qty, status) of the strategy's session, of
+    every plan version, by symbol then side."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT client_order_id, symbol, side, qty, status FROM orders "
+                "WHERE strategy = :s AND session_date = :d ORDER BY symbol, side"
+            ),
+            {"s": strategy, "d": session_date},
+        ).all()
+    )
+
+
 def read(engine: sa.Engine, coid: str) -> sa.Row:
     """The order's symbol, side, qty, session_date and broker."""
     with engine.connect() as conn:
@@ -299,6 +315,26 @@ def net_fills(engine: sa.Engine, broker: str) -> dict[str, Decimal]:
                     "GROUP BY f.symbol"
                 ),
                 {"b": broker},
+            ).all()
+        )
+
+
+def simulated_fills(engine: sa.Engine, start: date, end: date) -> list[sa.Row]:
+    """The simulated venue's fills of its orders' sessions in ``[start, end]``: session_date,
+    symbol, side, qty (float), price, reference (the session's open, from ``bars``) and
+    commission, by session, sells first, then by symbol."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT o.session_date, f.symbol, f.side, f.qty::float8 AS qty, f.price, "
+                    "b.open AS reference, f.commission FROM fills f "
+                    "JOIN sim_broker_orders o USING (client_order_id) "
+                    "JOIN bars b ON b.symbol = f.symbol AND b.session_date = o.session_date "
+                    "WHERE o.session_date BETWEEN :a AND :b "
+                    "ORDER BY o.session_date, f.side DESC, f.symbol"
+                ),
+                {"a": start, "b": end},
             ).all()
         )
 
@@ -414,6 +450,30 @@ def orders_by_status(conn: sa.Connection) -> list[sa.Row]:
     """``(status, broker, count)`` of the orders in the ledger."""
     return list(
         conn.execute(sa.text("SELECT status, broker, count(*) FROM orders GROUP BY 1, 2")).all()
+    )
+
+
+def orders_frame(conn: sa.Connection) -> pd.DataFrame:
+    """Every order (client_order_id, symbol, side, qty and filled_qty as float, status), by
+    client_order_id."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT client_order_id, symbol, side, qty::float8 AS qty, status, "
+            "filled_qty::float8 AS filled_qty FROM orders ORDER BY client_order_id"
+        ),
+        conn,
+    )
+
+
+def fills_frame(conn: sa.Connection) -> pd.DataFrame:
+    """Every fill (fill_id, client_order_id, symbol, side, qty as float, price, commission),
+    by fill_id."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT fill_id, client_order_id, symbol, side, qty::float8 AS qty, price, "
+            "commission FROM fills ORDER BY fill_id"
+        ),
+        conn,
     )
 
 
