@@ -1,0 +1,115 @@
+"""The Store's reads and statements for the plan lock, plan status moves, the cockpit, the demo
+summary and the news universe, on the real schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.warehouse import accounts, bars, counts, locks, migrate, orders, plans, universe
+from pipelines.warehouse.plans import PlanRef
+
+DAY = date(2010, 8, 16)
+PLAN = PlanRef("s", DAY, 1)
+
+
+def test_a_session_lock_is_held_by_one_connection_until_it_unlocks(warehouse) -> None:
+    with warehouse.connect() as holder, warehouse.connect() as other:
+        assert locks.try_lock(holder, 7, "s|2010-08-16")
+        assert not locks.try_lock(other, 7, "s|2010-08-16")
+        assert locks.try_lock(other, 7, "s|2010-08-17")  # another key
+        locks.unlock(holder, 7, "s|2010-08-16")
+        assert locks.try_lock(other, 7, "s|2010-08-16")
+        locks.unlock(other, 7, "s|2010-08-16")
+        locks.unlock(other, 7, "s|2010-08-17")
+
+
+def test_a_status_move_applies_only_from_an_expected_status(warehouse) -> None:
+    with warehouse.begin() as conn:
+        plans.insert(conn, PLAN, pd.Series({"MSFT": 0.5}), "m", "1", "run-1")
+        assert not plans.move_status(conn, PLAN, ["approved"], "submitted", {})
+        assert plans.status(conn, PLAN) == "proposed"
+        assert plans.move_status(conn, PLAN, ["blocked", "proposed"], "approved", {})
+        assert plans.status(conn, PLAN) == "approved"
+        assert plans.status(conn, PlanRef("s", DAY, 2)) is None
+
+
+def _ledger(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        plans.insert(conn, PLAN, pd.Series({"MSFT": 0.5}), "m", "1", "run-1")
+        for coid, symbol, side, status, broker in [
+            ("c-1", "MSFT", "buy", "filled", "sim"),
+            ("c-2", "AAPL", "sell", "planned", "sim"),
+            ("c-3", "AAPL", "buy", "filled", "alpaca"),
+        ]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO orders (client_order_id, strategy, session_date, plan_version, "
+                    "symbol, side, qty, status, broker, model_name, model_version) VALUES (:c, "
+                    "'s', :d, 1, :sym, :side, 2, :st, :b, 'm', '1')"
+                ),
+                {"c": coid, "d": DAY, "sym": symbol, "side": side, "st": status, "b": broker},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO positions (broker, symbol, qty, avg_price) VALUES "
+                "('sim', 'MSFT', 2, 10.5), ('sim', 'IBM', 0, 3), ('alpaca', 'AAPL', 1, 7)"
+            )
+        )
+
+
+def test_the_cockpit_reads_a_sessions_orders_and_the_held_positions(warehouse) -> None:
+    _ledger(warehouse)
+    with warehouse.connect() as conn:
+        session = orders.of_session(conn, "s", DAY)
+        held = accounts.held(conn, "sim")
+        assert orders.of_session(conn, "s", date(2010, 8, 17)) == []
+        book = accounts.positions_frame(conn)
+    assert [(r.symbol, r.side, r.client_order_id) for r in session] == [
+        ("AAPL", "buy", "c-3"), ("AAPL", "sell", "c-2"), ("MSFT", "buy", "c-1")
+    ]  # fmt: skip
+    assert [tuple(r) for r in held] == [("MSFT", Decimal(2), 10.5)]  # a flat symbol is left out
+    assert book.to_dict("list") == {"symbol": ["AAPL", "IBM", "MSFT"], "qty": [1.0, 0.0, 2.0]}
+
+
+def test_the_demo_counts_rows_and_orders_by_status_and_broker(warehouse) -> None:
+    _ledger(warehouse)
+    with warehouse.connect() as conn:
+        assert counts.row_counts(conn, ("orders", "fills")) == {"orders": 3, "fills": 0}
+        by_status = sorted(tuple(r) for r in orders.orders_by_status(conn))
+    assert by_status == [("filled", "alpaca", 1), ("filled", "sim", 1), ("planned", "sim", 1)]
+
+
+def test_symbols_of_the_universe_and_of_bars_and_the_newest_close(warehouse) -> None:
+    with warehouse.begin() as conn:
+        assert universe.all_members(conn) == []
+        assert bars.newest_close_day(conn) is None
+        conn.execute(
+            sa.text(
+                "INSERT INTO universe (symbol, valid_from, valid_to, source) VALUES "
+                "('MSFT', '2010-01-04', '2010-03-01', 't'), ('MSFT', '2010-06-01', NULL, 't'), "
+                "('AAPL', '2010-01-04', NULL, 't')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO bars (symbol, ts, session_date, open, high, low, close, volume, "
+                "source) VALUES (:s, :ts, :d, 1, 1, 1, 1, 1, 't')"
+            ),
+            [
+                {"s": "IBM", "ts": datetime(2010, 8, 16, 20, tzinfo=UTC), "d": DAY},
+                {"s": "AAPL", "ts": datetime(2010, 8, 13, 20, tzinfo=UTC), "d": date(2010, 8, 13)},
+            ],
+        )
+        assert universe.all_members(conn) == ["AAPL", "MSFT"]
+        assert bars.stored_symbols(conn) == ["AAPL", "IBM"]
+        assert bars.latest_session(conn) == DAY
+
+
+def test_the_recorded_migrations_are_the_discovered_ones(warehouse) -> None:
+    with warehouse.connect() as conn:
+        recorded = migrate.recorded(conn)
+    assert recorded == {m.version: m.checksum for m in migrate.discover()}
