@@ -1,5 +1,6 @@
 """Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session,
-the dollar volume that sizes stocks).
+the sessions some symbols have bars on, when bars last changed, the dollar volume that sizes
+stocks).
 
 The upsert streams rows with ``COPY`` into a temporary table, then merges them with
 ``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
