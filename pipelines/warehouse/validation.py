@@ -1,13 +1,14 @@
 """The validation repository: ``validation_runs``, one row per validated batch, and
-``quarantine``, the rows a batch rejected (the checks live in :mod:`pipelines.validation`,
-the rows' making and the gate's decision with their callers).
+``quarantine``, the rows a batch rejected. The checks live in :mod:`pipelines.validation`,
+the rows are made by :mod:`pipelines.ingest`, and the data-quality decision on
+:func:`latest_covering` is the risk gate's.
 
 A batch's row records its ingest run, source, suite, the sessions it covered
 (``start_date``..``end_date``), how many rows it checked and rejected, whether it passed and
 its summary. A quarantined row is keyed by its ``row_hash``: the same rejected row, quarantined
-again, is skipped. The writes and the metrics' reads take a ``conn`` (a batch's quarantine and
-its validation row are written in the transaction that loads its bars; one scrape, one
-connection); :func:`latest_covering` is a whole read.
+again, is skipped. The writes and the metrics' reads take a ``conn`` (a batch's quarantined
+rows and its validation row are written in one transaction, the stream's with the minute bars
+it loads; one scrape, one connection); :func:`latest_covering` is a whole read.
 """
 
 from __future__ import annotations
