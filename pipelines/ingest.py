@@ -29,6 +29,7 @@ from pipelines.errors import DataSourceError, ValidationGateError
 from pipelines.runlog import stage_run
 from pipelines.sources.base import BAR_COLUMNS, MarketDataSource, PartialFetchError
 from pipelines.validation import Limits, ValidationResult, validate_bars
+from pipelines.warehouse import validation
 from pipelines.warehouse.bars import read_bars, upsert_bars
 from pipelines.warehouse.corporate_actions import (
     load_corporate_actions,
@@ -298,27 +299,17 @@ def _quarantine(conn: sa.Connection, rejected: pd.DataFrame, source: str, run_id
         digest = hashlib.sha256(f"{source}|{raw_json}|{record['expectation']}".encode()).hexdigest()
         rows.append(
             {
-                "h": digest,
-                "src": source,
-                "sym": raw["symbol"] if isinstance(raw["symbol"], str) else None,
-                "d": raw["session_date"],
-                "exp": record["expectation"],
+                "row_hash": digest,
+                "source": source,
+                "symbol": raw["symbol"] if isinstance(raw["symbol"], str) else None,
+                "session_date": raw["session_date"],
+                "expectation": record["expectation"],
                 "reason": record["reason"],
                 "raw": raw_json,
-                "r": run_id,
+                "run_id": run_id,
             }
         )
-    if not rows:
-        return 0
-    result = conn.execute(
-        sa.text(
-            "INSERT INTO quarantine (row_hash, source, symbol, session_date, expectation, reason, "
-            "raw, run_id) VALUES (:h, :src, :sym, CAST(:d AS date), :exp, :reason, "
-            "CAST(:raw AS jsonb), :r) ON CONFLICT (row_hash) DO NOTHING"
-        ),
-        rows,
-    )
-    return result.rowcount
+    return validation.insert_quarantine(conn, rows)
 
 
 def _record_validation(
@@ -330,21 +321,15 @@ def _record_validation(
     end: date,
     passed: bool,
 ) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO validation_runs (run_id, source, suite, start_date, end_date, "
-            "rows_checked, rows_failed, success, summary) "
-            "VALUES (:r, :s, :suite, :a, :b, :n, :f, :ok, CAST(:summary AS jsonb))"
-        ),
-        {
-            "r": run_id,
-            "s": source,
-            "suite": result.summary.get("suite", "bars"),
-            "a": start,
-            "b": end,
-            "n": result.summary.get("rows", 0),
-            "f": len(result.rejected),
-            "ok": passed,
-            "summary": json.dumps(result.summary),
-        },
+    validation.insert_run(
+        conn,
+        run_id,
+        source,
+        result.summary.get("suite", "bars"),
+        start,
+        end,
+        result.summary.get("rows", 0),
+        len(result.rejected),
+        passed,
+        json.dumps(result.summary),
     )

@@ -8,8 +8,7 @@ Two kinds of series, one registry (:data:`REGISTRY`):
   listener in ``plugins/``). Batch processes push them to a Pushgateway
   (``PUSHGATEWAY_URL``; nothing is pushed when it is empty) with :func:`push`.
 - **State**, read from the warehouse when scraped (:class:`WarehouseCollector`, through the
-  repositories of :mod:`pipelines.warehouse` and its read models,
-  :mod:`pipelines.warehouse.monitoring`): data freshness, validation pass ratio, kill switch,
+  repositories of :mod:`pipelines.warehouse`): data freshness, validation pass ratio, kill switch,
   plans blocked, orders by status, fill latency, equity and P&L, and how the champion's
   predictions fared against realized returns (:mod:`pipelines.monitoring.realized`).
   ``mltrade metrics serve --port`` exposes both over HTTP for Prometheus to scrape.
@@ -304,8 +303,7 @@ class WarehouseCollector(Collector):
     def _collect(self, conn: sa.Connection) -> Iterator[Metric]:
         # Imported here: the warehouse package loads pandas and psycopg, which the processes
         # that only count events (the Airflow listener) do not need.
-        from pipelines.warehouse import bars, controls, orders, plans
-        from pipelines.warehouse import monitoring as read_models
+        from pipelines.warehouse import bars, controls, orders, plans, validation
 
         latest = bars.latest_session(conn)
         fresh = GaugeMetricFamily(
@@ -325,7 +323,7 @@ class WarehouseCollector(Collector):
             "1 when the last validation batch of a source passed the gate",
             labels=["source"],
         )
-        for source, checked, failed, success in read_models.last_validations(conn):
+        for source, checked, failed, success in validation.last_validations(conn):
             ratio.add_metric([source], 1.0 - failed / checked if checked else 1.0)
             passed.add_metric([source], 1.0 if success else 0.0)
         yield ratio
@@ -333,7 +331,7 @@ class WarehouseCollector(Collector):
 
         yield GaugeMetricFamily(
             "mltrade_quarantine_rows", "Rows held in the quarantine table",
-            value=read_models.quarantined_rows(conn),
+            value=validation.quarantined_rows(conn),
         )
 
         kill_switch = controls.state(conn, controls.KILL_SWITCH)

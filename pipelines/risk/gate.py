@@ -58,7 +58,7 @@ from pipelines.portfolio.sectors import sector_map
 from pipelines.risk import breakers, stress
 from pipelines.risk.limits import RiskLimits
 from pipelines.risk.var import VaRResult, portfolio_var
-from pipelines.warehouse import plans
+from pipelines.warehouse import plans, validation
 from pipelines.warehouse.plans import PlanRef
 from pipelines.warehouse.prices import last_closes
 
@@ -293,18 +293,7 @@ def _data_quality(engine: sa.Engine, as_of: date) -> tuple[bool, str]:
     Fail closed: with no validation run covering ``as_of`` the plan's prices were never
     checked, and the plan is blocked.
     """
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT run_id, bool_and(success) AS success, sum(rows_failed) AS rows_failed, "
-                "sum(rows_checked) AS rows_checked FROM validation_runs "
-                "WHERE start_date <= :d AND end_date >= :d AND run_id = ("
-                "  SELECT run_id FROM validation_runs WHERE start_date <= :d AND end_date >= :d "
-                "  ORDER BY id DESC LIMIT 1) "
-                "GROUP BY run_id"
-            ),
-            {"d": as_of},
-        ).one_or_none()
+    row = validation.latest_covering(engine, as_of)
     if row is None:
         return False, (
             f"no validation run covers {as_of}: load the data through the gate "

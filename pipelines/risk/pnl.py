@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.warehouse import bars, equity_marks, orders, prices
+
 log = logging.getLogger(__name__)
 
 
@@ -30,27 +32,20 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
     earlier call's output for the same inputs, so the curve is the one a full valuation gives.
     """
     with engine.connect() as conn:
-        fills = pd.read_sql(
-            sa.text(
-                "SELECT symbol, side, qty::float8 AS qty, price, commission, "
-                "(filled_at AT TIME ZONE 'America/New_York')::date AS session_date "
-                "FROM fills WHERE (filled_at AT TIME ZONE 'America/New_York')::date <= :d"
-            ),
-            conn,
-            params={"d": as_of},
-        )
+        fills = orders.fills_through(conn, as_of)
         if fills.empty:
             return pd.Series(dtype=float, name="equity")
         signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
         fills = fills.assign(shares=signed, cash=-signed * fills.price - fills.commission)
         flows = _Flows.of(fills)
-        bars_version = conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar()
+        bars_version = bars.last_ingested_at(conn)
         kept = _valid_marks(conn, initial_cash, as_of, flows, bars_version)
         after = kept.index[-1] if len(kept) else None
         if after == as_of:  # valued through as_of already (the gate's rescaled second look)
             return kept.rename("equity")
         start = fills.session_date.min() if after is None else after + timedelta(days=1)
-        index = _sessions(conn, sorted(set(fills.symbol)), start, as_of)
+        sessions = bars.sessions_with_bars(conn, sorted(set(fills.symbol)), start, as_of)
+        index = pd.Index(sessions, name="session_date")
         closes = _held_closes(conn, fills, as_of, after)
     valued = _valued(fills, closes, index, initial_cash)
     if len(valued) and bars_version is not None:
@@ -85,15 +80,8 @@ def _valid_marks(
     bars_version: object,
 ) -> pd.Series:
     """The stored points through ``as_of`` that still hold, up to the first that does not."""
-    marks = conn.execute(
-        sa.text(
-            "SELECT session_date, equity, initial_cash, fills, fills_cash, bars_version "
-            "FROM equity_marks WHERE session_date <= :d ORDER BY session_date"
-        ),
-        {"d": as_of},
-    ).all()
     kept: dict[date, float] = {}
-    for m in marks:
+    for m in equity_marks.through(conn, as_of):
         count, cash = flows.through(m.session_date)
         if (m.initial_cash, m.bars_version, m.fills) != (initial_cash, bars_version, count) or (
             not np.isclose(m.fills_cash, cash, rtol=1e-12, atol=1e-6)
@@ -138,53 +126,17 @@ def _store_marks(
 ) -> None:
     """Replace the marks after ``after`` through ``as_of`` by ``valued``. Marks only save
     work: when two callers race and one's write fails, its curve is still returned."""
-    rows = []
-    for day, equity in valued.items():
+    marks = []
+    for day, value in valued.items():
         count, cash = flows.through(day)
-        rows.append({"d": day, "e": float(equity), "i": initial_cash, "n": count, "c": cash,
-                     "v": bars_version})  # fmt: skip
+        marks.append(
+            {"session_date": day, "equity": float(value), "initial_cash": initial_cash,
+             "fills": count, "fills_cash": cash, "bars_version": bars_version}
+        )  # fmt: skip
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "DELETE FROM equity_marks WHERE session_date <= :b "
-                    "AND session_date > coalesce(CAST(:a AS date), '-infinity')"
-                ),
-                {"a": after, "b": as_of},
-            )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO equity_marks (session_date, equity, initial_cash, fills, "
-                    "fills_cash, bars_version) VALUES (:d, :e, :i, :n, :c, :v) "
-                    "ON CONFLICT (session_date) DO UPDATE SET equity = EXCLUDED.equity, "
-                    "initial_cash = EXCLUDED.initial_cash, fills = EXCLUDED.fills, "
-                    "fills_cash = EXCLUDED.fills_cash, bars_version = EXCLUDED.bars_version"
-                ),
-                rows,
-            )
+        equity_marks.replace(engine, after, as_of, marks)
     except sa.exc.DBAPIError as exc:
         log.warning("equity marks not stored (the curve is unaffected): %s", exc)
-
-
-def _sessions(conn: sa.Connection, symbols: list[str], start: date, end: date) -> pd.Index:
-    """The sessions in ``[start, end]`` where any of ``symbols`` has a bar (the curve's points).
-
-    A skip scan: one probe of the ``session_date`` index per session, not a read of every
-    bar in the window (which made each call grow with sessions × symbols)."""
-    dates = conn.execute(
-        sa.text("""
-            WITH RECURSIVE d(x) AS (
-                SELECT min(session_date) FROM bars WHERE session_date BETWEEN :a AND :b
-                UNION ALL
-                SELECT (SELECT min(session_date) FROM bars
-                        WHERE session_date > d.x AND session_date <= :b)
-                FROM d WHERE d.x IS NOT NULL)
-            SELECT x FROM d WHERE x IS NOT NULL AND EXISTS (
-                SELECT 1 FROM bars WHERE session_date = d.x AND symbol = ANY(:s))
-            ORDER BY x"""),
-        {"a": start, "b": end, "s": symbols},
-    ).scalars()
-    return pd.Index(list(dates), name="session_date")
 
 
 def _held_closes(
@@ -199,34 +151,11 @@ def _held_closes(
     first, last = _held_spans(fills, as_of)
     if after is not None:
         first, last = first.clip(lower=after + timedelta(days=1))[last > after], last[last > after]
-    closes = pd.read_sql(
-        sa.text(
-            "SELECT b.symbol, b.session_date, b.close "
-            "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[]), CAST(:b AS date[])) "
-            "AS w(symbol, a, b) JOIN bars b ON b.symbol = w.symbol "
-            "AND b.session_date BETWEEN w.a AND w.b"
-        ),
-        conn,
-        params={"s": list(first.index), "a": list(first), "b": list(last)},
-    )
+    closes = bars.closes_in_spans(conn, first, last)
     starts = set(zip(closes.symbol, closes.session_date, strict=True))
-    missing = [s for s, d in first.items() if (s, d) not in starts]
+    missing = {s: d for s, d in first.items() if (s, d) not in starts}
     if missing:  # no bar where its span starts (a first fill's session, a window's first day)
-        before = pd.read_sql(
-            sa.text(
-                "SELECT w.symbol, b.session_date, b.close "
-                "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[])) AS w(symbol, a) "
-                "CROSS JOIN LATERAL (SELECT session_date, close FROM bars "
-                "WHERE symbol = w.symbol AND session_date < w.a AND session_date >= :start "
-                "ORDER BY session_date DESC LIMIT 1) b"
-            ),
-            conn,
-            params={
-                "s": missing,
-                "a": [first[s] for s in missing],
-                "start": fills.session_date.min(),
-            },
-        )
+        before = prices.last_closes_before(conn, missing, fills.session_date.min())
         closes = pd.concat([before, closes], ignore_index=True)
     return closes
 

@@ -28,7 +28,7 @@ held unchanged through the scenario (no rebalancing, cash earning 0).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 
 import numpy as np
@@ -39,6 +39,7 @@ from pipelines.portfolio.risk_model import FactorCovariance
 from pipelines.warehouse import plans
 from pipelines.warehouse.bars import read_closes
 from pipelines.warehouse.plans import PlanRef
+from pipelines.warehouse.prices import last_closes_before
 
 #: name → (first session, last session) of the replayed window, inclusive.
 SCENARIOS: dict[str, tuple[date, date]] = {
@@ -154,13 +155,9 @@ def store(engine: sa.Engine, plan: PlanRef, results: list[StressResult]) -> None
 
 
 def _close_before(engine: sa.Engine, symbols: list[str], start: date) -> pd.Series:
+    """Each symbol's last close in the ten days before ``start`` (USD), by symbol."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT DISTINCT ON (symbol) symbol, close FROM bars WHERE symbol = ANY(:s) "
-                "AND session_date < :a AND session_date >= :a - 10 "
-                "ORDER BY symbol, session_date DESC"
-            ),
-            {"s": symbols, "a": start},
-        ).all()
-    return pd.Series(dict(rows), dtype=float)
+        closes = last_closes_before(
+            conn, dict.fromkeys(symbols, start), start - timedelta(days=10)
+        )
+    return pd.Series(dict(zip(closes.symbol, closes.close, strict=True)), dtype=float)

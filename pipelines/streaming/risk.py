@@ -16,7 +16,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import calendar
@@ -24,6 +23,7 @@ from pipelines.controls import kill_switch_status, set_kill_switch
 from pipelines.monitoring.stream_metrics import StreamMetrics
 from pipelines.risk.limits import RiskLimits
 from pipelines.risk.pnl import equity_curve
+from pipelines.warehouse import orders
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,7 @@ class IntradayRisk:
         self._session = session
 
     def _equity(self) -> float:
-        with self.engine.connect() as conn:
-            book = pd.read_sql(
-                sa.text(
-                    "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END)::float8 "
-                    "AS shares, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END * price "
-                    "+ commission)::float8 AS cost FROM fills GROUP BY symbol"
-                ),
-                conn,
-            )
+        book = orders.holdings_at_cost(self.engine)
         value = 0.0
         for row in book.itertuples(index=False):
             price = self.prices.get(row.symbol)

@@ -1,5 +1,6 @@
 """Bars in the warehouse: bulk upsert through COPY, and reads (prices, the newest session and
-close, the symbols stored, the dollar volume that sizes stocks).
+close, the symbols stored, the sessions some symbols have bars on, when bars last changed,
+the dollar volume that sizes stocks).
 
 The upsert streams rows with ``COPY`` into a temporary table, then merges them with
 ``INSERT … ON CONFLICT (symbol, ts) DO UPDATE … WHERE … IS DISTINCT FROM …``: a row that did
@@ -15,7 +16,7 @@ instead of merging, and its retry takes the merge path.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -166,6 +167,50 @@ def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -
             rows = cursor.fetchall()
     bars = pd.DataFrame(rows, columns=["symbol", "session_date", "close"])
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+
+
+def last_ingested_at(conn: sa.Connection) -> datetime | None:
+    """When ``bars`` last changed: its newest ``ingested_at`` (None when it is empty)."""
+    return conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar()
+
+
+def sessions_with_bars(
+    conn: sa.Connection, symbols: list[str], start: date, end: date
+) -> list[date]:
+    """The sessions in ``[start, end]`` where any of ``symbols`` has a bar, in order.
+
+    A skip scan: one probe of the ``session_date`` index per session, not a read of every
+    bar in the window (which made each call grow with sessions × symbols)."""
+    return list(
+        conn.execute(
+            sa.text("""
+                WITH RECURSIVE d(x) AS (
+                    SELECT min(session_date) FROM bars WHERE session_date BETWEEN :a AND :b
+                    UNION ALL
+                    SELECT (SELECT min(session_date) FROM bars
+                            WHERE session_date > d.x AND session_date <= :b)
+                    FROM d WHERE d.x IS NOT NULL)
+                SELECT x FROM d WHERE x IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM bars WHERE session_date = d.x AND symbol = ANY(:s))
+                ORDER BY x"""),
+            {"a": start, "b": end, "s": symbols},
+        ).scalars()
+    )
+
+
+def closes_in_spans(conn: sa.Connection, first: pd.Series, last: pd.Series) -> pd.DataFrame:
+    """The closes (symbol, session_date, close; USD) of each symbol in its sessions
+    ``[first, last]`` (two series of sessions by symbol, in the same order)."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT b.symbol, b.session_date, b.close "
+            "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[]), CAST(:b AS date[])) "
+            "AS w(symbol, a, b) JOIN bars b ON b.symbol = w.symbol "
+            "AND b.session_date BETWEEN w.a AND w.b"
+        ),
+        conn,
+        params={"s": list(first.index), "a": list(first), "b": list(last)},
+    )
 
 
 def latest_session(conn: sa.Connection, on_or_before: date = date.max) -> date | None:

@@ -339,6 +339,34 @@ def simulated_fills(engine: sa.Engine, start: date, end: date) -> list[sa.Row]:
         )
 
 
+def fills_through(conn: sa.Connection, as_of: date) -> pd.DataFrame:
+    """Every fill (symbol, side, qty as float, price, commission, session_date) dated on or
+    before ``as_of``, a fill's session being its ``filled_at``'s date in New York time."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT symbol, side, qty::float8 AS qty, price, commission, "
+            "(filled_at AT TIME ZONE 'America/New_York')::date AS session_date "
+            "FROM fills WHERE (filled_at AT TIME ZONE 'America/New_York')::date <= :d"
+        ),
+        conn,
+        params={"d": as_of},
+    )
+
+
+def holdings_at_cost(engine: sa.Engine) -> pd.DataFrame:
+    """Per symbol of every fill: ``shares`` (bought less sold) and ``cost`` (USD paid less
+    received, commissions added), as floats."""
+    with engine.connect() as conn:
+        return pd.read_sql(
+            sa.text(
+                "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END)::float8 "
+                "AS shares, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END * price "
+                "+ commission)::float8 AS cost FROM fills GROUP BY symbol"
+            ),
+            conn,
+        )
+
+
 def replace_frozen(conn: sa.Connection, plan: PlanRef, lines: Sequence[Line]) -> None:
     """Replace the order lines frozen with the plan (``plan_orders``)."""
     key = plan.params()

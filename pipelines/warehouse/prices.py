@@ -1,10 +1,13 @@
 """Prices read from ``bars``: the one home of the read helpers the planner, the gate, order
-sizing and reconciliation share (they used to import each other for them)."""
+sizing, reconciliation, the P&L valuation and the stress replays share (they used to import
+each other for them). :func:`last_closes_before` reads on the caller's connection."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
+import pandas as pd
 import sqlalchemy as sa
 
 
@@ -20,3 +23,21 @@ def last_closes(engine: sa.Engine, as_of: date, symbols: list[str]) -> dict[str,
             {"s": symbols, "d": as_of},
         ).all()
     return dict(rows)
+
+
+def last_closes_before(
+    conn: sa.Connection, before: Mapping[str, date], since: date
+) -> pd.DataFrame:
+    """Each symbol's latest close (symbol, session_date, close; USD) on or after ``since`` and
+    before its own date in ``before``; a symbol with no such bar is left out."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT w.symbol, b.session_date, b.close "
+            "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[])) AS w(symbol, a) "
+            "CROSS JOIN LATERAL (SELECT session_date, close FROM bars "
+            "WHERE symbol = w.symbol AND session_date < w.a AND session_date >= :start "
+            "ORDER BY session_date DESC LIMIT 1) b"
+        ),
+        conn,
+        params={"s": list(before), "a": list(before.values()), "start": since},
+    )
