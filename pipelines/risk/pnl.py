@@ -71,6 +71,14 @@ class _Flows:
         i = bisect_right(self.days, day)
         return (0, 0.0) if i == 0 else (int(self.fills[i - 1]), float(self.cash[i - 1]))
 
+    def through_each(self, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`through` of each of ``days`` (ascending), as two arrays."""
+        i = np.searchsorted(np.array(self.days, dtype=object), np.array(days, dtype=object),
+                            side="right")  # fmt: skip
+        fills = np.concatenate([[0], self.fills])[i]
+        cash = np.concatenate([[0.0], self.cash])[i]
+        return fills, cash
+
 
 def _valid_marks(
     conn: sa.Connection,
@@ -80,15 +88,19 @@ def _valid_marks(
     bars_version: object,
 ) -> pd.Series:
     """The stored points through ``as_of`` that still hold, up to the first that does not."""
-    kept: dict[date, float] = {}
-    for m in equity_marks.through(conn, as_of):
-        count, cash = flows.through(m.session_date)
-        if (m.initial_cash, m.bars_version, m.fills) != (initial_cash, bars_version, count) or (
-            not np.isclose(m.fills_cash, cash, rtol=1e-12, atol=1e-6)
-        ):
-            break
-        kept[m.session_date] = m.equity
-    return pd.Series(kept, dtype=float, name="equity").rename_axis("session_date")
+    marks = equity_marks.through(conn, as_of)
+    days = [m.session_date for m in marks]
+    fills, cash = flows.through_each(days)
+    same_inputs = [(m.initial_cash, m.bars_version) == (initial_cash, bars_version) for m in marks]
+    holds = (
+        np.array(same_inputs, dtype=bool)
+        & (np.array([m.fills for m in marks], dtype=np.int64) == fills)
+        & np.isclose(np.array([m.fills_cash for m in marks], dtype=float), cash,
+                     rtol=1e-12, atol=1e-6)  # fmt: skip
+    )
+    valid = len(marks) if holds.all() else int(np.argmin(holds))
+    kept = pd.Series([m.equity for m in marks[:valid]], index=days[:valid], dtype=float)
+    return kept.rename("equity").rename_axis("session_date")
 
 
 def _valued(

@@ -21,9 +21,8 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.errors import WarehouseError
 from pipelines.sources.base import BAR_COLUMNS
-from pipelines.warehouse.engine import copy_frame
+from pipelines.warehouse.engine import copy_frame, read_frame
 
 _VALUES = ("session_date", "open", "high", "low", "close", "volume", "source")
 _COLUMNS = ("symbol", "ts", *_VALUES)
@@ -150,22 +149,17 @@ def session_stored(engine: sa.Engine, day: date) -> tuple[bool, date | None]:
 def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -> pd.DataFrame:
     """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``.
 
-    Read through psycopg's binary cursor, not ``pandas.read_sql``: the planner reads 500
-    symbols × 121 sessions at every rebalance, and building SQLAlchemy rows cost about half
-    of that read (docs/benchmarks.md, *Walk-forward backtest*).
+    The planner reads 500 symbols × 121 sessions at every rebalance: read as a frame
+    (:func:`pipelines.warehouse.engine.read_frame`), not through ``pandas.read_sql``.
     """
     with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise WarehouseError("reading closes needs a live psycopg connection")
-        with driver.cursor(binary=True) as cursor:
-            cursor.execute(
-                "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
-                "AND session_date BETWEEN %s AND %s",
-                (list(symbols), start, end),
-            )
-            rows = cursor.fetchall()
-    bars = pd.DataFrame(rows, columns=["symbol", "session_date", "close"])
+        bars = read_frame(
+            conn,
+            "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
+            "AND session_date BETWEEN %s AND %s",
+            (list(symbols), start, end),
+            ["symbol", "session_date", "close"],
+        )
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
 
 

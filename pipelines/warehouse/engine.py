@@ -87,6 +87,24 @@ def get_engine(url: str | None = None) -> sa.Engine:
     return create_engine(url or warehouse_url())
 
 
+def read_frame(
+    conn: sa.Connection, sql: str, params: Sequence[object], columns: Sequence[str]
+) -> pd.DataFrame:
+    """The rows of ``sql`` (psycopg placeholders, ``%s``) as a frame with ``columns``.
+
+    Fetched through psycopg's binary cursor, not ``pandas.read_sql``, whose SQLAlchemy rows
+    cost more than the queries the money path repeats at every rebalance (the planner's
+    closes, the equity curve's fills: docs/benchmarks.md, *Walk-forward backtest*).
+    """
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise WarehouseError("reading a frame needs a live psycopg connection")
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return pd.DataFrame(rows, columns=list(columns))
+
+
 def copy_rows(conn: sa.Connection, copy_sql: str, rows: Iterable[Sequence[object]]) -> None:
     """Stream ``rows`` through ``COPY … FROM STDIN`` on the connection's open transaction."""
     driver = conn.connection.driver_connection

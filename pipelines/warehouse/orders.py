@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.warehouse.engine import read_frame
 from pipelines.warehouse.plans import KEY, PlanRef
 
 
@@ -342,14 +343,13 @@ def simulated_fills(engine: sa.Engine, start: date, end: date) -> list[sa.Row]:
 def fills_through(conn: sa.Connection, as_of: date) -> pd.DataFrame:
     """Every fill (symbol, side, qty as float, price, commission, session_date) dated on or
     before ``as_of``, a fill's session being its ``filled_at``'s date in New York time."""
-    return pd.read_sql(
-        sa.text(
-            "SELECT symbol, side, qty::float8 AS qty, price, commission, "
-            "(filled_at AT TIME ZONE 'America/New_York')::date AS session_date "
-            "FROM fills WHERE (filled_at AT TIME ZONE 'America/New_York')::date <= :d"
-        ),
+    return read_frame(
         conn,
-        params={"d": as_of},
+        "SELECT symbol, side, qty::float8, price, commission, "
+        "(filled_at AT TIME ZONE 'America/New_York')::date FROM fills "
+        "WHERE (filled_at AT TIME ZONE 'America/New_York')::date <= %s",
+        (as_of,),
+        ["symbol", "side", "qty", "price", "commission", "session_date"],
     )
 
 
