@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from pipelines.errors import KillSwitchEngaged
 from pipelines.warehouse import controls as stored
-from pipelines.warehouse.controls import KILL_SWITCH as NAME  # the name execution imports
+from pipelines.warehouse.controls import KILL_SWITCH
 
 
 def incident_engine() -> sa.Engine:
@@ -31,13 +31,13 @@ def set_kill_switch(engine: sa.Engine, enabled: bool, reason: str) -> None:
     """Engage (``enabled``) or release the kill switch, recording ``reason`` (redacted)."""
     from pipelines.monitoring.logging import redact
 
-    stored.write(engine, NAME, enabled, redact(reason))
+    stored.write(engine, KILL_SWITCH, enabled, redact(reason))
 
 
 def kill_switch_status(engine: sa.Engine) -> tuple[bool, str | None, datetime | None]:
     """``(enabled, reason, updated_at)``; never set means off."""
     with engine.connect() as conn:
-        row = stored.state(conn, NAME)
+        row = stored.state(conn, KILL_SWITCH)
     return (False, None, None) if row is None else (row.enabled, row.reason, row.updated_at)
 
 

@@ -39,7 +39,6 @@ import sqlalchemy as sa
 
 from pipelines import calendar
 from pipelines.config import Settings
-from pipelines.controls import NAME as KILL_SWITCH
 from pipelines.controls import assert_trading_allowed
 from pipelines.errors import (
     BrokerError,
@@ -64,6 +63,7 @@ from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
 from pipelines.runlog import stage_run
 from pipelines.warehouse import orders, plans
+from pipelines.warehouse.controls import KILL_SWITCH
 from pipelines.warehouse.plans import PlanRef
 from pipelines.warehouse.prices import last_closes
 

@@ -4,7 +4,6 @@ execution reads too, so that neither package imports the other for it)."""
 from __future__ import annotations
 
 from pipelines.controls import (
-    NAME,
     assert_trading_allowed,
     incident_engine,
     kill_switch_status,
@@ -12,7 +11,6 @@ from pipelines.controls import (
 )
 
 __all__ = [
-    "NAME",
     "assert_trading_allowed",
     "incident_engine",
     "kill_switch_status",
