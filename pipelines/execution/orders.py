@@ -369,7 +369,7 @@ def _record_intents(
         for intent in intents:
             if orders.insert(conn, plan, intent, ledger.PLANNED, broker, model_name, model_version):
                 orders.insert_event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
-        plan_state.move(conn, plan.params(), {plan_state.APPROVED}, plan_state.SUBMITTED)
+        plan_state.move(conn, plan, {plan_state.APPROVED}, plan_state.SUBMITTED)
 
 
 def _unsent(engine: sa.Engine, plan: PlanRef) -> list[OrderIntent]:

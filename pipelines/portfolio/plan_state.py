@@ -55,13 +55,13 @@ LOCK_CLASS = 0x6D6C74  # 'mlt': the advisory-lock namespace of plan locks
 
 def move(
     conn: sa.Connection,
-    key: dict[str, Any],
+    plan: plans.PlanRef,
     expected: Iterable[str],
     new: str,
     **columns: Any,
 ) -> None:
-    """Move the plan ``key`` (its ``PlanRef.params()``) from one of ``expected`` to ``new``,
-    setting ``columns`` too, on the caller's transaction.
+    """Move ``plan`` from one of ``expected`` to ``new``, setting ``columns`` too, on the
+    caller's transaction.
 
     Raises :class:`PlanConflict` when the plan is no longer in an expected status (another run
     moved it) and ``ValueError`` for a move the state machine forbids (a bug, not a race).
@@ -70,12 +70,12 @@ def move(
     for status in expected:
         if new not in TRANSITIONS[status]:
             raise ValueError(f"plan status {status} -> {new} is not an allowed transition")
-    plan = plans.PlanRef(key["s"], key["d"], key["v"])
     if not plans.move_status(conn, plan, expected, new, columns):
         now = plans.status(conn, plan)
         raise PlanConflict(
-            f"plan {key['s']} {key['d']} v{key['v']} is {now or 'missing'}, not "
-            f"{'/'.join(expected)}: another run moved it first; this run changed nothing"
+            f"plan {plan.strategy} {plan.session_date} v{plan.plan_version} is "
+            f"{now or 'missing'}, not {'/'.join(expected)}: another run moved it first; this "
+            "run changed nothing"
         )
 
 

@@ -276,5 +276,5 @@ def _write(
     with engine.begin() as conn:
         if supersede is not None:  # a plan submitted meanwhile fails here: PlanConflict
             unsent = {plan_state.PROPOSED, plan_state.APPROVED, plan_state.BLOCKED}
-            plan_state.move(conn, supersede.params(), unsent, plan_state.SUPERSEDED)
+            plan_state.move(conn, supersede, unsent, plan_state.SUPERSEDED)
         return plans.insert(conn, plan, weights, model_name, model_version, run_id)

@@ -326,7 +326,7 @@ def _store(
     """The decision, moved from ``expected`` (guarded); an approval freezes ``intents``."""
     with engine.begin() as conn:
         new = plan_state.APPROVED if report.approved else plan_state.BLOCKED
-        plan_state.move(conn, plan.params(), {expected}, new)
+        plan_state.move(conn, plan, {expected}, new)
         plans.set_risk_report(conn, plan, asdict(report))
         if report.approved:
             freeze_orders(conn, plan, intents)

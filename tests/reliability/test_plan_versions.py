@@ -92,9 +92,9 @@ def test_status_never_moves_back(market) -> None:
     submit_plan(market, settings, plan, broker, "test")
     conflict = pytest.raises(PlanConflict, match="is submitted, not approved")
     with conflict, market.begin() as conn:
-        plan_state.move(conn, plan.params(), {"approved"}, "submitted")
+        plan_state.move(conn, plan, {"approved"}, "submitted")
     with pytest.raises(ValueError, match="not an allowed transition"), market.begin() as conn:
-        plan_state.move(conn, plan.params(), {"submitted"}, "approved")
+        plan_state.move(conn, plan, {"submitted"}, "approved")
     invalid = pytest.raises(sa.exc.IntegrityError, match="plans_status_check")
     with invalid, market.begin() as conn:
         conn.execute(sa.text("UPDATE plans SET status = 'sent'"))

@@ -42,14 +42,14 @@ def test_scaled_weights_and_the_decision_are_stored_and_read_back(warehouse) -> 
     with warehouse.begin() as conn:
         assert plans.locked_status(conn, plan) == plan_state.PROPOSED
         plans.set_weights(conn, plan, pd.Series({"AAPL": 0.1, "MSFT": 0.15}))
-        plan_state.move(conn, plan.params(), {plan_state.PROPOSED}, plan_state.BLOCKED)
+        plan_state.move(conn, plan, {plan_state.PROPOSED}, plan_state.BLOCKED)
         plans.set_risk_report(conn, plan, {"approved": False, "breaches": ["drawdown"]})
     assert plans.target_weights(warehouse, plan).to_dict() == {"AAPL": 0.1, "MSFT": 0.15}
     assert plans.decision(warehouse, plan) == (
         plan_state.BLOCKED, {"approved": False, "breaches": ["drawdown"]}
     )
     with pytest.raises(PlanConflict), warehouse.begin() as conn:  # a stale view changes nothing
-        plan_state.move(conn, plan.params(), {plan_state.PROPOSED}, plan_state.APPROVED)
+        plan_state.move(conn, plan, {plan_state.PROPOSED}, plan_state.APPROVED)
 
 
 def test_the_last_submitted_plan_is_the_one_the_book_was_traded_to(warehouse) -> None:
@@ -57,8 +57,8 @@ def test_the_last_submitted_plan_is_the_one_the_book_was_traded_to(warehouse) ->
     for plan in (first, second):
         _insert(warehouse, plan, {"AAPL": 0.5})
     with warehouse.begin() as conn:
-        plan_state.move(conn, first.params(), {plan_state.PROPOSED}, plan_state.APPROVED)
-        plan_state.move(conn, first.params(), {plan_state.APPROVED}, plan_state.SUBMITTED)
+        plan_state.move(conn, first, {plan_state.PROPOSED}, plan_state.APPROVED)
+        plan_state.move(conn, first, {plan_state.APPROVED}, plan_state.SUBMITTED)
     assert plans.last_submitted(warehouse, "s", DAY) == first  # the later one is only proposed
     assert plans.latest_before(warehouse, "s", date(2010, 8, 17)) == second  # any status
     assert plans.latest_before(warehouse, "s", DAY) == first
