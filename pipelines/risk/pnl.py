@@ -10,7 +10,6 @@ has one point per session with a bar between the first fill's session and ``as_o
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -66,13 +65,8 @@ class _Flows:
         per = fills.groupby("session_date").cash.agg(["size", "sum"]).sort_index()
         return cls(list(per.index), per["size"].cumsum().to_numpy(), per["sum"].cumsum().to_numpy())
 
-    def through(self, day: date) -> tuple[int, float]:
-        """``(fills, cash)`` of the fills dated on or before ``day``."""
-        i = bisect_right(self.days, day)
-        return (0, 0.0) if i == 0 else (int(self.fills[i - 1]), float(self.cash[i - 1]))
-
-    def through_each(self, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`through` of each of ``days`` (ascending), as two arrays."""
+    def through(self, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
+        """The count and the cash of the fills dated on or before each of ``days``."""
         i = np.searchsorted(np.array(self.days, dtype=object), np.array(days, dtype=object),
                             side="right")  # fmt: skip
         fills = np.concatenate([[0], self.fills])[i]
@@ -90,7 +84,7 @@ def _valid_marks(
     """The stored points through ``as_of`` that still hold, up to the first that does not."""
     marks = equity_marks.through(conn, as_of)
     days = [m.session_date for m in marks]
-    fills, cash = flows.through_each(days)
+    fills, cash = flows.through(days)
     same_inputs = [(m.initial_cash, m.bars_version) == (initial_cash, bars_version) for m in marks]
     holds = (
         np.array(same_inputs, dtype=bool)
@@ -138,13 +132,12 @@ def _store_marks(
 ) -> None:
     """Replace the marks after ``after`` through ``as_of`` by ``valued``. Marks only save
     work: when two callers race and one's write fails, its curve is still returned."""
-    marks = []
-    for day, value in valued.items():
-        count, cash = flows.through(day)
-        marks.append(
-            {"session_date": day, "equity": float(value), "initial_cash": initial_cash,
-             "fills": count, "fills_cash": cash, "bars_version": bars_version}
-        )  # fmt: skip
+    counts, cash = flows.through(list(valued.index))
+    marks = [
+        {"session_date": day, "equity": float(value), "initial_cash": initial_cash,
+         "fills": int(n), "fills_cash": float(c), "bars_version": bars_version}
+        for (day, value), n, c in zip(valued.items(), counts, cash, strict=True)
+    ]  # fmt: skip
     try:
         equity_marks.replace(engine, after, as_of, marks)
     except sa.exc.DBAPIError as exc:
