@@ -143,7 +143,8 @@ class SimulatedBroker:
             fills = [self._fill(row) for row in due]
             conn.execute(
                 sa.text(
-                    "UPDATE sim_broker_orders SET status = 'filled' WHERE client_order_id = ANY(:c)"
+                    "UPDATE sim_broker_orders SET status = 'filled' "
+                    "WHERE client_order_id = ANY(:c)"
                 ),
                 {"c": [f["c"] for f in fills]},
             )
@@ -196,7 +197,8 @@ class SimulatedBroker:
         if open_:
             conn.execute(
                 sa.text(
-                    "INSERT INTO positions (broker, symbol, qty, avg_price) VALUES (:b, :s, :q, :p)"
+                    "INSERT INTO positions (broker, symbol, qty, avg_price) "
+                    "VALUES (:b, :s, :q, :p)"
                 ),
                 open_,
             )
