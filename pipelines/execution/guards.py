@@ -47,8 +47,9 @@ def require_fresh_bars(engine: sa.Engine, session_date: date) -> None:
     """Raise :class:`StaleMarketData` unless ``bars`` holds the session before
     ``session_date`` (the closes a rebalance for ``session_date`` plans and sizes on)."""
     needed = calendar.previous_session(session_date)
-    present, newest = bars.session_stored(engine, needed)
-    if not present:
+    with engine.connect() as conn:
+        newest = bars.latest_session(conn, needed)
+    if newest != needed:
         raise StaleMarketData(
             f"no bars for {needed}, the session before {session_date} (newest: "
             f"{newest or 'none'}): load them first (`mltrade ingest --start {needed} "

@@ -132,20 +132,6 @@ def read_bars(
         return pd.read_sql(sa.text(query + " ORDER BY symbol, ts"), conn, params=params)
 
 
-def session_stored(engine: sa.Engine, day: date) -> tuple[bool, date | None]:
-    """Whether ``bars`` holds session ``day``, and the newest session it holds on or before
-    ``day`` (None when there is none)."""
-    with engine.connect() as conn:
-        present, newest = conn.execute(
-            sa.text(
-                "SELECT EXISTS (SELECT 1 FROM bars WHERE session_date = :d), "
-                "(SELECT max(session_date) FROM bars WHERE session_date <= :d)"
-            ),
-            {"d": day},
-        ).one()
-    return present, newest
-
-
 def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -> pd.DataFrame:
     """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``.
 
