@@ -27,29 +27,42 @@ def equity_curve(engine: sa.Engine, initial_cash: float, as_of: date) -> pd.Seri
 
     Points valued before are read back from ``equity_marks`` while they are valid (the same
     initial cash, the same fills on or before their session, no bar written since); only the
-    sessions after the last valid one are valued, and stored for the next call. A mark is an
-    earlier call's output for the same inputs, so the curve is the one a full valuation gives.
+    sessions after the last valid one are valued, from the holdings and cash at that mark and
+    the fills since, and stored for the next call. A mark is an earlier call's output for the
+    same inputs, so the curve is the one a full valuation gives.
     """
     with engine.connect() as conn:
-        fills = orders.fills_through(conn, as_of)
-        if fills.empty:
+        flows = _Flows.of(orders.fill_flows(conn, as_of))
+        if not flows.days:
             return pd.Series(dtype=float, name="equity")
-        signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
-        fills = fills.assign(shares=signed, cash=-signed * fills.price - fills.commission)
-        flows = _Flows.of(fills)
         bars_version = bars.last_ingested_at(conn)
         kept = _valid_marks(conn, initial_cash, as_of, flows, bars_version)
         after = kept.index[-1] if len(kept) else None
-        if after == as_of:  # valued through as_of already (the gate's rescaled second look)
+        if after == as_of:  # valued through as_of already (the gate's second look)
             return kept.rename("equity")
-        start = fills.session_date.min() if after is None else after + timedelta(days=1)
-        sessions = bars.sessions_with_bars(conn, sorted(set(fills.symbol)), start, as_of)
-        index = pd.Index(sessions, name="session_date")
-        closes = _held_closes(conn, fills, as_of, after)
-    valued = _valued(fills, closes, index, initial_cash)
+        fills = _fills_since(conn, after, as_of)
+        start = flows.days[0] if after is None else after + timedelta(days=1)
+        symbols = orders.filled_symbols(conn, as_of)
+        index = pd.Index(bars.sessions_with_bars(conn, symbols, start, as_of), name="session_date")
+        closes = _held_closes(conn, fills, as_of, after, flows.days[0]) if len(fills) else None
+    opening_cash = initial_cash if after is None else initial_cash + flows.through([after])[1][0]
+    valued = _valued(fills, closes, index, opening_cash)
     if len(valued) and bars_version is not None:
         _store_marks(engine, valued, flows, initial_cash, bars_version, after, as_of)
     return pd.concat([kept, valued]).rename("equity")
+
+
+def _fills_since(conn: sa.Connection, after: date | None, as_of: date) -> pd.DataFrame:
+    """The fills after ``after`` through ``as_of`` (symbol, session_date, shares, cash), led
+    by the holdings at ``after`` as fills dated ``after`` that moved no cash."""
+    fills = orders.fills_between(conn, after, as_of)
+    if after is None:
+        return fills
+    held = orders.holdings_through(conn, after)
+    opening = pd.DataFrame(
+        {"symbol": held.index, "session_date": after, "shares": held.to_numpy(), "cash": 0.0}
+    )
+    return pd.concat([opening, fills], ignore_index=True) if len(fills) else opening
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,13 @@ class _Flows:
     cash: np.ndarray
 
     @classmethod
-    def of(cls, fills: pd.DataFrame) -> _Flows:
-        per = fills.groupby("session_date").cash.agg(["size", "sum"]).sort_index()
-        return cls(list(per.index), per["size"].cumsum().to_numpy(), per["sum"].cumsum().to_numpy())
+    def of(cls, per_session: pd.DataFrame) -> _Flows:
+        """From ``orders.fill_flows``: one row per session, oldest first."""
+        return cls(
+            list(per_session.session_date),
+            per_session.fills.to_numpy(dtype=np.int64).cumsum(),
+            per_session.cash.to_numpy(dtype=float).cumsum(),
+        )
 
     def through(self, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
         """The count and the cash of the fills dated on or before each of ``days``."""
@@ -98,12 +115,15 @@ def _valid_marks(
 
 
 def _valued(
-    fills: pd.DataFrame, closes: pd.DataFrame, index: pd.Index, initial_cash: float
+    fills: pd.DataFrame, closes: pd.DataFrame | None, index: pd.Index, initial_cash: float
 ) -> pd.Series:
     """Equity at each session of ``index``: the cash and shares of every fill on or before
-    it, the shares at the last close known then (``closes`` may start before ``index``)."""
+    it, the shares at the last close known then (``closes`` may start before ``index``; None
+    when there are no fills: a flat book keeps its cash)."""
     if index.empty:
         return pd.Series(dtype=float, name="equity")
+    if closes is None:
+        return pd.Series(initial_cash, index=index, dtype=float, name="equity")
     symbols = sorted(set(fills.symbol))
     price = closes.pivot(index="session_date", columns="symbol", values="close")
     days = index.union(price.index)
@@ -145,14 +165,14 @@ def _store_marks(
 
 
 def _held_closes(
-    conn: sa.Connection, fills: pd.DataFrame, as_of: date, after: date | None = None
+    conn: sa.Connection, fills: pd.DataFrame, as_of: date, after: date | None, first_fill: date
 ) -> pd.DataFrame:
     """The closes a held share is valued at after ``after`` (from the first fill when None):
     per symbol, from its first fill's session (or the day after ``after``) to the session it
     went flat (or ``as_of``), plus its last close before that start when it has no bar on it
-    (the curve carries a close forward, but not from before the first fill of all, where it
-    starts). A flat symbol adds 0 to the curve, so the curve is the same as from every close
-    of every symbol ever traded."""
+    (the curve carries a close forward, but not from before ``first_fill``, the first fill of
+    all, where it starts). A flat symbol adds 0 to the curve, so the curve is the same as from
+    every close of every symbol ever traded."""
     first, last = _held_spans(fills, as_of)
     if after is not None:
         first, last = first.clip(lower=after + timedelta(days=1))[last > after], last[last > after]
@@ -160,7 +180,7 @@ def _held_closes(
     starts = set(zip(closes.symbol, closes.session_date, strict=True))
     missing = {s: d for s, d in first.items() if (s, d) not in starts}
     if missing:  # no bar where its span starts (a first fill's session, a window's first day)
-        before = prices.last_closes_before(conn, missing, fills.session_date.min())
+        before = prices.last_closes_before(conn, missing, first_fill)
         closes = pd.concat([before, closes], ignore_index=True)
     return closes
 
@@ -168,14 +188,7 @@ def _held_closes(
 def _held_spans(fills: pd.DataFrame, as_of: date) -> tuple[pd.Series, pd.Series]:
     """Per symbol: its first fill's session, and the last session it may be held at (the
     session its shares went back to zero, or ``as_of`` while any remain)."""
-    signed = np.where(fills.side == "buy", 1.0, -1.0) * fills.qty
-    net = (
-        fills.assign(shares=signed)
-        .groupby(["symbol", "session_date"])
-        .shares.sum()
-        .groupby(level="symbol")
-        .cumsum()
-    )
+    net = fills.groupby(["symbol", "session_date"]).shares.sum().groupby(level="symbol").cumsum()
     sessions = net.reset_index().groupby("symbol").session_date
     final = net.groupby(level="symbol").last()
     return sessions.min(), sessions.max().where(final == 0, as_of)

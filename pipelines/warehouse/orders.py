@@ -340,16 +340,59 @@ def simulated_fills(engine: sa.Engine, start: date, end: date) -> list[sa.Row]:
         )
 
 
-def fills_through(conn: sa.Connection, as_of: date) -> pd.DataFrame:
-    """Every fill (symbol, side, qty as float, price, commission, session_date) dated on or
-    before ``as_of``, a fill's session being its ``filled_at``'s date in New York time."""
+#: A fill's session: its ``filled_at``'s date in New York time.
+FILL_SESSION = "(filled_at AT TIME ZONE 'America/New_York')::date"
+#: A fill's signed shares (bought positive; ``numeric``), as a float, and its cash flow (USD,
+#: paid negative, with the commission).
+SIGNED_QTY = "CASE WHEN side = 'buy' THEN qty ELSE -qty END"
+FILL_SHARES = f"({SIGNED_QTY})::float8"
+FILL_CASH = f"(-{FILL_SHARES} * price - commission)"
+
+
+def fill_flows(conn: sa.Connection, as_of: date) -> pd.DataFrame:
+    """Per session with fills on or before ``as_of``, oldest first: ``session_date``,
+    ``fills`` (their count) and ``cash`` (their summed cash flow, USD)."""
     return read_frame(
         conn,
-        "SELECT symbol, side, qty::float8, price, commission, "
-        "(filled_at AT TIME ZONE 'America/New_York')::date FROM fills "
-        "WHERE (filled_at AT TIME ZONE 'America/New_York')::date <= %s",
+        f"SELECT {FILL_SESSION} AS d, count(*), sum({FILL_CASH}) FROM fills "
+        f"WHERE {FILL_SESSION} <= %s GROUP BY d ORDER BY d",
         (as_of,),
-        ["symbol", "side", "qty", "price", "commission", "session_date"],
+        ["session_date", "fills", "cash"],
+    )
+
+
+def fills_between(conn: sa.Connection, after: date | None, as_of: date) -> pd.DataFrame:
+    """The fills of the sessions after ``after`` (from the first when None) through
+    ``as_of``: symbol, session_date, shares (signed) and cash (USD), as in :data:`FILL_CASH`."""
+    return read_frame(
+        conn,
+        f"SELECT symbol, {FILL_SESSION}, {FILL_SHARES}, {FILL_CASH} FROM fills "
+        f"WHERE {FILL_SESSION} <= %s AND {FILL_SESSION} > coalesce(%s::date, '-infinity')",
+        (as_of, after),
+        ["symbol", "session_date", "shares", "cash"],
+    )
+
+
+def holdings_through(conn: sa.Connection, day: date) -> pd.Series:
+    """Shares held (float, by symbol; none when flat) after the fills of sessions on or
+    before ``day``."""
+    rows = conn.execute(
+        sa.text(
+            f"SELECT symbol, sum({SIGNED_QTY})::float8 FROM fills "
+            f"WHERE {FILL_SESSION} <= :d GROUP BY symbol HAVING sum({SIGNED_QTY}) <> 0"
+        ),
+        {"d": day},
+    ).all()
+    return pd.Series(dict(rows), dtype=float, name="shares")  # type: ignore[arg-type]
+
+
+def filled_symbols(conn: sa.Connection, as_of: date) -> list[str]:
+    """Every symbol with a fill on or before ``as_of``, sorted."""
+    return list(
+        conn.execute(
+            sa.text(f"SELECT DISTINCT symbol FROM fills WHERE {FILL_SESSION} <= :d ORDER BY 1"),
+            {"d": as_of},
+        ).scalars()
     )
 
 

@@ -64,9 +64,10 @@ def test_session_by_session_the_curve_equals_the_valuation_from_scratch(market) 
         date(2010, 8, 10): [("g", "MSFT", "buy", 500, 24.0)],
         date(2010, 8, 11): [("f", "XOM", "buy", 300, 59.0)],
     }
-    with market.begin() as conn:  # held through a missing bar, and bought on a missing bar
-        conn.execute(sa.text("DELETE FROM bars WHERE session_date = '2010-08-10' "
-                             "AND symbol IN ('AAPL', 'MSFT')"))
+    with market.begin() as conn:  # held through two missing bars, bought on a missing bar
+        conn.execute(sa.text("DELETE FROM bars WHERE (session_date = '2010-08-10' "
+                             "AND symbol IN ('AAPL', 'MSFT')) "
+                             "OR (session_date = '2010-08-11' AND symbol = 'AAPL')"))
     for day in calendar.sessions(date(2010, 8, 2), AS_OF):
         with market.begin() as conn:
             for coid, symbol, side, qty, price in trades.get(day, []):
