@@ -37,9 +37,8 @@ import sqlalchemy as sa
 
 from pipelines.portfolio.risk_model import FactorCovariance
 from pipelines.warehouse import plans
-from pipelines.warehouse.bars import read_closes
+from pipelines.warehouse.bars import closes_in_windows
 from pipelines.warehouse.plans import PlanRef
-from pipelines.warehouse.prices import last_closes_before
 
 #: name → (first session, last session) of the replayed window, inclusive.
 SCENARIOS: dict[str, tuple[date, date]] = {
@@ -52,6 +51,7 @@ SCENARIOS: dict[str, tuple[date, date]] = {
 N_FACTORS = 3
 MIN_BETA_DAYS = 60
 SHOCK_SIGMAS = 3.0
+BASE_DAYS = 10  # a window's base is the last close in these calendar days before it
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,22 @@ class StressResult:
 
 
 def historical(engine: sa.Engine, weights: pd.Series) -> list[StressResult]:
-    """Buy-and-hold replays of ``weights`` over every scenario window."""
-    out = []
+    """Buy-and-hold replays of ``weights`` over every scenario window (one read of the
+    windows' closes and the :data:`BASE_DAYS` calendar days before each)."""
     symbols = list(weights.index)
+    spans = [(start - timedelta(days=BASE_DAYS), end) for start, end in SCENARIOS.values()]
+    panel = closes_in_windows(engine, symbols, spans)
+    out = []
     for name, (start, end) in SCENARIOS.items():
-        close = read_closes(engine, start, end, symbols)
+        close = panel.loc[start:end].dropna(axis=1, how="all")
         if close.empty:
             out.append(StressResult(name, "historical", False, None, start, end))
             continue
         # from the close before the window (when held) to the window's last close
         first = close.bfill().iloc[0]
-        base = _close_before(engine, symbols, start).reindex(close.columns).fillna(first)
+        before = panel.loc[start - timedelta(days=BASE_DAYS) : start - timedelta(days=1)]
+        base = before.ffill().iloc[-1] if len(before) else pd.Series(dtype=float)
+        base = base.reindex(close.columns).fillna(first)
         growth = close.ffill().iloc[-1] / base - 1
         r = growth.reindex(symbols).fillna(0.0)
         uncovered = float(weights[~weights.index.isin(growth.dropna().index)].abs().sum())
@@ -152,12 +157,3 @@ def factor_shocks(
 def store(engine: sa.Engine, plan: PlanRef, results: list[StressResult]) -> None:
     """Replace the plan's stress rows (delete and insert in one transaction)."""
     plans.replace_stress(engine, plan, [asdict(r) for r in results])
-
-
-def _close_before(engine: sa.Engine, symbols: list[str], start: date) -> pd.Series:
-    """Each symbol's last close in the ten days before ``start`` (USD), by symbol."""
-    with engine.connect() as conn:
-        closes = last_closes_before(
-            conn, dict.fromkeys(symbols, start), start - timedelta(days=10)
-        )
-    return pd.Series(dict(zip(closes.symbol, closes.close, strict=True)), dtype=float)

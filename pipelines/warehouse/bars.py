@@ -16,6 +16,7 @@ instead of merging, and its retry takes the merge path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -144,6 +145,23 @@ def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -
             "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
             "AND session_date BETWEEN %s AND %s",
             (list(symbols), start, end),
+            ["symbol", "session_date", "close"],
+        )
+    return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+
+
+def closes_in_windows(
+    engine: sa.Engine, symbols: list[str], windows: Sequence[tuple[date, date]]
+) -> pd.DataFrame:
+    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in any of the
+    ``windows`` ``[start, end]`` (in one read; columns only for symbols with a close)."""
+    with engine.connect() as conn:
+        bars = read_frame(
+            conn,
+            "SELECT DISTINCT b.symbol, b.session_date, b.close "
+            "FROM unnest(%s::date[], %s::date[]) AS w(a, b) "
+            "JOIN bars b ON b.session_date BETWEEN w.a AND w.b WHERE b.symbol = ANY(%s)",
+            ([a for a, _ in windows], [b for _, b in windows], list(symbols)),
             ["symbol", "session_date", "close"],
         )
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
