@@ -69,10 +69,11 @@ def _delete_interval(conn: sa.Connection, start: date | None, end: date | None) 
 
 def _copy_rows(conn: sa.Connection, frame: pd.DataFrame) -> int:
     columns = list(frame.columns)
+    name, version = FEATURE_SET.name, FEATURE_SET.key  # the key hashes the definition: once
     rows = (
         (
-            FEATURE_SET.name,
-            FEATURE_SET.key,
+            name,
+            version,
             symbol,
             session_date,
             json.dumps(dict(zip(columns, values.round(12).tolist(), strict=True))),
