@@ -35,6 +35,7 @@ class OptimizerConfig:
     turnover_limit: float | None  # TURNOVER_LIMIT, Σ|w − w₀|
     turnover_penalty: float  # TURNOVER_PENALTY, objective units per unit traded
     min_trade_weight: float  # MIN_TRADE_WEIGHT
+    max_order_notional: float  # MAX_ORDER_NOTIONAL, USD per order (the gate's limit)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OptimizerConfig:
@@ -52,6 +53,7 @@ class OptimizerConfig:
             turnover_limit=settings.turnover_limit,
             turnover_penalty=settings.turnover_penalty,
             min_trade_weight=settings.min_trade_weight,
+            max_order_notional=settings.max_order_notional,
         )
 
     def constraints(

@@ -12,6 +12,8 @@ homogenizing variable ``κ`` for max Sharpe (``w = y/κ``), so ``a(w) ≤ b`` be
 * ``factor_bound``: ``|Σ_i x_{i,k} w_i| ≤ b`` for every factor ``k`` when loadings ``X`` (N×K)
   are given (e.g. IPCA's ``z_iᵀΓ_β``);
 * ``turnover_limit``: ``Σ|w − w₀| ≤ τ`` against the current weights ``w₀``;
+* ``trade_caps``: ``|wᵢ − w₀ᵢ| ≤ cᵢ`` per asset, the caps given at each solve (the planner
+  derives them from ``MAX_ORDER_NOTIONAL``: no order the gate would refuse for its size);
 * ``turnover_penalty``: ``κ_t·Σ|w − w₀|`` subtracted from the objective (a linear trading cost
   in the objective's units — daily return — per unit of weight traded);
 * ``min_trade``: post-processing, see :func:`pipelines.portfolio.optimizer.apply_min_trade`.
@@ -44,6 +46,9 @@ class Constraints:
     factor_loadings: np.ndarray | None = None  # N × K, rows in the risk model's symbol order
     factor_bound: float | None = None
     turnover_limit: float | None = None
+    #: whether each asset's trade is capped (the caps, fractions of equity, are a parameter
+    #: set at every solve: :meth:`CompiledProblem.solve`)
+    trade_caps: bool = False
     turnover_penalty: float = 0.0
     min_trade: float = 0.0
 
@@ -61,6 +66,7 @@ class Constraints:
             loadings,
             self.factor_bound,
             self.turnover_limit,
+            self.trade_caps,
             self.turnover_penalty,
             tuple(symbols),
         )
@@ -86,9 +92,15 @@ class Constraints:
         return names, matrix
 
     def cvxpy(
-        self, w: cp.Expression, scale: cp.Expression | float, w0: cp.Expression, symbols: list[str]
+        self,
+        w: cp.Expression,
+        scale: cp.Expression | float,
+        w0: cp.Expression,
+        symbols: list[str],
+        trade_caps: cp.Expression | None = None,
     ) -> list[cp.Constraint]:
-        """The constraints on ``w`` (homogenized by ``scale``) against current weights ``w0``."""
+        """The constraints on ``w`` (homogenized by ``scale``) against current weights ``w0``
+        (and, when :attr:`trade_caps` is on, each asset's cap on its trade)."""
         out: list[cp.Constraint] = []
         if self.mode == "long_only":
             out += [cp.sum(w) == self.budget * scale, w >= 0, w <= self.max_weight * scale]
@@ -103,4 +115,8 @@ class Constraints:
             out.append(cp.abs(self.factor_loadings.T @ w) <= self.factor_bound * scale)
         if self.turnover_limit is not None:
             out.append(cp.norm1(w - w0 * scale) <= self.turnover_limit * scale)
+        if self.trade_caps:
+            if trade_caps is None:
+                raise ValueError("trade_caps is on: give the caps' expression")
+            out.append(cp.abs(w - w0 * scale) <= cp.multiply(trade_caps, scale))
         return out

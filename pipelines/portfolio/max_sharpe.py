@@ -33,6 +33,6 @@ def build(
         )
     y = cp.Variable(len(symbols), name="y")
     kappa = cp.Variable(nonneg=True, name="kappa")
-    constraints = [p.mu @ y == 1, *c.cvxpy(y, kappa, p.w0, symbols)]
+    constraints = [p.mu @ y == 1, *c.cvxpy(y, kappa, p.w0, symbols, p.trade_caps)]
     problem = cp.Problem(cp.Minimize(p.variance(y)), constraints)
     return problem, lambda: np.asarray(y.value) / np.asarray(kappa.value).item()

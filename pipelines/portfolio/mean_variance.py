@@ -29,7 +29,7 @@ def build(
     objective = p.mu @ w - p.variance(w)
     if c.turnover_penalty:
         objective = objective - c.turnover_penalty * cp.norm1(w - p.w0)
-    problem = cp.Problem(cp.Maximize(objective), c.cvxpy(w, 1.0, p.w0, symbols))
+    problem = cp.Problem(cp.Maximize(objective), c.cvxpy(w, 1.0, p.w0, symbols, p.trade_caps))
     return problem, lambda: np.asarray(w.value)
 
 

@@ -17,11 +17,19 @@ long-only books, if that leaves more invested than the budget, the remaining buy
 proportionally until the budget holds again (one pass; a shrunk buy may fall under m and is
 then still sent — the order sizer's ``MIN_ORDER_NOTIONAL`` drops it). Short books are left as
 they are; the gate re-checks every limit on the final weights.
+
+Trade caps (``trade_caps``: the planner's, from ``MAX_ORDER_NOTIONAL``): ``|wᵢ − w₀ᵢ| ≤ cᵢ``,
+set as a parameter at each solve; left out when none can bind (every ``cᵢ`` at least the
+largest trade the weight bounds allow), so a limit above the book's trades changes nothing.
+A long-only budget that the capped trades cannot reach in one session is moved to the
+nearest reachable one (:func:`reachable_budget`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -43,6 +51,7 @@ METHODS: dict[str, tuple[Builder, bool]] = {
     "risk_parity": (risk_parity.build, False),
 }
 CAP_TOLERANCE = 1e-7
+log = logging.getLogger(__name__)
 
 
 class PortfolioOptimizer:
@@ -77,6 +86,7 @@ class PortfolioOptimizer:
         constraints: Constraints,
         current_weights: pd.Series | None = None,
         risk_aversion: float = 1.0,
+        trade_caps: pd.Series | None = None,
     ) -> pd.Series:
         symbols = list(risk_model.symbols)
         n = len(symbols)
@@ -89,8 +99,15 @@ class PortfolioOptimizer:
             if current_weights is None
             else (current_weights.reindex(symbols).fillna(0.0).to_numpy(dtype=float))
         )
+        caps = None
+        if trade_caps is not None and self.method != "risk_parity":
+            caps = trade_caps.reindex(symbols).fillna(0.0).clip(lower=0.0).to_numpy(dtype=float)
+            if np.all(caps >= _largest_trades(constraints, w0)):
+                caps = None  # no cap can bind: the uncapped problem is the same problem
+            else:
+                constraints = reachable_budget(replace(constraints, trade_caps=True), w0, caps)
         problem = self.compiled(symbols, risk_model.loadings.shape[0], constraints)
-        raw = problem.solve(mu, risk_model, w0, risk_aversion)
+        raw = problem.solve(mu, risk_model, w0, risk_aversion, caps)
         if self.method == "risk_parity" and raw.max() > constraints.max_weight + CAP_TOLERANCE:
             raise OptimizationError(
                 f"the risk-parity portfolio puts {raw.max():.2%} in one asset, above "
@@ -114,9 +131,12 @@ def optimize(
     method: str = "mean_variance",
     risk_aversion: float = 1.0,
     solver: str = "CLARABEL",
+    trade_caps: pd.Series | None = None,
 ) -> pd.Series:
     """Optimal weights (fractions of equity, indexed like ``risk_model.symbols``).
 
+    ``trade_caps``: each symbol's cap on ``|w − w₀|`` (fractions of equity; a symbol without
+    one is not traded); risk parity does not use them (its weights are fixed by the risk).
     Raises OptimizationError for an infeasible or failed solve, ConfigurationError for an
     unknown method or a constraint the method cannot honour.
     """
@@ -124,8 +144,31 @@ def optimize(
     if key not in _FUNCTIONAL:
         _FUNCTIONAL[key] = PortfolioOptimizer(method, solver)
     return _FUNCTIONAL[key].optimize(
-        expected_returns, risk_model, constraints, current_weights, risk_aversion
+        expected_returns, risk_model, constraints, current_weights, risk_aversion, trade_caps
     )
+
+
+def _largest_trades(c: Constraints, w0: np.ndarray) -> np.ndarray:
+    """Each asset's largest ``|w − w₀|`` within its weight bounds alone."""
+    if c.mode == "long_only":
+        return np.maximum(w0, c.max_weight - w0)
+    return c.max_weight + np.abs(w0)
+
+
+def reachable_budget(c: Constraints, w0: np.ndarray, caps: np.ndarray) -> Constraints:
+    """A long-only book whose trades are capped can move its invested fraction only so far in
+    one session: the budget is brought inside ``[Σ max(0, w₀ − c), Σ min(max_weight, w₀ + c)]``
+    (the book walks toward it over the next sessions instead of the plan failing)."""
+    if c.mode != "long_only":
+        return c
+    low = float(np.maximum(w0 - caps, 0.0).sum())
+    high = float(np.minimum(w0 + caps, c.max_weight).sum())
+    budget = min(max(c.budget, low), high)
+    if budget == c.budget:
+        return c
+    log.info("budget %.4f is out of one session's reach under the trade caps: %.4f", c.budget,
+             budget)  # fmt: skip
+    return replace(c, budget=budget)
 
 
 def apply_min_trade(weights: np.ndarray, current: np.ndarray, c: Constraints) -> np.ndarray:

@@ -15,7 +15,10 @@ The risk model is the champion's IPCA factor structure when the champion is an I
 (``RISK_MODEL=auto|ipca``), else Ledoit–Wolf on the trailing window. The optimizer and its
 constraints come from settings, as one :class:`~pipelines.portfolio.config.OptimizerConfig`;
 current weights (for the turnover limit/penalty and the minimum trade) come from the broker
-when one is given.
+when one is given, and then no trade is planned that the gate would refuse for its size:
+each asset's weight change is capped so its order stays within ``MAX_ORDER_NOTIONAL``
+(:func:`trade_caps`). A book too large to reach its target in one session walks toward it
+over several.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf, 
 from pipelines.runlog import stage_run
 from pipelines.warehouse import plans, predictions
 from pipelines.warehouse.plans import PlanRef
+from pipelines.warehouse.prices import last_closes
 
 
 class AccountView(Protocol):
@@ -140,8 +144,11 @@ def _optimize(
         risk, risk_kind, loadings = risk_model_for(
             engine, config.risk_model, model_name, model_version, as_of, returns, factor_model
         )
-        current = current_weights(engine, broker, as_of) if broker is not None else None
-        weights = solve(expected, risk, config, current, loadings)
+        current, caps = None, None
+        if broker is not None:
+            current, equity = current_book(engine, broker, as_of)
+            caps = trade_caps(engine, config.max_order_notional, equity, as_of, risk.symbols)
+        weights = solve(expected, risk, config, current, loadings, caps)
         version = 1 if supersede is None else supersede.plan_version + 1
         plan = PlanRef(settings.strategy, session_date, version)
         if not _write(engine, plan, weights, model_name, model_version, run_id, supersede):
@@ -206,10 +213,9 @@ def risk_model_for(
     return ledoit_wolf(returns), "ledoit_wolf", None
 
 
-def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series:
-    """The broker's positions as fractions of equity, valued at ``as_of``'s closes."""
-    from pipelines.warehouse.prices import last_closes
-
+def current_book(engine: sa.Engine, broker: Broker, as_of: date) -> tuple[pd.Series, float]:
+    """The broker's positions as fractions of equity and the equity (USD), valued at
+    ``as_of``'s closes (as the orders are sized)."""
     account = broker.get_account_snapshot()
     held = account.positions
     prices = last_closes(engine, as_of, list(held))
@@ -217,7 +223,18 @@ def current_weights(engine: sa.Engine, broker: Broker, as_of: date) -> pd.Series
     equity = account.cash + sum(values.values())
     if equity <= 0:
         raise OptimizationError(f"broker equity is {equity:,.2f} USD: nothing to allocate")
-    return pd.Series(values, dtype=float) / equity
+    return pd.Series(values, dtype=float) / equity, equity
+
+
+def trade_caps(
+    engine: sa.Engine, max_order_notional: float, equity: float, as_of: date, symbols: list[str]
+) -> pd.Series:
+    """Each symbol's largest weight change (fraction of ``equity``) whose order stays within
+    ``max_order_notional`` USD at ``as_of``'s close: ``(limit − price) / equity``. One share
+    is kept in hand because orders are sized in whole shares rounded down, which can make a
+    sell one share larger than its weight change. A symbol without a close is not traded."""
+    prices = pd.Series(last_closes(engine, as_of, symbols), dtype=float)
+    return ((max_order_notional - prices) / equity).clip(lower=0.0).reindex(symbols)
 
 
 def solve(
@@ -226,10 +243,12 @@ def solve(
     config: OptimizerConfig,
     current: pd.Series | None = None,
     loadings: np.ndarray | None = None,
+    caps: pd.Series | None = None,
 ) -> pd.Series:
     """Target weights (fractions of equity) from expected returns and a risk model, no I/O:
-    ``config``'s optimizer under its constraints, optimizer noise below :data:`MIN_WEIGHT`
-    dropped. The live planner and the backtest both solve through here."""
+    ``config``'s optimizer under its constraints (each trade within ``caps`` when given:
+    :func:`trade_caps`), optimizer noise below :data:`MIN_WEIGHT` dropped. The live planner
+    and the backtest both solve through here."""
     weights = optimize(
         expected,
         risk,
@@ -238,6 +257,7 @@ def solve(
         method=config.method,
         risk_aversion=config.risk_aversion,
         solver=config.solver,
+        trade_caps=caps,
     )
     return weights[weights.abs() > MIN_WEIGHT]
 

@@ -3,8 +3,9 @@
 The covariance is in factor form ``Σ = BᵀB + diag(d)`` (B is k×N: k factors, or the T
 demeaned returns of a Ledoit–Wolf window), so the variance is ``‖Bw‖² + ‖√d∘w‖²`` and the
 problem's size grows with k·N, never N². The parameters are the expected returns ``μ`` (N),
-the current weights ``w₀`` (N), the scaled loadings ``√γ·B`` (k×N) and the scaled specific
-volatilities ``√(γ·d)`` (N). A backtest that keeps one :class:`CompiledProblem` per
+the current weights ``w₀`` (N), the scaled loadings ``√γ·B`` (k×N), the scaled specific
+volatilities ``√(γ·d)`` (N) and each asset's cap on its trade (N, read when trades are
+capped). A backtest that keeps one :class:`CompiledProblem` per
 (method, universe, k, constraints) only sets new values: cvxpy reuses the canonicalization
 (DPP) instead of recompiling.
 """
@@ -30,6 +31,7 @@ class Parameters:
     w0: cp.Parameter
     loadings: cp.Parameter
     specific_sd: cp.Parameter
+    trade_caps: cp.Parameter  # read only when the constraints cap trades
 
     def variance(self, w: cp.Expression) -> cp.Expression:
         """``wᵀΣw`` in factor form (times γ when the parameters carry it)."""
@@ -63,6 +65,7 @@ class CompiledProblem:
             w0=cp.Parameter(n, name="w0"),
             loadings=cp.Parameter((k, n), name="loadings"),
             specific_sd=cp.Parameter(n, nonneg=True, name="specific_sd"),
+            trade_caps=cp.Parameter(n, nonneg=True, name="trade_caps"),
         )
         self.problem, self._weights = builder(self.params, constraints, symbols)
         self.solves = 0
@@ -73,8 +76,13 @@ class CompiledProblem:
         risk: FactorCovariance,
         w0: np.ndarray,
         risk_aversion: float = 1.0,
+        trade_caps: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Weights (N) for new inputs; raises OptimizationError unless the solve is optimal."""
+        """Weights (N) for new inputs; raises OptimizationError unless the solve is optimal.
+        ``trade_caps``: each asset's cap on ``|w − w₀|`` (needed when the constraints cap
+        trades)."""
+        if self.constraints.trade_caps and trade_caps is None:
+            raise ValueError(f"{self.name}: the constraints cap trades; give the caps")
         scale = risk_aversion if self._scaled else 1.0
         if not self._scaled:
             # Scale-free formulations (min variance, max Sharpe, risk parity): normalize Σ to
@@ -83,6 +91,8 @@ class CompiledProblem:
             scale = 1.0 / average if average > 0 else 1.0
         self.params.mu.value = mu
         self.params.w0.value = w0
+        if trade_caps is not None:
+            self.params.trade_caps.value = trade_caps
         self.params.loadings.value = np.sqrt(scale) * risk.loadings
         self.params.specific_sd.value = np.sqrt(scale * np.maximum(risk.specific, 0.0))
         solve(self.problem, self.solver, f"{self.name} over {len(self.symbols)} assets")

@@ -22,6 +22,8 @@ from pipelines.execution.reconcile import portfolio_summary, reconcile
 from pipelines.portfolio.planner import build_plan
 from pipelines.risk.gate import check_plan
 from pipelines.risk.kill_switch import set_kill_switch
+from pipelines.warehouse import plans
+from pipelines.warehouse.prices import last_closes
 
 SYMBOLS = ["AAPL", "IBM", "MSFT", "XOM", "JNJ", "WMT", "KO", "PG", "GE", "T",
            "PFE", "MRK", "CVX", "JPM", "INTC", "CSCO", "ORCL", "HD", "MCD", "DIS"]
@@ -214,6 +216,22 @@ def test_breached_limit_blocks_the_plan_with_the_reason(market: sa.Engine) -> No
     assert status == "blocked" and any("MAX_ORDER_NOTIONAL" in b for b in report["breaches"])
     with pytest.raises(RiskLimitBreached, match="not approved"):
         submit_plan(market, settings, plan, broker, "test")
+
+
+def test_the_planner_keeps_every_order_within_max_order_notional(market: sa.Engine) -> None:
+    """With the broker's book in view the planner caps each trade, so the gate approves what
+    it would block unplanned (above); from cash, the book invests what one session allows."""
+    settings = _settings(max_order_notional=30_000.0)
+    broker = SimulatedBroker(market, settings)
+    plan = build_plan(market, settings, DAY, "m", "1", "test", broker)
+    report = check_plan(market, settings, plan, broker)
+    assert report.approved and 25_000.0 < report.max_order_notional <= 30_000.0
+    weights = plans.target_weights(market, plan)
+    closes = pd.Series(last_closes(market, calendar.previous_session(DAY), list(weights.index)))
+    caps = (30_000.0 - closes) / settings.initial_capital
+    # Every asset the plan may hold is bought up to its cap and still short of the budget.
+    assert len(weights) >= 10 and weights.sum() < 1 - settings.cash_buffer
+    assert weights.to_numpy() == pytest.approx(caps[weights.index].to_numpy(), abs=1e-6)
 
 
 def test_infeasible_optimization_writes_no_plan(market: sa.Engine) -> None:

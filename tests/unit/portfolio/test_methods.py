@@ -11,7 +11,12 @@ from pypfopt import EfficientFrontier, objective_functions
 
 from pipelines.errors import ConfigurationError, OptimizationError
 from pipelines.portfolio.constraints import Constraints
-from pipelines.portfolio.optimizer import PortfolioOptimizer, apply_min_trade, optimize
+from pipelines.portfolio.optimizer import (
+    PortfolioOptimizer,
+    apply_min_trade,
+    optimize,
+    reachable_budget,
+)
 from pipelines.portfolio.risk_model import FactorCovariance, ipca, ledoit_wolf
 from pipelines.portfolio.risk_parity import risk_contributions
 from pipelines.portfolio.sectors import sector_map
@@ -119,6 +124,59 @@ def test_mean_variance_with_turnover_cost_equals_pypfopt() -> None:
 
     assert utility(ours.to_numpy()) == pytest.approx(utility(ef.weights), abs=1e-8)
     np.testing.assert_allclose(ours.to_numpy(), ef.weights, atol=1e-4)
+
+
+def test_trade_caps_are_the_box_pypfopt_solves() -> None:
+    """Capping each trade at cᵢ is the box ``max(0, w₀ − c) ≤ w ≤ min(cap, w₀ + c)``."""
+    n, delta, cap = 25, 10.0, 0.1
+    risk = _factor_risk(n, seed=13)
+    mu = _mu(risk, seed=14)
+    w0 = pd.Series(np.full(n, 1 / n), index=risk.symbols)
+    caps = pd.Series(np.random.default_rng(15).uniform(0.005, 0.03, n), index=risk.symbols)
+    c = Constraints(max_weight=cap, budget=1.0)
+    free = optimize(mu, risk, c, w0, method="mean_variance", risk_aversion=delta / 2)
+    assert ((free - w0).abs() > caps + 1e-6).any()  # the caps bind
+    ours = optimize(
+        mu, risk, c, w0, method="mean_variance", risk_aversion=delta / 2, trade_caps=caps
+    )
+    bounds = list(zip(np.maximum(w0 - caps, 0.0), np.minimum(w0 + caps, cap), strict=True))
+    ef = EfficientFrontier(mu, risk.matrix(), weight_bounds=bounds)
+    ef.max_quadratic_utility(risk_aversion=delta)
+    sigma = risk.matrix().to_numpy()
+
+    def utility(w: np.ndarray) -> float:
+        return float(mu.to_numpy() @ w - delta / 2 * w @ sigma @ w)
+
+    assert utility(ours.to_numpy()) == pytest.approx(utility(ef.weights), abs=1e-8)
+    np.testing.assert_allclose(ours.to_numpy(), ef.weights, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["mean_variance", "max_sharpe", "min_variance"])
+def test_trade_caps_hold_and_change_without_recompiling(method: str) -> None:
+    n = 20
+    risk = _factor_risk(n, seed=16)
+    w0 = pd.Series(np.r_[np.full(10, 0.1), np.zeros(10)], index=risk.symbols)
+    c = Constraints(max_weight=0.2, budget=1.0)
+    optimizer = PortfolioOptimizer(method)
+    for seed, size in [(17, 0.02), (18, 0.05)]:
+        caps = pd.Series(size, index=risk.symbols)
+        w = optimizer.optimize(_mu(risk, seed=seed, mean=1e-3), risk, c, w0, 2.0, caps)
+        assert ((w - w0).abs() <= size + 1e-7).all() and w.sum() == pytest.approx(1.0)
+    assert len(optimizer._cache) == 1 and next(iter(optimizer._cache.values())).solves == 2
+    loose = pd.Series(0.2 + w0, index=risk.symbols)  # no cap can bind: the uncapped problem
+    optimizer.optimize(_mu(risk, seed=19, mean=1e-3), risk, c, w0, 2.0, loose)
+    assert optimizer.compiled(risk.symbols, 3, c).solves == 1
+
+
+def test_a_budget_out_of_one_sessions_reach_is_walked_toward() -> None:
+    c = Constraints(max_weight=0.2, budget=0.98)
+    w0, caps = np.zeros(5), np.full(5, 0.1)  # all cash; five trades of at most 0.1 each
+    assert reachable_budget(c, w0, caps).budget == pytest.approx(0.5)
+    assert reachable_budget(c, np.full(5, 0.2), caps).budget == 0.98  # within reach
+    risk = _factor_risk(5, seed=19)
+    w = optimize(_mu(risk), risk, c, pd.Series(w0, index=risk.symbols),
+                 trade_caps=pd.Series(caps, index=risk.symbols))  # fmt: skip
+    np.testing.assert_allclose(w.to_numpy(), 0.1, atol=1e-7)
 
 
 def test_long_short_is_dollar_neutral_within_gross_and_caps() -> None:

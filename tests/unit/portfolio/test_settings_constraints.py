@@ -62,6 +62,7 @@ def test_every_portfolio_setting_reaches_the_optimizer_config(
         "TURNOVER_LIMIT": ("0.3", "turnover_limit"),
         "TURNOVER_PENALTY": ("0.001", "turnover_penalty"),
         "MIN_TRADE_WEIGHT": ("0.002", "min_trade_weight"),
+        "MAX_ORDER_NOTIONAL": ("25000.0", "max_order_notional"),
     }
     default = OptimizerConfig.from_settings(Settings())
     for name, (value, _) in env.items():
