@@ -12,9 +12,9 @@ planted premia, runs the same way on the planted market and bounds what can be e
 The controls study the signal, not the account's limits: the gate runs every check, but with
 :data:`SIGNAL_STUDY_LIMITS` lifted — the drawdown limit (measured from the realized peak and
 never reset, it refuses every plan after the first 15% fall) and the per-order notional cap
-(a fat-finger guard in USD: once the book has grown, an ordinary 5% position is a larger order
-than the default allows, and the gate refuses every plan from then on). Left in place, they
-measure when the limits bind, which says nothing about whether there is signal.
+(a fat-finger guard in USD: once the book has grown, the planner caps each trade by it, and
+the book reaches its targets only over several sessions). Left in place, they measure when
+the limits bind, which says nothing about whether there is signal.
 
 The verdict: on the planted market the learning strategy's annualized Sharpe after costs is
 positive and at least :data:`MIN_ORACLE_FRACTION` of the oracle's; on the null market its

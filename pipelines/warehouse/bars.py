@@ -155,13 +155,14 @@ def closes_in_windows(
 ) -> pd.DataFrame:
     """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in any of the
     ``windows`` ``[start, end]`` (in one read; columns only for symbols with a close)."""
+    # The windows as literal ranges, so each partition's session index serves them (a join
+    # with an unnested array of windows was planned as a scan of every bar).
+    spans = " OR ".join(["session_date BETWEEN %s AND %s"] * len(windows))
     with engine.connect() as conn:
         bars = read_frame(
             conn,
-            "SELECT DISTINCT b.symbol, b.session_date, b.close "
-            "FROM unnest(%s::date[], %s::date[]) AS w(a, b) "
-            "JOIN bars b ON b.session_date BETWEEN w.a AND w.b WHERE b.symbol = ANY(%s)",
-            ([a for a, _ in windows], [b for _, b in windows], list(symbols)),
+            f"SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) AND ({spans})",
+            (list(symbols), *(day for window in windows for day in window)),
             ["symbol", "session_date", "close"],
         )
     return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
@@ -201,10 +202,12 @@ def closes_in_spans(conn: sa.Connection, first: pd.Series, last: pd.Series) -> p
     ``[first, last]`` (two series of sessions by symbol, in the same order)."""
     return pd.read_sql(
         sa.text(
-            "SELECT b.symbol, b.session_date, b.close "
+            # OFFSET 0 keeps the lateral subquery a probe of each symbol's index: pulled up
+            # into a join, it was planned as a parallel scan of every bar (45 ms, not 2 ms).
+            "SELECT w.symbol, b.session_date, b.close "
             "FROM unnest(CAST(:s AS text[]), CAST(:a AS date[]), CAST(:b AS date[])) "
-            "AS w(symbol, a, b) JOIN bars b ON b.symbol = w.symbol "
-            "AND b.session_date BETWEEN w.a AND w.b"
+            "AS w(symbol, a, b) CROSS JOIN LATERAL (SELECT session_date, close FROM bars "
+            "WHERE symbol = w.symbol AND session_date BETWEEN w.a AND w.b OFFSET 0) b"
         ),
         conn,
         params={"s": list(first.index), "a": list(first), "b": list(last)},
