@@ -15,10 +15,14 @@ def last_closes(engine: sa.Engine, as_of: date, symbols: list[str]) -> dict[str,
     """Each symbol's latest close on or before ``as_of`` (USD)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(  # one index probe per symbol, however long its history
+            sa.text(  # the bars of as_of in one index scan; an index probe for each one stale
+                "WITH exact AS MATERIALIZED (SELECT symbol, close FROM bars "
+                "WHERE session_date = :d AND symbol = ANY(CAST(:s AS text[]))) "
+                "SELECT symbol, close FROM exact UNION ALL "
                 "SELECT w.symbol, b.close FROM unnest(CAST(:s AS text[])) AS w(symbol) "
                 "CROSS JOIN LATERAL (SELECT close FROM bars WHERE symbol = w.symbol "
-                "AND session_date <= :d ORDER BY session_date DESC LIMIT 1) b"
+                "AND session_date <= :d ORDER BY session_date DESC LIMIT 1) b "
+                "WHERE NOT EXISTS (SELECT 1 FROM exact e WHERE e.symbol = w.symbol)"
             ),
             {"s": symbols, "d": as_of},
         ).all()

@@ -9,7 +9,17 @@ from decimal import Decimal
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.warehouse import accounts, bars, counts, locks, migrate, orders, plans, universe
+from pipelines.warehouse import (
+    accounts,
+    bars,
+    counts,
+    locks,
+    migrate,
+    orders,
+    plans,
+    prices,
+    universe,
+)
 from pipelines.warehouse.plans import PlanRef
 
 DAY = date(2010, 8, 16)
@@ -113,3 +123,25 @@ def test_the_recorded_migrations_are_the_discovered_ones(warehouse) -> None:
     with warehouse.connect() as conn:
         recorded = migrate.recorded(conn)
     assert recorded == {m.version: m.checksum for m in migrate.discover()}
+
+
+def test_the_last_close_is_as_of_s_own_or_the_newest_before_it(warehouse) -> None:
+    bars_by_symbol = {  # close by session: IBM trades on DAY, AAPL is stale, XOM only after
+        "IBM": {date(2010, 8, 13): 10.0, DAY: 11.0, date(2010, 8, 17): 12.0},
+        "AAPL": {date(2010, 8, 11): 20.0, date(2010, 8, 12): 21.0, date(2010, 8, 17): 22.0},
+        "XOM": {date(2010, 8, 17): 30.0},
+    }
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO bars (symbol, ts, session_date, open, high, low, close, volume, "
+                "source) VALUES (:s, :ts, :d, 1, 1, 1, :c, 1, 't')"
+            ),
+            [
+                {"s": s, "ts": datetime(d.year, d.month, d.day, 20, tzinfo=UTC), "d": d, "c": c}
+                for s, closes in bars_by_symbol.items()
+                for d, c in closes.items()
+            ],
+        )
+    got = prices.last_closes(warehouse, DAY, ["IBM", "AAPL", "XOM", "MSFT", "AAPL"])
+    assert got == {"IBM": 11.0, "AAPL": 21.0}
