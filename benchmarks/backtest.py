@@ -22,6 +22,7 @@ import os
 import resource
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import cvxpy as cp
@@ -69,6 +70,17 @@ def _optimizer_limit(close, settings: Settings) -> tuple[float, float]:
         problem.solve(solver="CLARABEL")
         raw.append(problem.solver_stats.solve_time)
     return float(np.median(ours)), float(np.median(raw))
+
+
+def _refusal_kind(reason: str) -> str:
+    """Who refused a rebalance: the circuit breaker, the gate (with its first breach's limit)
+    or the optimizer."""
+    if reason.startswith("circuit breaker"):
+        return "circuit breaker"
+    if " blocked: " in reason:
+        limits = [w for w in reason.split() if w.isupper() and "_" in w]
+        return f"gate ({limits[0] if limits else 'other'})"
+    return "optimizer"
 
 
 def main() -> None:
@@ -160,6 +172,11 @@ def main() -> None:
     print(
         f"raw limit, accounting: vectorized weight replay {replay * 1000:.1f} ms; the live "
         f"step (sizing, gate, ledger, fills, marks) {stages.get('execute', 0):.1f} s"
+    )
+    refused = Counter(_refusal_kind(str(e["reason"])) for e in result.events)
+    print(
+        f"refused rebalances: {len(result.events)} "
+        f"({', '.join(f'{kind} {n}' for kind, n in refused.most_common()) or 'none'})"
     )
     print(
         f"\nout of sample, after costs: Sharpe {measured['sharpe']:.2f}, max drawdown "

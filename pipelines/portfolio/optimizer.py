@@ -166,8 +166,9 @@ def reachable_budget(c: Constraints, w0: np.ndarray, caps: np.ndarray) -> Constr
     budget = min(max(c.budget, low), high)
     if budget == c.budget:
         return c
-    log.info("budget %.4f is out of one session's reach under the trade caps: %.4f", c.budget,
-             budget)  # fmt: skip
+    log.info(
+        "budget %.4f is out of one session's reach under the trade caps: %.4f", c.budget, budget
+    )
     return replace(c, budget=budget)
 
 
