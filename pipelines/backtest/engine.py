@@ -198,8 +198,9 @@ def run(
     timings["features"] = time.perf_counter() - clock
     with throwaway_store(settings) as store:
         clock = time.perf_counter()
+        first_as_of = data.sessions[data.sessions.index(folds[0].test_start) - 1]
         wants_features = strategy.learns and settings.risk_model != "ledoit_wolf"
-        load_store(store, data, settings, source, run_id, wants_features)
+        load_store(store, data, settings, source, run_id, first_as_of if wants_features else None)
         timings["load"] = time.perf_counter() - clock
         ports = backtest_ports(store, settings, SimClock(premarket(data.sessions[0])), costs)
         replay = _Replay(ports, data, config, run_id)
@@ -462,10 +463,12 @@ def load_store(
     settings: Settings,
     source: sa.Engine | None,
     run_id: str,
-    features: bool = False,
+    features_from: date | None = None,
 ) -> None:
     """Bars into the backtest's store: copied with their validation runs from ``source`` (the
-    warehouse they passed the gate into), or ingested through the gate from ``data``."""
+    warehouse they passed the gate into), or ingested through the gate from ``data``; and the
+    features of the sessions from ``features_from`` on, when given (the first close a plan is
+    made on: the IPCA risk model reads that close's characteristics from the store)."""
     first, last = data.sessions[0], data.sessions[-1]
     if source is None:
         from pipelines.ingest import ingest
@@ -484,10 +487,10 @@ def load_store(
         from pipelines.backtest.repository import copy_market
 
         copy_market(source, store, first, last, data.symbols)
-    if features:  # the IPCA risk model reads the plan date's characteristics from the store
+    if features_from is not None:
         from pipelines.features.store import build_features
 
-        build_features(store, run_id=run_id)
+        build_features(store, start=features_from, run_id=run_id)
 
 
 @dataclass(frozen=True)
@@ -518,7 +521,7 @@ def replay_sessions(
     data = MarketData.from_warehouse(source, history_start, sessions[-1], symbols)
     config = BacktestConfig("replay", sessions[0], sessions[-1], rebalance_every=1)
     with throwaway_store(settings) as store:
-        load_store(store, data, settings, source, run_id, features=True)
+        load_store(store, data, settings, source, run_id, features_from=data.sessions[0])
         ports = backtest_ports(store, settings, SimClock(premarket(sessions[0])), costs)
         replay = _Replay(ports, data, config, run_id)
         for day in sessions:

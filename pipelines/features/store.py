@@ -10,23 +10,23 @@ import sqlalchemy as sa
 
 from pipelines.features import FEATURE_SET, FeatureSet, characteristics
 from pipelines.runlog import stage_run
-from pipelines.warehouse.engine import copy_rows
+from pipelines.warehouse.engine import copy_rows, read_frame
 
 # Calendar days of bars read before ``start`` so the first rows see their full lookback.
 _LOOKBACK_DAYS = 2 * characteristics.MIN_HISTORY
 
 
 def _read_inputs(engine: sa.Engine, start: date | None, end: date | None) -> pd.DataFrame:
-    query = "SELECT symbol, session_date, high, low, close, volume FROM bars WHERE true"
-    params: dict = {}
-    if start is not None:
-        query += " AND session_date >= :first"
-        params["first"] = start - timedelta(days=_LOOKBACK_DAYS)
-    if end is not None:
-        query += " AND session_date <= :end"
-        params["end"] = end
+    first = None if start is None else start - timedelta(days=_LOOKBACK_DAYS)
     with engine.connect() as conn:
-        return pd.read_sql(sa.text(query), conn, params=params)
+        return read_frame(
+            conn,
+            "SELECT symbol, session_date, high, low, close, volume FROM bars "
+            "WHERE session_date >= coalesce(%s::date, '-infinity') "
+            "AND session_date <= coalesce(%s::date, 'infinity')",
+            (first, end),
+            ["symbol", "session_date", "high", "low", "close", "volume"],
+        )
 
 
 def build_features(
