@@ -53,6 +53,7 @@ from pipelines.portfolio.risk_model import WINDOW_SESSIONS
 from pipelines.runtime import Ports, backtest_ports
 from pipelines.session import Predicted, Predictor, rebalance_session
 from pipelines.warehouse import accounts, orders, plans, predictions
+from pipelines.warehouse.bars import frozen_closes
 
 log = logging.getLogger(__name__)
 ADV_WINDOW = 21
@@ -202,26 +203,27 @@ def run(
         wants_features = strategy.learns and settings.risk_model != "ledoit_wolf"
         load_store(store, data, settings, source, run_id, first_as_of if wants_features else None)
         timings["load"] = time.perf_counter() - clock
-        ports = backtest_ports(store, settings, SimClock(premarket(data.sessions[0])), costs)
-        replay = _Replay(ports, data, config, run_id)
-        total = sum(f.test_sessions for f in folds)
-        done = 0
-        fit_metrics: list[dict[str, float]] = []
-        for number, fold in enumerate(folds):
-            if strategy.learns:
-                clock = time.perf_counter()
-                fit_metrics.append(strategy.fit(_training_set(data, fold)))
-                timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
-            model = (f"backtest-{config.strategy}", f"fold-{number}")
-            predict = _strategy_predictor(strategy, data, model, replay, timings)
-            for day in data.close.loc[fold.test_start : fold.test_end].index:
-                replay.step(predict, day, force=day == fold.test_start, timings=timings)
-                done += 1
-                progress(done, total)
-        clock = time.perf_counter()
-        result = replay.result(folds, fit_metrics, timings, strategy.params())
-        result.features = features
-        timings["collect"] = time.perf_counter() - clock
+        with frozen_closes(store):  # nothing writes bars from here on
+            ports = backtest_ports(store, settings, SimClock(premarket(data.sessions[0])), costs)
+            replay = _Replay(ports, data, config, run_id)
+            total = sum(f.test_sessions for f in folds)
+            done = 0
+            fit_metrics: list[dict[str, float]] = []
+            for number, fold in enumerate(folds):
+                if strategy.learns:
+                    clock = time.perf_counter()
+                    fit_metrics.append(strategy.fit(_training_set(data, fold)))
+                    timings["train"] = timings.get("train", 0.0) + time.perf_counter() - clock
+                model = (f"backtest-{config.strategy}", f"fold-{number}")
+                predict = _strategy_predictor(strategy, data, model, replay, timings)
+                for day in data.close.loc[fold.test_start : fold.test_end].index:
+                    replay.step(predict, day, force=day == fold.test_start, timings=timings)
+                    done += 1
+                    progress(done, total)
+            clock = time.perf_counter()
+            result = replay.result(folds, fit_metrics, timings, strategy.params())
+            result.features = features
+            timings["collect"] = time.perf_counter() - clock
     return result
 
 
@@ -524,8 +526,9 @@ def replay_sessions(
         load_store(store, data, settings, source, run_id, features_from=data.sessions[0])
         ports = backtest_ports(store, settings, SimClock(premarket(sessions[0])), costs)
         replay = _Replay(ports, data, config, run_id)
-        for day in sessions:
-            replay.step(predict, day, force=True, timings={})
+        with frozen_closes(store):
+            for day in sessions:
+                replay.step(predict, day, force=True, timings={})
         return Replayed(*ledger_snapshot(store), pd.DataFrame(replay.daily).set_index(
             "session_date"), replay.events)  # fmt: skip
 

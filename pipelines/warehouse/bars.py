@@ -16,7 +16,9 @@ instead of merging, and its retry takes the merge path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -25,6 +27,7 @@ import sqlalchemy as sa
 from pipelines.sources.base import BAR_COLUMNS
 from pipelines.warehouse.engine import copy_frame, read_frame
 
+CLOSE_COLUMNS = ["symbol", "session_date", "close"]  # what the close panels are built from
 _VALUES = ("session_date", "open", "high", "low", "close", "volume", "source")
 _COLUMNS = ("symbol", "ts", *_VALUES)
 
@@ -134,20 +137,51 @@ def read_bars(
 
 
 def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -> pd.DataFrame:
-    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``.
+    """Closes (USD) of ``symbols`` as a sessions × symbols panel, sessions in ``[start, end]``:
+    a column for each symbol with a close there, a row for each session one of them has.
 
     The planner reads 500 symbols × 121 sessions at every rebalance: read as a frame
-    (:func:`pipelines.warehouse.engine.read_frame`), not through ``pandas.read_sql``.
+    (:func:`pipelines.warehouse.engine.read_frame`), not through ``pandas.read_sql``, or cut
+    from the panel of a store whose bars are frozen (:func:`frozen_closes`).
     """
+    panel = _FROZEN.get(engine)
+    if panel is not None:
+        columns = sorted(set(symbols).intersection(panel.columns))
+        window = panel.loc[start:end, columns]
+        return window.dropna(axis=1, how="all").dropna(axis=0, how="all")
     with engine.connect() as conn:
         bars = read_frame(
             conn,
             "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
             "AND session_date BETWEEN %s AND %s",
             (list(symbols), start, end),
-            ["symbol", "session_date", "close"],
+            CLOSE_COLUMNS,
         )
-    return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+    return _panel(bars)
+
+
+def _panel(closes: pd.DataFrame) -> pd.DataFrame:
+    """Rows (symbol, session_date, close) as a sessions × symbols panel, both sorted."""
+    return closes.pivot(index="session_date", columns="symbol", values="close").sort_index()
+
+
+#: Every close of a store whose bars nothing writes for a while (:func:`frozen_closes`).
+_FROZEN: weakref.WeakKeyDictionary[sa.Engine, pd.DataFrame] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def frozen_closes(engine: sa.Engine) -> Iterator[None]:
+    """Within the block, :func:`read_closes` on ``engine`` cuts its panel from every close,
+    read once at the start, instead of querying. Only for a store whose bars nothing writes
+    meanwhile: a backtest's, between loading its bars and dropping it (its replay reads the
+    trailing window of 500 symbols at every rebalance)."""
+    with engine.connect() as conn:
+        bars = read_frame(conn, "SELECT symbol, session_date, close FROM bars", (), CLOSE_COLUMNS)
+    _FROZEN[engine] = _panel(bars)
+    try:
+        yield
+    finally:
+        _FROZEN.pop(engine, None)
 
 
 def closes_in_windows(
@@ -163,9 +197,9 @@ def closes_in_windows(
             conn,
             f"SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) AND ({spans})",
             (list(symbols), *(day for window in windows for day in window)),
-            ["symbol", "session_date", "close"],
+            CLOSE_COLUMNS,
         )
-    return bars.pivot(index="session_date", columns="symbol", values="close").sort_index()
+    return _panel(bars)
 
 
 def last_ingested_at(conn: sa.Connection) -> datetime | None:

@@ -145,3 +145,39 @@ def test_the_last_close_is_as_of_s_own_or_the_newest_before_it(warehouse) -> Non
         )
     got = prices.last_closes(warehouse, DAY, ["IBM", "AAPL", "XOM", "MSFT", "AAPL"])
     assert got == {"IBM": 11.0, "AAPL": 21.0}
+
+
+def test_frozen_closes_are_the_panels_the_query_returns(warehouse) -> None:
+    """A backtest's replay cuts the trailing closes from one panel read at its start: the same
+    frames as the query, gaps, absent symbols and windows without bars included."""
+    days = [date(2010, 8, d) for d in (9, 10, 11, 12, 13, 16, 17)]
+    rows = [
+        {"s": s, "ts": datetime(d.year, d.month, d.day, 20, tzinfo=UTC), "d": d, "c": 10 + i + j}
+        for i, s in enumerate(["AAPL", "IBM", "MSFT"])
+        for j, d in enumerate(days)
+        if not (s == "IBM" and d in days[2:4]) and not (s == "MSFT" and d >= days[2])
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO bars (symbol, ts, session_date, open, high, low, close, volume, "
+                "source) VALUES (:s, :ts, :d, 1, 1, 1, :c, 1, 't')"
+            ),
+            rows,
+        )
+    asks = [
+        (days[0], days[-1], ["MSFT", "AAPL", "IBM", "XOM"]),
+        (days[2], days[4], ["IBM", "MSFT"]),  # MSFT has no close there: no column
+        (days[2], days[3], ["IBM"]),  # no close at all
+        (date(2010, 8, 14), date(2010, 8, 15), ["AAPL"]),  # a weekend
+    ]
+    queried = [bars.read_closes(warehouse, *ask) for ask in asks]
+    with bars.frozen_closes(warehouse):
+        cut = [bars.read_closes(warehouse, *ask) for ask in asks]
+    assert bars.read_closes(warehouse, *asks[0]).equals(queried[0])  # the query again after
+    for got, expected in zip(cut, queried, strict=True):
+        pd.testing.assert_frame_equal(
+            got, expected, check_index_type=False, check_column_type=False
+        )
+        assert list(got.columns) == list(expected.columns)
+    assert list(queried[1].columns) == ["IBM"] and queried[2].empty
