@@ -149,15 +149,7 @@ def read_closes(engine: sa.Engine, start: date, end: date, symbols: list[str]) -
         columns = sorted(set(symbols).intersection(panel.columns))
         window = panel.loc[start:end, columns]
         return window.dropna(axis=1, how="all").dropna(axis=0, how="all")
-    with engine.connect() as conn:
-        bars = read_frame(
-            conn,
-            "SELECT symbol, session_date, close FROM bars WHERE symbol = ANY(%s) "
-            "AND session_date BETWEEN %s AND %s",
-            (list(symbols), start, end),
-            CLOSE_COLUMNS,
-        )
-    return _panel(bars)
+    return closes_in_windows(engine, symbols, [(start, end)])
 
 
 def _panel(closes: pd.DataFrame) -> pd.DataFrame:

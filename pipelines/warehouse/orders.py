@@ -402,8 +402,8 @@ def holdings_at_cost(engine: sa.Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(
             sa.text(
-                "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END)::float8 "
-                "AS shares, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END * price "
+                f"SELECT symbol, sum({SIGNED_QTY})::float8 "
+                f"AS shares, sum(({SIGNED_QTY}) * price "
                 "+ commission)::float8 AS cost FROM fills GROUP BY symbol"
             ),
             conn,
