@@ -28,6 +28,7 @@ of exactly what the ledger holds is a no-op (a redelivery).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ import sqlalchemy as sa
 from pipelines.errors import ReconciliationError
 from pipelines.execution.brokers.base import BrokerOrder
 from pipelines.warehouse import orders
+
+log = logging.getLogger(__name__)
 
 PLANNED, SUBMITTED, ACCEPTED, PARTIALLY_FILLED, FILLED = (
     "planned",
@@ -109,14 +112,29 @@ def transition(
     return True
 
 
-def record_broker_state(engine: sa.Engine, coid: str, order: BrokerOrder, source: str) -> bool:
-    """Move the ledger to what the broker reports (status, id, fills); True if it changed."""
+def record_broker_states(
+    engine: sa.Engine, reports: Sequence[tuple[str, BrokerOrder]], source: str
+) -> BatchResult:
+    """Move the ledger to what the broker answered for each order, in one transaction.
+
+    A report the ledger is already past (another source, e.g. the trade-update stream,
+    recorded a later state first) is stale: it is logged and dropped. Any other refusal is a
+    disagreement: :class:`LedgerError` is raised after the batch's other reports are written.
+    """
+    if not reports:
+        return BatchResult(0, 0, ())
     with engine.begin() as conn:
-        return apply_broker_state(conn, coid, order, source)
+        result = apply_broker_states(conn, reports, source)
+    for late in (r for r in result.refused if r.stale):
+        log.info("stale broker answer dropped: %s", late.reason)
+    conflicts = [r.reason for r in result.refused if not r.stale]
+    if conflicts:
+        raise LedgerError("; ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else ""))
+    return result
 
 
 def apply_broker_state(conn: sa.Connection, coid: str, order: BrokerOrder, source: str) -> bool:
-    """:func:`record_broker_state` inside the caller's transaction: True if the ledger changed.
+    """One broker report inside the caller's transaction: True if the ledger changed.
 
     A batch of one: the same checks as :func:`apply_broker_states`, but a refusal raises
     :class:`LedgerError` (nothing is written) instead of being returned.
@@ -137,6 +155,7 @@ class Refused:
     index: int
     client_order_id: str
     reason: str
+    stale: bool = False  # the ledger is already past it (a late report, not a disagreement)
 
 
 @dataclass(frozen=True)
@@ -234,7 +253,7 @@ def _plan(reports: Sequence[tuple[str, BrokerOrder]], held: dict[str, _Held], so
             continue
         reason = _refusal(h, coid, order)
         if reason is not None:
-            plan.refused.append(Refused(index, coid, reason))
+            plan.refused.append(Refused(index, coid, reason, _behind(h, order)))
             continue
         h.status, h.filled_qty = order.status, order.filled_qty
         plan.orders[coid] = {
@@ -282,6 +301,16 @@ def _refusal(held: _Held, coid: str, order: BrokerOrder) -> str | None:
     if order.filled_qty > held.qty:
         return f"order {coid}: filled quantity {order.filled_qty} exceeds the {held.qty} ordered"
     return None
+
+
+def _behind(held: _Held, order: BrokerOrder) -> bool:
+    """Whether the ledger holds a later state than ``order`` reports: fewer shares filled,
+    or a status from which the ledger's own can be reached."""
+    if not order.filled_qty.is_finite():
+        return False
+    return order.filled_qty < held.filled_qty or (
+        order.status != held.status and can_move(order.status, held.status)
+    )
 
 
 def _new_fill(h: _Held, coid: str, order: BrokerOrder, now: datetime) -> dict[str, Any] | None:

@@ -5,9 +5,10 @@ Order of events for one intent, each step committed before the next:
    (strategy, session, plan version, symbol, side), so a rerun inserts nothing new;
 2. the broker is asked for that id; only if it does not know it is the ledger marked
    ``submitted`` and the order sent;
-3. the ledger takes the broker's answer (``accepted``, with the broker's id), or the error:
-   a transient one (429, 5xx, timeout) goes back to step 2 after a backoff, a permanent one
-   (403, 422) moves the order to the dead-letter table.
+3. the ledger takes the broker's answer (``accepted``, with the broker's id), the answers to
+   one side's orders in one transaction once its sends end; or the error: a transient one
+   (429, 5xx, timeout) goes back to step 2 after a backoff, a permanent one (403, 422) moves
+   the order to the dead-letter table.
 A crash between any two steps is repaired by rerunning: step 2 finds what step 3 missed.
 
 What is frozen when: the risk gate computes a plan's orders once, from one broker snapshot
@@ -50,6 +51,7 @@ from pipelines.execution import ledger
 from pipelines.execution.backoff import BrokerBackoff
 from pipelines.execution.brokers.base import (
     Broker,
+    BrokerOrder,
     OrderIntent,
     PermanentBrokerError,
     Side,
@@ -57,7 +59,7 @@ from pipelines.execution.brokers.base import (
 )
 from pipelines.execution.dead_letter import dead_letter, dead_letter_status
 from pipelines.execution.guards import assert_reconciled, require_trading_allowed
-from pipelines.execution.ledger import record_broker_state
+from pipelines.execution.ledger import record_broker_states
 from pipelines.monitoring.logging import redact
 from pipelines.portfolio import plan_state
 from pipelines.portfolio.plan_state import plan_lock
@@ -229,22 +231,39 @@ def send_orders(
     """Send each intent exactly once; sells first (they fund the buys), then buys.
 
     ``BROKER_CONCURRENCY`` > 1 sends each side's orders from that many threads; the broker's
-    rate limiter still bounds the request rate. The first broker failure is raised after the
-    other orders of its side are done, so no send is left half-recorded.
+    rate limiter still bounds the request rate. The broker's answers to a side are written
+    to the ledger together once its sends end (one transaction, not one per order), also
+    when a send failed; the first failure is then raised. Exactly once still holds: each
+    send follows its committed ``submitted``, and a rerun asks the broker about those.
     """
     outcomes: list[str] = []
     for side in ("sell", "buy"):
         batch = [i for i in intents if i.side == side]
-        if settings.broker_concurrency == 1 or len(batch) < 2:
-            outcomes += [send_order(engine, settings, broker, i, sleep) for i in batch]
-            continue
-        with ThreadPoolExecutor(settings.broker_concurrency) as pool:
-            futures = [pool.submit(send_order, engine, settings, broker, i, sleep) for i in batch]
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            if errors:
-                raise errors[0]  # type: ignore[misc]
-            outcomes += [f.result() for f in futures]
+        answers: list[tuple[str, BrokerOrder]] = []
+        try:
+            outcomes += _send_all(engine, settings, broker, batch, sleep, answers)
+        finally:
+            record_broker_states(engine, answers, source="broker")
     return outcomes
+
+
+def _send_all(
+    engine: sa.Engine,
+    settings: Settings,
+    broker: Broker,
+    batch: list[OrderIntent],
+    sleep: Callable[[float], None],
+    answers: list[tuple[str, BrokerOrder]],
+) -> list[str]:
+    """:func:`_send` for each intent of ``batch``, from ``BROKER_CONCURRENCY`` threads."""
+    if settings.broker_concurrency == 1 or len(batch) < 2:
+        return [_send(engine, settings, broker, i, sleep, answers) for i in batch]
+    with ThreadPoolExecutor(settings.broker_concurrency) as pool:
+        futures = [pool.submit(_send, engine, settings, broker, i, sleep, answers) for i in batch]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+        return [f.result() for f in futures]
 
 
 def send_order(
@@ -258,8 +277,26 @@ def send_order(
 
     Transient failures (429, 5xx, timeouts) are retried up to ``BROKER_MAX_ATTEMPTS`` times
     with exponential backoff, each retry asking the broker first; permanent ones (403, 422)
-    dead-letter the order. Returns ``sent``, ``recovered`` or ``dead_lettered``.
+    dead-letter the order. The broker's answer is in the ledger when it returns ``sent``,
+    ``recovered`` or ``dead_lettered``.
     """
+    answers: list[tuple[str, BrokerOrder]] = []
+    try:
+        return _send(engine, settings, broker, intent, sleep, answers)
+    finally:
+        record_broker_states(engine, answers, source="broker")
+
+
+def _send(
+    engine: sa.Engine,
+    settings: Settings,
+    broker: Broker,
+    intent: OrderIntent,
+    sleep: Callable[[float], None],
+    answers: list[tuple[str, BrokerOrder]],
+) -> str:
+    """:func:`send_order` without the ledger write of the broker's answer: it is appended
+    to ``answers`` (client id, the broker's order) for the caller to record."""
     coid = intent.client_order_id
     policy, waited = BrokerBackoff.from_settings(settings), 0.0
     for attempt in range(1, settings.broker_max_attempts + 1):
@@ -269,7 +306,7 @@ def send_order(
         if previous != ledger.PLANNED:
             known = broker.get_order_by_client_id(coid)
             if known is not None:
-                record_broker_state(engine, coid, known, source="broker")
+                answers.append((coid, known))
                 return RECOVERED if attempt == 1 else SENT
             if previous not in (ledger.SUBMITTED, ledger.DEAD_LETTER):
                 raise ReconciliationError(
@@ -297,7 +334,7 @@ def send_order(
             dead_letter(engine, broker.name, coid, exc, attempt)
             return DEAD_LETTERED
         checkpoint("after_send", coid)
-        record_broker_state(engine, coid, order, source="broker")
+        answers.append((coid, order))
         return SENT
     raise AssertionError("unreachable")
 
@@ -366,9 +403,9 @@ def _record_intents(
     The plan becomes ``submitted`` in the same transaction: its intents are now frozen.
     """
     with engine.begin() as conn:
-        for intent in intents:
-            if orders.insert(conn, plan, intent, ledger.PLANNED, broker, model_name, model_version):
-                orders.insert_event(conn, intent.client_order_id, ledger.PLANNED, "ledger", None)
+        orders.insert(
+            conn, plan, intents, ledger.PLANNED, "ledger", (broker, model_name, model_version)
+        )
         plan_state.move(conn, plan, {plan_state.APPROVED}, plan_state.SUBMITTED)
 
 

@@ -205,7 +205,10 @@ def sessions_with_bars(
     """The sessions in ``[start, end]`` where any of ``symbols`` has a bar, in order.
 
     A skip scan: one probe of the ``session_date`` index per session, not a read of every
-    bar in the window (which made each call grow with sessions × symbols)."""
+    bar in the window (which made each call grow with sessions × symbols). The symbol check
+    is a scalar subquery with ``LIMIT 1`` because, written as ``EXISTS``, it was pulled up
+    into a semi-join over a scan of every bar of the symbols (230 ms, not 3 ms, for a week
+    of 500 symbols × 10 years)."""
     return list(
         conn.execute(
             sa.text("""
@@ -215,8 +218,9 @@ def sessions_with_bars(
                     SELECT (SELECT min(session_date) FROM bars
                             WHERE session_date > d.x AND session_date <= :b)
                     FROM d WHERE d.x IS NOT NULL)
-                SELECT x FROM d WHERE x IS NOT NULL AND EXISTS (
-                    SELECT 1 FROM bars WHERE session_date = d.x AND symbol = ANY(:s))
+                SELECT x FROM d WHERE x IS NOT NULL AND (
+                    SELECT true FROM bars WHERE session_date = d.x AND symbol = ANY(:s)
+                    LIMIT 1)
                 ORDER BY x"""),
             {"a": start, "b": end, "s": symbols},
         ).scalars()

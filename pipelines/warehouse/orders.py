@@ -73,18 +73,6 @@ def update(
     conn.execute(sa.text(sql), params)
 
 
-def insert_event(
-    conn: sa.Connection, coid: str, status: str, source: str, detail: dict[str, Any] | None
-) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO order_events (client_order_id, status, source, detail) "
-            "VALUES (:c, :st, :src, CAST(:d AS jsonb))"
-        ),
-        {"c": coid, "st": status, "src": source, "d": json.dumps(detail, default=str)},
-    )
-
-
 def lock_many(conn: sa.Connection, coids: Sequence[str]) -> list[sa.Row]:
     """The orders' client_order_id, status, qty and filled_qty, their rows locked in
     ``client_order_id`` order (two lockers of overlapping sets wait instead of deadlocking)."""
@@ -177,34 +165,41 @@ def count(engine: sa.Engine, plan: PlanRef) -> int:
 def insert(
     conn: sa.Connection,
     plan: PlanRef,
-    line: Line,
+    lines: Sequence[Line],
     status: str,
-    broker: str,
-    model_name: str,
-    model_version: str,
-) -> bool:
-    """Write the plan's order ``line`` in ``status``; False (nothing written) when the ledger
-    holds it already."""
-    return bool(
+    source: str,
+    ledger: tuple[str, str, str],
+) -> int:
+    """Write the plan's order ``lines`` in ``status``, each with its event from ``source``, in
+    one statement; lines the ledger holds already are skipped. ``ledger``: (broker, model
+    name, model version). Returns how many were written."""
+    broker, model_name, model_version = ledger
+    rows = [
+        {"client_order_id": x.client_order_id, "symbol": x.symbol, "side": x.side, "qty": x.qty}
+        for x in lines
+    ]
+    return len(
         conn.execute(
             sa.text(
-                "INSERT INTO orders (client_order_id, strategy, session_date, "
-                "plan_version, symbol, side, qty, status, broker, model_name, "
-                "model_version) VALUES (:c, :s, :d, :v, :sym, :side, :q, :st, "
-                ":b, :m, :mv) ON CONFLICT (client_order_id) DO NOTHING"
+                "WITH added AS (INSERT INTO orders (client_order_id, strategy, session_date, "
+                "plan_version, symbol, side, qty, status, broker, model_name, model_version) "
+                "SELECT l.client_order_id, :s, :d, :v, l.symbol, l.side, l.qty, :st, :b, :m, "
+                ":mv FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS l(client_order_id "
+                "text, symbol text, side text, qty numeric) "
+                "ON CONFLICT (client_order_id) DO NOTHING RETURNING client_order_id, status) "
+                "INSERT INTO order_events (client_order_id, status, source) "
+                "SELECT client_order_id, status, :src FROM added RETURNING client_order_id"
             ),
             {
                 **plan.params(),
-                "c": line.client_order_id,
-                "sym": line.symbol,
-                "side": line.side,
-                "q": line.qty,
+                "lines": json.dumps(rows, default=str),
                 "st": status,
+                "src": source,
                 "b": broker,
                 "m": model_name,
                 "mv": model_version,
             },
-        ).rowcount
+        ).all()
     )
 
 

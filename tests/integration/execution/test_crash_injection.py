@@ -17,10 +17,12 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from pipelines.execution.brokers.alpaca import AlpacaBroker
 from pipelines.execution.orders import plan_orders, submit_plan
@@ -90,6 +92,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_orders(
             assert answer["signal"] == signal.SIGKILL, (trial, point, at, answer)
             assert alpaca_server.pending_faults() == 0
             killed[point] += 1
+            _wait_until_the_killed_session_is_gone(warehouse)
 
             submit_plan(warehouse, settings, plan, broker, f"rerun-{trial}")
 
@@ -111,3 +114,21 @@ def test_sigkill_at_random_points_never_duplicates_or_loses_orders(
     assert sum(killed.values()) == TRIALS and set(killed) == set(POINTS), killed
     sells = sum(1 for r in ledger(warehouse).values() if r.side == "sell")
     assert sells > 0  # later trials sell what earlier ones bought: both sides were crashed
+
+
+def _wait_until_the_killed_session_is_gone(warehouse: sa.Engine) -> None:
+    """A killed process's database session ends when the server notices the closed socket,
+    which can be after the rerun starts (then the rerun's plan lock is refused, rightly, as
+    for any run that is still going): wait until no other session holds an advisory lock."""
+    for _ in range(200):
+        with warehouse.connect() as conn:
+            held = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        if not held:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed submission's session still holds its lock after 10 s")

@@ -176,6 +176,30 @@ def test_one_report_raises_what_the_batch_refuses(warehouse: sa.Engine) -> None:
         ledger.apply_broker_state(conn, "c-none", fill, "broker")
 
 
+def test_the_senders_late_answer_is_dropped_and_a_disagreement_raises(
+    warehouse: sa.Engine,
+) -> None:
+    """``record_broker_states`` (the sender's answers, written once a side's sends end): the
+    stream may record a fill first; the answer it then brings is stale, not an error. A
+    report that contradicts the ledger raises, after the batch's other reports are written."""
+    _orders(warehouse, "c-late", "c-sent", "c-gone", status="submitted")
+    _apply(warehouse, [_report("c-late", "filled", QTY), _report("c-gone", "cancelled")])
+    result = ledger.record_broker_states(
+        warehouse, [_report("c-late", "accepted"), _report("c-sent", "accepted")], "broker"
+    )
+    assert result.applied == 1 and [r.stale for r in result.refused] == [True]
+    assert _state(warehouse, "c-late")[:2] == ("filled", QTY)
+    assert _state(warehouse, "c-sent")[:2] == ("accepted", 0)
+    with pytest.raises(ledger.LedgerError, match="cancelled -> filled is not an allowed"):
+        ledger.record_broker_states(
+            warehouse,
+            [_report("c-gone", "filled", QTY), _report("c-sent", "filled", QTY)],
+            "broker",
+        )
+    assert _state(warehouse, "c-gone")[:2] == ("cancelled", 0)
+    assert _state(warehouse, "c-sent")[:2] == ("filled", QTY)
+
+
 def test_the_batch_equals_the_reports_applied_one_at_a_time(warehouse: sa.Engine) -> None:
     def script(coid: str) -> list[tuple[str, BrokerOrder]]:
         return [

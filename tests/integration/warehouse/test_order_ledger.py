@@ -30,10 +30,9 @@ BUY, SELL = _Line("c-buy", "MSFT", "buy", Decimal(3)), _Line("c-sell", "AAPL", "
 def _plan_with_orders(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         plans.insert(conn, PLAN, pd.Series({"MSFT": 0.5}), "m", "1", "run-1")
-        for line in (BUY, SELL):
-            assert orders.insert(conn, PLAN, line, "planned", "sim", "m", "1")
-            orders.insert_event(conn, line.client_order_id, "planned", "ledger", None)
-        assert not orders.insert(conn, PLAN, BUY, "planned", "sim", "m", "1")  # held already
+        assert orders.insert(conn, PLAN, [BUY, SELL], "planned", "ledger", ("sim", "m", "1")) == 2
+        held_already = orders.insert(conn, PLAN, [BUY], "planned", "ledger", ("sim", "m", "1"))
+        assert held_already == 0
 
 
 def test_orders_are_written_once_read_by_status_and_moved_with_their_event(warehouse) -> None:
