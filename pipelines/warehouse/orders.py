@@ -335,8 +335,26 @@ def simulated_fills(engine: sa.Engine, start: date, end: date) -> list[sa.Row]:
         )
 
 
+_NEW_YORK = "'America/New_York'"
 #: A fill's session: its ``filled_at``'s date in New York time.
-FILL_SESSION = "(filled_at AT TIME ZONE 'America/New_York')::date"
+FILL_SESSION = f"(filled_at AT TIME ZONE {_NEW_YORK})::date"
+
+
+def _filled_through(day: str) -> str:
+    """``FILL_SESSION <= day`` (``day``: a date placeholder) as a bound on ``filled_at``
+    itself: one time-zone conversion a query instead of one a fill (a third of the time of a
+    scan of every fill)."""
+    return f"filled_at < (CAST({day} AS date) + 1)::timestamp AT TIME ZONE {_NEW_YORK}"
+
+
+def _filled_after(day: str) -> str:
+    """``FILL_SESSION > day`` as a bound on ``filled_at``; every fill when ``day`` is NULL."""
+    return (
+        f"filled_at >= coalesce((CAST({day} AS date) + 1)::timestamp AT TIME ZONE {_NEW_YORK}, "
+        "'-infinity')"
+    )
+
+
 #: A fill's signed shares (bought positive; ``numeric``), as a float, and its cash flow (USD,
 #: paid negative, with the commission).
 SIGNED_QTY = "CASE WHEN side = 'buy' THEN qty ELSE -qty END"
@@ -350,7 +368,7 @@ def fill_flows(conn: sa.Connection, as_of: date) -> pd.DataFrame:
     return read_frame(
         conn,
         f"SELECT {FILL_SESSION} AS d, count(*), sum({FILL_CASH}) FROM fills "
-        f"WHERE {FILL_SESSION} <= %s GROUP BY d ORDER BY d",
+        f"WHERE {_filled_through('%s')} GROUP BY d ORDER BY d",
         (as_of,),
         ["session_date", "fills", "cash"],
     )
@@ -362,7 +380,7 @@ def fills_between(conn: sa.Connection, after: date | None, as_of: date) -> pd.Da
     return read_frame(
         conn,
         f"SELECT symbol, {FILL_SESSION}, {FILL_SHARES}, {FILL_CASH} FROM fills "
-        f"WHERE {FILL_SESSION} <= %s AND {FILL_SESSION} > coalesce(%s::date, '-infinity')",
+        f"WHERE {_filled_through('%s')} AND {_filled_after('%s')}",
         (as_of, after),
         ["symbol", "session_date", "shares", "cash"],
     )
@@ -374,7 +392,7 @@ def holdings_through(conn: sa.Connection, day: date) -> pd.Series:
     rows = conn.execute(
         sa.text(
             f"SELECT symbol, sum({SIGNED_QTY})::float8 FROM fills "
-            f"WHERE {FILL_SESSION} <= :d GROUP BY symbol HAVING sum({SIGNED_QTY}) <> 0"
+            f"WHERE {_filled_through(':d')} GROUP BY symbol HAVING sum({SIGNED_QTY}) <> 0"
         ),
         {"d": day},
     ).all()
@@ -385,7 +403,7 @@ def filled_symbols(conn: sa.Connection, as_of: date) -> list[str]:
     """Every symbol with a fill on or before ``as_of``, sorted."""
     return list(
         conn.execute(
-            sa.text(f"SELECT DISTINCT symbol FROM fills WHERE {FILL_SESSION} <= :d ORDER BY 1"),
+            sa.text(f"SELECT DISTINCT symbol FROM fills WHERE {_filled_through(':d')} ORDER BY 1"),
             {"d": as_of},
         ).scalars()
     )

@@ -107,3 +107,33 @@ def test_initial_cash_is_none_without_an_account(warehouse) -> None:
                     "VALUES ('sim', 100000, 90000)")
         )  # fmt: skip
     assert accounts.initial_cash(warehouse, "sim") == 100000.0
+
+
+def test_a_fill_belongs_to_its_new_york_session_across_a_clock_change(warehouse) -> None:
+    """The fill reads bound ``filled_at`` by a session's New York midnight: 2010-11-07 is the
+    day daylight saving ended, so its first midnight is 04:00 UTC and its last 05:00 UTC."""
+    _plan_with_orders(warehouse)
+    fills = [  # (fill, its UTC time, its New York session)
+        ("f-1", datetime(2010, 11, 7, 3, 59, tzinfo=UTC), date(2010, 11, 6)),
+        ("f-2", datetime(2010, 11, 7, 4, 0, tzinfo=UTC), date(2010, 11, 7)),
+        ("f-3", datetime(2010, 11, 8, 4, 30, tzinfo=UTC), date(2010, 11, 7)),  # 23:30 EST
+        ("f-4", datetime(2010, 11, 8, 5, 0, tzinfo=UTC), date(2010, 11, 8)),
+    ]
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, "
+                "filled_at) VALUES (:f, 'c-buy', 'MSFT', 'buy', 1, 100, :at)"
+            ),
+            [{"f": f, "at": at} for f, at, _ in fills],
+        )
+    with warehouse.connect() as conn:
+        for day in (date(2010, 11, 5), date(2010, 11, 6), date(2010, 11, 7), date(2010, 11, 8)):
+            through = sum(session <= day for _, _, session in fills)
+            assert orders.fill_flows(conn, day)["fills"].sum() == through, day
+            held = orders.holdings_through(conn, day)
+            assert held.get("MSFT", 0.0) == through, day
+            assert orders.filled_symbols(conn, day) == (["MSFT"] if through else []), day
+        between = orders.fills_between(conn, date(2010, 11, 6), date(2010, 11, 7))
+        assert sorted(between["session_date"]) == [date(2010, 11, 7)] * 2
+        assert len(orders.fills_between(conn, None, date(2010, 11, 6))) == 1
