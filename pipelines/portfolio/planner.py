@@ -146,8 +146,10 @@ def _optimize(
         )
         current, caps = None, None
         if broker is not None:
-            current, equity = current_book(engine, broker, as_of)
-            caps = trade_caps(engine, config.max_order_notional, equity, as_of, risk.symbols)
+            account = broker.get_account_snapshot()
+            closes = last_closes(engine, as_of, sorted(set(account.positions) | set(risk.symbols)))
+            current, equity = current_book(account, closes)
+            caps = trade_caps(closes, config.max_order_notional, equity, risk.symbols)
         weights = solve(expected, risk, config, current, loadings, caps)
         version = 1 if supersede is None else supersede.plan_version + 1
         plan = PlanRef(settings.strategy, session_date, version)
@@ -213,13 +215,10 @@ def risk_model_for(
     return ledoit_wolf(returns), "ledoit_wolf", None
 
 
-def current_book(engine: sa.Engine, broker: Broker, as_of: date) -> tuple[pd.Series, float]:
+def current_book(account: AccountView, closes: dict[str, float]) -> tuple[pd.Series, float]:
     """The broker's positions as fractions of equity and the equity (USD), valued at
-    ``as_of``'s closes (as the orders are sized)."""
-    account = broker.get_account_snapshot()
-    held = account.positions
-    prices = last_closes(engine, as_of, list(held))
-    values = {s: float(q) * prices[s] for s, q in held.items() if s in prices}
+    ``closes`` (USD by symbol: the closes the orders are sized on)."""
+    values = {s: float(q) * closes[s] for s, q in account.positions.items() if s in closes}
     equity = account.cash + sum(values.values())
     if equity <= 0:
         raise OptimizationError(f"broker equity is {equity:,.2f} USD: nothing to allocate")
@@ -227,14 +226,14 @@ def current_book(engine: sa.Engine, broker: Broker, as_of: date) -> tuple[pd.Ser
 
 
 def trade_caps(
-    engine: sa.Engine, max_order_notional: float, equity: float, as_of: date, symbols: list[str]
+    closes: dict[str, float], max_order_notional: float, equity: float, symbols: list[str]
 ) -> pd.Series:
     """Each symbol's largest weight change (fraction of ``equity``) whose order stays within
-    ``max_order_notional`` USD at ``as_of``'s close: ``(limit − price) / equity``. One share
-    is kept in hand because orders are sized in whole shares rounded down, which can make a
-    sell one share larger than its weight change. A symbol without a close is not traded."""
-    prices = pd.Series(last_closes(engine, as_of, symbols), dtype=float)
-    return ((max_order_notional - prices) / equity).clip(lower=0.0).reindex(symbols)
+    ``max_order_notional`` USD at its close: ``(limit − close) / equity``. One share is kept
+    in hand because orders are sized in whole shares rounded down, which can make a sell one
+    share larger than its weight change. A symbol without a close is not traded."""
+    prices = pd.Series(closes, dtype=float).reindex(symbols)
+    return ((max_order_notional - prices) / equity).clip(lower=0.0)
 
 
 def solve(
