@@ -17,7 +17,8 @@ import sqlalchemy as sa
 _UPSERT = sa.text("""
 INSERT INTO predictions (model_name, model_version, session_date, symbol, expected_return,
                          feature_set_version, run_id)
-VALUES (:m, :v, :d, :s, :r, :fsv, :run)
+SELECT :m, :v, :d, x.symbol, x.expected, :fsv, :run
+FROM unnest(CAST(:s AS text[]), CAST(:r AS double precision[])) AS x(symbol, expected)
 ON CONFLICT (model_name, model_version, session_date, symbol) DO UPDATE
 SET expected_return = excluded.expected_return, run_id = excluded.run_id
 WHERE predictions.expected_return IS DISTINCT FROM excluded.expected_return
@@ -33,16 +34,16 @@ def write(
     feature_set_version: str,
     run_id: str,
 ) -> int:
-    """Upsert ``expected`` (by symbol) in one transaction; return the rows given."""
-    rows = [
-        {"m": model_name, "v": model_version, "d": session_date, "s": symbol,
-         "r": float(value), "fsv": feature_set_version, "run": run_id}
-        for symbol, value in expected.items()
-    ]  # fmt: skip
-    if rows:
+    """Upsert ``expected`` (by symbol) in one statement; return the rows given."""
+    if len(expected):
         with engine.begin() as conn:
-            conn.execute(_UPSERT, rows)
-    return len(rows)
+            conn.execute(
+                _UPSERT,
+                {"m": model_name, "v": model_version, "d": session_date, "fsv": feature_set_version,
+                 "run": run_id, "s": [str(s) for s in expected.index],
+                 "r": [float(v) for v in expected.to_numpy()]},
+            )  # fmt: skip
+    return len(expected)
 
 
 def read(engine: sa.Engine, model_name: str, model_version: str, session_date: date) -> pd.Series:
