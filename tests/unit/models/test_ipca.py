@@ -168,3 +168,99 @@ def test_a_filtered_frame_drops_its_unused_dates(small: synthetic.Panel) -> None
     m, dates = ipca.frame_moments(features[late], returns[late])
     assert dates[0] == pd.Timestamp("2020-02-01") and len(m.counts) == len(dates)
     assert (m.counts > 0).all()
+
+
+def _per_date(z: np.ndarray, r: np.ndarray, codes: np.ndarray, n_dates: int):
+    """The moments the simple way: z_t'r_t / N_t and z_t'z_t / N_t, a date at a time."""
+    x, w = np.empty((n_dates, z.shape[1])), np.empty((n_dates, z.shape[1], z.shape[1]))
+    for t in range(n_dates):
+        zt, rt = z[codes == t], r[codes == t]
+        x[t], w[t] = zt.T @ rt / len(rt), zt.T @ zt / len(rt)
+    return x, w
+
+
+def _assert_per_date(m: ipca.Moments, z: np.ndarray, r: np.ndarray, codes: np.ndarray) -> None:
+    x, w = _per_date(z, r, codes, len(m.counts))
+    np.testing.assert_allclose(m.x, x, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(m.w, w, rtol=0, atol=1e-15)
+
+
+@pytest.fixture
+def date_grids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Chunks of ~900 rows (boundaries inside assets); returns the sizes of those that fall
+    back to sorting by date."""
+    monkeypatch.setattr(ipca, "_CHUNK_BYTES", 64_000)
+    sorted_chunks: list[int] = []
+    by_date = ipca._date_grid
+
+    def spy(codes: np.ndarray):  # noqa: ANN202
+        sorted_chunks.append(len(codes))
+        return by_date(codes)
+
+    monkeypatch.setattr(ipca, "_date_grid", spy)
+    return sorted_chunks
+
+
+def test_entity_major_chunks_need_no_sort(small: synthetic.Panel, date_grids: list[int]) -> None:
+    features, returns, kept = _feature_store_layout(small)
+    _, codes = np.unique(small.date_codes[kept], return_inverse=True)
+    codes = codes[np.lexsort((small.date_codes[kept], small.asset_codes[kept]))]
+    z = np.column_stack([features.to_numpy(), np.ones(len(features))])
+    from_frame, _ = ipca.frame_moments(features, returns)  # column-major, constant appended
+    _assert_per_date(from_frame, z, returns.to_numpy(), codes)
+    from_arrays = ipca.moments(z, returns.to_numpy(), codes, codes.max() + 1)  # row-major
+    np.testing.assert_array_equal(from_arrays.w, from_frame.w)  # the same sums, bit for bit
+    np.testing.assert_array_equal(from_arrays.x, from_frame.x)
+    assert len(returns) > 10 * 900 and date_grids == []
+
+
+def test_rows_in_random_order_are_sorted_by_date_chunk_by_chunk(
+    small: synthetic.Panel, date_grids: list[int]
+) -> None:
+    shuffled = np.random.default_rng(1).permutation(len(small.r))
+    z, r, codes = small.z[shuffled], small.r[shuffled], small.date_codes[shuffled]
+    _assert_per_date(ipca.moments(z, r, codes, small.n_dates), z, r, codes)
+    assert sum(date_grids) == len(r)
+
+
+def test_newest_dates_first_are_not_taken_for_runs(
+    small: synthetic.Panel, date_grids: list[int]
+) -> None:
+    # Rows of one date in a row are separate runs (a run's dates strictly increase): else
+    # they would share cells.
+    newest_first = np.argsort(-small.date_codes, kind="stable")
+    z, r, codes = small.z[newest_first], small.r[newest_first], small.date_codes[newest_first]
+    _assert_per_date(ipca.moments(z, r, codes, small.n_dates), z, r, codes)
+    assert date_grids  # (a chunk of a single date is dense by runs: a row per slot)
+
+
+def test_a_panel_can_mix_both_grids(small: synthetic.Panel, date_grids: list[int]) -> None:
+    entity_major = np.lexsort((small.date_codes, small.asset_codes))
+    half = len(entity_major) // 2
+    rows = np.concatenate([entity_major[:half], np.random.default_rng(2).permutation(
+        entity_major[half:])])
+    z, r, codes = small.z[rows], small.r[rows], small.date_codes[rows]
+    _assert_per_date(ipca.moments(z, r, codes, small.n_dates), z, r, codes)
+    assert 0 < sum(date_grids) < len(r)
+
+
+def test_narrow_date_codes_do_not_overflow_the_grid() -> None:
+    panel = synthetic.planted_panel(600, 80, 4, 1, seed=3)  # one chunk of 600 × 80 cells
+    rows = np.lexsort((panel.date_codes, panel.asset_codes))
+    z, r, codes = panel.z[rows], panel.r[rows], panel.date_codes[rows].astype(np.int16)
+    _assert_per_date(ipca.moments(z, r, codes, panel.n_dates), z, r, codes)
+
+
+def test_non_finite_values_are_refused_in_any_row_order(small: synthetic.Panel) -> None:
+    entity_major = np.lexsort((small.date_codes, small.asset_codes))
+    z, r, codes = small.z[entity_major], small.r[entity_major], small.date_codes[entity_major]
+    broken_z, broken_r = z.copy(), r.copy()
+    broken_z[5, 1] = np.nan
+    broken_r[7], z[7] = np.inf, 0.0  # no characteristic would carry this return's infinity
+    for bad_z, bad_r in ((broken_z, r), (z, broken_r)):
+        with warnings.catch_warnings(), pytest.raises(ModelError, match="finite"):
+            warnings.simplefilter("error")  # refused as such, not with a RuntimeWarning
+            ipca.moments(bad_z, bad_r, codes, small.n_dates)
+    huge = z * 1e200  # finite, only the squares overflow: allowed, as for sorted rows
+    with np.errstate(over="ignore"):
+        assert np.isinf(ipca.moments(huge, r, codes, small.n_dates).w).any()
