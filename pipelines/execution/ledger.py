@@ -23,7 +23,9 @@ Broker reports (:func:`apply_broker_states`; :func:`apply_broker_state` is a bat
 judged by the machine above and by one more rule: money state only moves forward. A report
 whose filled quantity is below what the ledger holds (a late or replayed partial fill) or
 above the quantity ordered is refused with its reason, like a forbidden transition; a report
-of exactly what the ledger holds is a no-op (a redelivery).
+of exactly what the ledger holds is a no-op (a redelivery). The sender's answers
+(:func:`record_broker_states`) drop the refusals the ledger is already past (a stale answer:
+the stream recorded a later state first) and raise on any other.
 """
 
 from __future__ import annotations
