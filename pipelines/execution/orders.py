@@ -280,11 +280,7 @@ def send_order(
     dead-letter the order. The broker's answer is in the ledger when it returns ``sent``,
     ``recovered`` or ``dead_lettered``.
     """
-    answers: list[tuple[str, BrokerOrder]] = []
-    try:
-        return _send(engine, settings, broker, intent, sleep, answers)
-    finally:
-        record_broker_states(engine, answers, source="broker")
+    return send_orders(engine, settings, broker, [intent], sleep)[0]
 
 
 def _send(
